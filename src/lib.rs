@@ -1,0 +1,10 @@
+//! termwatch: a testing and diagnostics harness for ZeroMQ shutdown hangs.
+//!
+//! ```text
+//! scenario files ──parse──▶ raw ──validate──▶ Scenario ──plan──▶ child process (re-exec)
+//!                                                                  │ events (JSON lines)
+//!                                   reporters ◀── RunEvent ◀── runner (parent, owns verdicts)
+//! ```
+#![warn(missing_docs)]
+
+pub mod forwarder;
