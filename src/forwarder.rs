@@ -46,7 +46,9 @@ pub fn run_forwarder(
         }
         if back_ready {
             let (subscriptions, _) = forward_batch(backend, frontend, &mut msg)?;
-            stats.subscriptions.fetch_add(subscriptions, Ordering::Relaxed);
+            stats
+                .subscriptions
+                .fetch_add(subscriptions, Ordering::Relaxed);
         }
     }
 }
@@ -68,7 +70,10 @@ fn forward_batch(
         loop {
             bytes += msg.len() as u64;
             let more = msg.get_more();
-            to.send(std::mem::replace(msg, zmq::Message::new()), if more { zmq::SNDMORE } else { 0 })?;
+            to.send(
+                std::mem::replace(msg, zmq::Message::new()),
+                if more { zmq::SNDMORE } else { 0 },
+            )?;
             if !more {
                 break;
             }

@@ -7,4 +7,12 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod child;
+pub mod cli;
+pub mod errors;
+pub mod events;
 pub mod forwarder;
+pub mod outcome;
+pub mod report;
+pub mod runner;
+pub mod scenario;

@@ -1,0 +1,181 @@
+//! The child side: one scenario run in this process, under the watchdog, reporting to the
+//! parent over the [`protocol`]. Entered through the hidden `__run-scenario` subcommand (the
+//! binary re-executes itself, in a process group of its own).
+//!
+//! ```text
+//! load ─▶ setup (topology) ─▶ traffic ─▶ step 1 … step n ─▶ Finished, _exit(0)
+//!            └─────────── each under a deadline, watched by watchdog ──▶ Hang, _exit(3)
+//! ```
+//! The child never terms or closes anything on its way out: it ends with `_exit`, so a context
+//! the scenario never termed is not a hang.
+
+mod diagnose;
+mod nodes;
+mod procfs;
+pub mod protocol;
+pub mod registry;
+mod topology;
+mod traffic;
+mod watchdog;
+mod zmq_ctx;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use protocol::{ChildMessage, Emitter};
+use registry::Registry;
+use topology::Topology;
+
+use crate::scenario::{self, Action, SETUP_LABEL, TRAFFIC_LABEL};
+
+pub use watchdog::HANG_EXIT;
+
+/// Exit code of a child whose scenario could not be set up or run.
+pub const FAILED_EXIT: i32 = 4;
+
+/// What the parent tells the child to run.
+#[derive(Debug, Clone)]
+pub struct ChildArgs {
+    /// The scenario file.
+    pub file: PathBuf,
+    /// The root its default name is relative to.
+    pub root: PathBuf,
+    /// Replaces every deadline.
+    pub timeout: Option<Duration>,
+    /// The run's own temporary folder (ipc endpoints).
+    pub run_dir: PathBuf,
+}
+
+/// Reports a failure of the harness or the environment and ends the process.
+pub fn fail(message: String) -> ! {
+    Emitter.send(&ChildMessage::Failed { message });
+    // SAFETY: ends the process without running destructors (see the module docs).
+    unsafe { libc::_exit(FAILED_EXIT) }
+}
+
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        Emitter.send(&ChildMessage::Panicked {
+            thread: registry::current_thread_name(),
+            message: info.to_string(),
+        });
+        std::process::abort();
+    }));
+}
+
+/// Runs one phase or step under its deadline and reports its start and end.
+fn phase<T>(
+    registry: &Registry,
+    label: &str,
+    step: Option<usize>,
+    timeout: Duration,
+    body: impl FnOnce() -> T,
+) -> T {
+    Emitter.send(&ChildMessage::PhaseStarted {
+        label: label.to_owned(),
+        step,
+        timeout_ms: timeout.as_millis().try_into().unwrap_or(u64::MAX),
+    });
+    let started: Instant = registry.begin(label, step, timeout);
+    let result = body();
+    registry.end();
+    Emitter.send(&ChildMessage::PhaseFinished {
+        label: label.to_owned(),
+        step,
+        duration_us: started.elapsed().as_micros().try_into().unwrap_or(u64::MAX),
+    });
+    result
+}
+
+/// The child's whole life; never returns.
+pub fn run(args: ChildArgs) -> ! {
+    install_panic_hook();
+    let mut scenario = match scenario::load(&args.file, &args.root) {
+        Ok(s) => s,
+        Err(errors) => fail(
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+    };
+    if let Some(timeout) = args.timeout {
+        scenario.override_timeouts(timeout);
+    }
+    Emitter.send(&ChildMessage::Hello {
+        version: protocol::PROTOCOL_VERSION,
+        pid: std::process::id(),
+    });
+    let scenario = Arc::new(scenario);
+    let registry = Arc::new(Registry::default());
+    registry.thread_started("main thread (runs the steps)".to_owned(), None);
+    watchdog::start(Arc::clone(&scenario), Arc::clone(&registry));
+
+    let mut topology = phase(&registry, SETUP_LABEL, None, scenario.step_timeout, || {
+        topology::build(&scenario, &registry, &args.run_dir).unwrap_or_else(|e| fail(e))
+    });
+    phase(
+        &registry,
+        TRAFFIC_LABEL,
+        None,
+        scenario.step_timeout,
+        || traffic::run(&scenario, &topology),
+    );
+    for (i, step) in scenario.steps.iter().enumerate() {
+        phase(&registry, &step.label, Some(i), step.timeout, || {
+            run_step(&registry, &mut topology, &step.action)
+        });
+    }
+    let state = registry.lock();
+    Emitter.send(&ChildMessage::Finished {
+        open_sockets: diagnose::open_sockets(&scenario, &state),
+        nodes: diagnose::node_reports(&state),
+    });
+    drop(state);
+    // SAFETY: see the module docs: nothing is closed or termed on the way out.
+    unsafe { libc::_exit(0) }
+}
+
+/// Carries out one step on the main thread; returns a note on what it found.
+fn run_step(registry: &Arc<Registry>, topology: &mut Topology, action: &Action) -> String {
+    match *action {
+        Action::Close { node } => topology.nodes[node].close(registry),
+        Action::SetLinger { node, linger_ms } => {
+            topology.nodes[node].set_linger(registry, linger_ms)
+        }
+        Action::Cancel { node } => match topology.nodes[node].as_async() {
+            Some(a) => a.cancel(registry, node),
+            None => "not an async node".to_owned(),
+        },
+        Action::StopRuntime { node } => match topology.nodes[node].as_async() {
+            Some(a) => a.stop_runtime(),
+            None => "not an async node".to_owned(),
+        },
+        Action::Join { node } => topology.nodes[node].join(),
+        Action::Steer { node, command } => topology.nodes[node].steer(command),
+        Action::Sleep { duration } => {
+            std::thread::sleep(duration);
+            "slept".to_owned()
+        }
+        Action::Shutdown { context } => match &topology.contexts[context] {
+            Some(ctx) => {
+                ctx.shutdown()
+                    .unwrap_or_else(|e| fail(format!("zmq_ctx_shutdown failed: {e}")));
+                registry.lock().contexts[context].shut_down = true;
+                "blocking calls on the context's sockets now return ETERM".to_owned()
+            }
+            None => "context already termed".to_owned(),
+        },
+        Action::Term { context } => match topology.contexts[context].take() {
+            Some(ctx) => {
+                ctx.term()
+                    .unwrap_or_else(|e| fail(format!("zmq_ctx_term failed: {e}")));
+                registry.lock().contexts[context].terminated = true;
+                "zmq_ctx_term returned".to_owned()
+            }
+            None => "context already termed".to_owned(),
+        },
+    }
+}

@@ -1,0 +1,207 @@
+//! Reading this process's threads from /proc: name, scheduler state, wchan and the system call
+//! each one is in, decoded into words ("poll on 1 fd, no timeout"). /proc gives no user-space
+//! stack, so the step that hung names the call; this corroborates it.
+
+use std::fs;
+
+/// One thread as /proc shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcThread {
+    /// Kernel tid.
+    pub tid: i32,
+    /// comm (at most 15 bytes).
+    pub comm: String,
+    /// Scheduler state letter and its meaning.
+    pub state: String,
+    /// Kernel wait channel, `0` when running.
+    pub wchan: String,
+    /// The decoded system call.
+    pub syscall: Syscall,
+}
+
+/// What /proc/TID/syscall says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Syscall {
+    /// The thread is running in user space.
+    Running,
+    /// Blocked in a system call.
+    Blocked {
+        /// The call's name, or `syscall N`.
+        name: String,
+        /// The call's arguments decoded, e.g. `1 fd, no timeout`.
+        detail: String,
+    },
+    /// Not readable.
+    Unknown,
+}
+
+impl Syscall {
+    /// In words: `poll(1 fd, no timeout)`.
+    pub fn describe(&self) -> String {
+        match self {
+            Syscall::Running => "running (no system call)".to_owned(),
+            Syscall::Blocked { name, detail } if detail.is_empty() => name.clone(),
+            Syscall::Blocked { name, detail } => format!("{name}({detail})"),
+            Syscall::Unknown => "unknown".to_owned(),
+        }
+    }
+
+    /// Whether the thread waits with no timeout.
+    pub fn waits_forever(&self) -> bool {
+        matches!(self, Syscall::Blocked { detail, .. } if detail.contains("no timeout"))
+    }
+}
+
+/// Every thread of this process, lowest tid first.
+pub fn threads() -> Vec<ProcThread> {
+    let Ok(entries) = fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    let mut tids: Vec<i32> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    tids.sort_unstable();
+    tids.into_iter().filter_map(read_thread).collect()
+}
+
+fn read_thread(tid: i32) -> Option<ProcThread> {
+    let dir = format!("/proc/self/task/{tid}");
+    let comm = fs::read_to_string(format!("{dir}/comm"))
+        .ok()?
+        .trim_end()
+        .to_owned();
+    let stat = fs::read_to_string(format!("{dir}/stat")).unwrap_or_default();
+    // The state letter follows the parenthesised comm, which may itself contain spaces.
+    let state_letter = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .unwrap_or("?");
+    let wchan = fs::read_to_string(format!("{dir}/wchan"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let syscall = fs::read_to_string(format!("{dir}/syscall"))
+        .map_or(Syscall::Unknown, |s| decode_syscall(&s));
+    Some(ProcThread {
+        tid,
+        comm,
+        state: describe_state(state_letter),
+        wchan,
+        syscall,
+    })
+}
+
+fn describe_state(letter: &str) -> String {
+    let words = match letter {
+        "R" => "running",
+        "S" => "sleeping",
+        "D" => "uninterruptible wait",
+        "T" | "t" => "stopped",
+        "Z" => "zombie",
+        _ => "other",
+    };
+    format!("{letter} ({words})")
+}
+
+/// Decodes the contents of /proc/TID/syscall: `nr arg1 … arg6 sp pc`, or `running`.
+pub fn decode_syscall(text: &str) -> Syscall {
+    let mut fields = text.split_whitespace();
+    let Some(first) = fields.next() else {
+        return Syscall::Unknown;
+    };
+    if first == "running" {
+        return Syscall::Running;
+    }
+    let Ok(number) = first.parse::<i64>() else {
+        return Syscall::Unknown;
+    };
+    if number < 0 {
+        return Syscall::Running;
+    }
+    let args: Vec<u64> = fields
+        .take(6)
+        .map(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).unwrap_or(0))
+        .collect();
+    let arg = |i: usize| args.get(i).copied().unwrap_or(0);
+    let timeout_ms = |raw: u64| match raw as u32 as i32 {
+        t if t < 0 => "no timeout".to_owned(),
+        t => format!("timeout {t} ms"),
+    };
+    let (name, detail) = match number {
+        n if Some(n) == sys::POLL => ("poll", format!("{} fd, {}", arg(1), timeout_ms(arg(2)))),
+        n if n == libc::SYS_ppoll => (
+            "ppoll",
+            format!(
+                "{} fd{}",
+                arg(1),
+                if arg(2) == 0 { ", no timeout" } else { "" }
+            ),
+        ),
+        n if Some(n) == sys::EPOLL_WAIT || n == libc::SYS_epoll_pwait => {
+            ("epoll_wait", timeout_ms(arg(3)))
+        }
+        n if n == libc::SYS_futex => ("futex", "a lock or condition variable".to_owned()),
+        n if n == libc::SYS_read => ("read", format!("fd {}", arg(0))),
+        n if n == libc::SYS_recvfrom => ("recvfrom", format!("fd {}", arg(0))),
+        n if n == libc::SYS_clock_nanosleep || Some(n) == sys::NANOSLEEP => {
+            ("sleep", String::new())
+        }
+        n if n == libc::SYS_wait4 => ("wait4", String::new()),
+        n => {
+            return Syscall::Blocked {
+                name: format!("syscall {n}"),
+                detail: String::new(),
+            };
+        }
+    };
+    Syscall::Blocked {
+        name: name.to_owned(),
+        detail,
+    }
+}
+
+/// System call numbers that only some architectures have.
+mod sys {
+    #[cfg(target_arch = "x86_64")]
+    pub const POLL: Option<i64> = Some(libc::SYS_poll);
+    #[cfg(not(target_arch = "x86_64"))]
+    pub const POLL: Option<i64> = None;
+    #[cfg(target_arch = "x86_64")]
+    pub const EPOLL_WAIT: Option<i64> = Some(libc::SYS_epoll_wait);
+    #[cfg(not(target_arch = "x86_64"))]
+    pub const EPOLL_WAIT: Option<i64> = None;
+    #[cfg(target_arch = "x86_64")]
+    pub const NANOSLEEP: Option<i64> = Some(libc::SYS_nanosleep);
+    #[cfg(not(target_arch = "x86_64"))]
+    pub const NANOSLEEP: Option<i64> = None;
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_an_infinite_poll_like_a_thread_in_term() {
+        let s = decode_syscall("7 0x7ffc 0x1 0xffffffff 0x0 0x0 0x0 0x7ffc 0x7f00\n");
+        assert_eq!(s.describe(), "poll(1 fd, no timeout)");
+        assert!(s.waits_forever());
+    }
+
+    #[test]
+    fn decodes_epoll_wait_with_a_timer_and_running_threads() {
+        assert_eq!(
+            decode_syscall("232 0x5 0x7f 0x100 0x8a 0 0 0 0").describe(),
+            "epoll_wait(timeout 138 ms)"
+        );
+        assert_eq!(decode_syscall("running"), Syscall::Running);
+    }
+
+    #[test]
+    fn reads_its_own_threads() {
+        let me = threads();
+        assert!(
+            me.iter()
+                .any(|t| t.tid == crate::child::registry::current_tid())
+        );
+    }
+}

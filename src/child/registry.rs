@@ -1,0 +1,300 @@
+//! The child's record of everything it created: every socket with its node, type, endpoints,
+//! effective linger, context and owning thread; every thread with its tid; each node's owner
+//! state and counters; and the phase or step now running. libzmq cannot list a context's
+//! sockets, so this registry is the only source of "what is still open" at a hang.
+//!
+//! Owners update it on their own thread when something changes; the watchdog only reads it.
+//! The lock is never held across a libzmq call.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::scenario::{Mode, SocketType};
+
+/// Index of a socket in the registry.
+pub type SocketId = usize;
+
+/// Message counters of one node, updated without the registry lock.
+#[derive(Debug, Default)]
+pub struct NodeCounters {
+    /// Data messages sent.
+    pub sent: AtomicU64,
+    /// Probe messages sent.
+    pub probes_sent: AtomicU64,
+    /// Data messages received.
+    pub received: AtomicU64,
+    /// Probe messages received.
+    pub probes_received: AtomicU64,
+}
+
+impl NodeCounters {
+    /// Reads a counter.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Acquire)
+    }
+
+    /// Adds one to a counter.
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// Who can close a node's sockets now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerState {
+    /// The main thread owns them (publishers, idle sockets).
+    Main,
+    /// The node's thread is running its loop.
+    ThreadRunning,
+    /// The node's loop ended (ETERM or TERMINATE) and its thread returned keeping them.
+    ThreadEndedKeeping,
+    /// The node's thread ended after closing them.
+    ThreadEnded,
+    /// The async node's runtime is running.
+    RuntimeRunning {
+        /// Whether its receive task was cancelled.
+        task_cancelled: bool,
+    },
+    /// The async node's runtime was stopped.
+    RuntimeStopped {
+        /// Whether its receive task was cancelled before.
+        task_cancelled: bool,
+    },
+}
+
+impl OwnerState {
+    /// In words, for reports.
+    pub fn describe(self) -> &'static str {
+        match self {
+            OwnerState::Main => "owned by the main thread",
+            OwnerState::ThreadRunning => "thread running",
+            OwnerState::ThreadEndedKeeping => "thread ended, sockets kept open",
+            OwnerState::ThreadEnded => "thread ended",
+            OwnerState::RuntimeRunning {
+                task_cancelled: false,
+            } => "runtime running",
+            OwnerState::RuntimeRunning {
+                task_cancelled: true,
+            } => "runtime running, receive task cancelled",
+            OwnerState::RuntimeStopped {
+                task_cancelled: false,
+            } => "runtime stopped",
+            OwnerState::RuntimeStopped {
+                task_cancelled: true,
+            } => "runtime stopped, receive task cancelled",
+        }
+    }
+}
+
+/// One node's entry.
+#[derive(Debug)]
+pub struct NodeEntry {
+    /// Node name.
+    pub name: String,
+    /// Its mode (`None` for proxies).
+    pub mode: Option<Mode>,
+    /// Whether it is a proxy.
+    pub is_proxy: bool,
+    /// Who can close its sockets.
+    pub owner: OwnerState,
+    /// The name of the thread that owns its sockets.
+    pub owner_thread: String,
+    /// Counters.
+    pub counters: Arc<NodeCounters>,
+    /// Messages it is to send in the traffic phase.
+    pub to_send: u64,
+    /// `expect_messages`.
+    pub expected: Option<u64>,
+}
+
+/// One socket's entry.
+#[derive(Debug, Clone)]
+pub struct SocketEntry {
+    /// Index of its node.
+    pub node: usize,
+    /// Role in the node.
+    pub role: &'static str,
+    /// Type.
+    pub socket_type: SocketType,
+    /// `bind …` / `connect …`.
+    pub endpoints: Vec<String>,
+    /// Effective ZMQ_LINGER, read back.
+    pub linger_ms: Option<i32>,
+    /// Index of its context.
+    pub context: usize,
+    /// Whether it is still open.
+    pub open: bool,
+    /// The thread that closed it.
+    pub closed_by: Option<String>,
+}
+
+/// One thread the harness started.
+#[derive(Debug, Clone)]
+pub struct ThreadEntry {
+    /// Kernel tid.
+    pub tid: i32,
+    /// Its name.
+    pub name: String,
+    /// What it does, in words.
+    pub purpose: String,
+    /// Index of its node, if any.
+    pub node: Option<usize>,
+    /// Whether it is still running.
+    pub alive: bool,
+}
+
+/// The phase or step now running.
+#[derive(Debug, Clone)]
+pub struct ActiveStep {
+    /// Its label.
+    pub label: String,
+    /// Step index, `None` for phases.
+    pub step: Option<usize>,
+    /// When it started.
+    pub started: Instant,
+    /// Its deadline.
+    pub timeout: Duration,
+}
+
+/// A context's entry.
+#[derive(Debug, Clone)]
+pub struct ContextEntry {
+    /// Its name.
+    pub name: String,
+    /// Whether `zmq_ctx_shutdown` was called.
+    pub shut_down: bool,
+    /// Whether `zmq_ctx_term` returned.
+    pub terminated: bool,
+}
+
+/// Everything the registry holds.
+#[derive(Debug, Default)]
+pub struct RegistryState {
+    /// Nodes by index.
+    pub nodes: Vec<NodeEntry>,
+    /// Sockets by [`SocketId`].
+    pub sockets: Vec<SocketEntry>,
+    /// Threads the harness started (the main thread first).
+    pub threads: Vec<ThreadEntry>,
+    /// Contexts by index.
+    pub contexts: Vec<ContextEntry>,
+    /// The phase or step running now.
+    pub active: Option<ActiveStep>,
+}
+
+/// The shared registry.
+#[derive(Debug, Default)]
+pub struct Registry {
+    state: Mutex<RegistryState>,
+}
+
+/// The current thread's kernel tid.
+pub fn current_tid() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::syscall(libc::SYS_gettid) as i32 }
+}
+
+/// The current thread's name, or `main` for the main thread.
+pub fn current_thread_name() -> String {
+    std::thread::current().name().unwrap_or("main").to_owned()
+}
+
+impl Registry {
+    /// Locks the registry; a thread that panicked while holding it aborts the process anyway.
+    pub fn lock(&self) -> MutexGuard<'_, RegistryState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records the calling thread as started.
+    pub fn thread_started(&self, purpose: String, node: Option<usize>) {
+        let entry = ThreadEntry {
+            tid: current_tid(),
+            name: current_thread_name(),
+            purpose,
+            node,
+            alive: true,
+        };
+        self.lock().threads.push(entry);
+    }
+
+    /// Records the calling thread as ended.
+    pub fn thread_ended(&self) {
+        let tid = current_tid();
+        if let Some(t) = self
+            .lock()
+            .threads
+            .iter_mut()
+            .find(|t| t.tid == tid && t.alive)
+        {
+            t.alive = false;
+        }
+    }
+
+    /// Sets a node's owner state.
+    pub fn set_owner(&self, node: usize, owner: OwnerState) {
+        self.lock().nodes[node].owner = owner;
+    }
+
+    /// Marks an async node's receive task as cancelled.
+    pub fn task_cancelled(&self, node: usize) {
+        let mut state = self.lock();
+        let owner = &mut state.nodes[node].owner;
+        *owner = match *owner {
+            OwnerState::RuntimeRunning { .. } => OwnerState::RuntimeRunning {
+                task_cancelled: true,
+            },
+            OwnerState::RuntimeStopped { .. } => OwnerState::RuntimeStopped {
+                task_cancelled: true,
+            },
+            other => other,
+        };
+    }
+
+    /// Marks an async node's runtime as stopped.
+    pub fn runtime_stopped(&self, node: usize) {
+        let mut state = self.lock();
+        let owner = &mut state.nodes[node].owner;
+        let task_cancelled = matches!(
+            *owner,
+            OwnerState::RuntimeRunning {
+                task_cancelled: true
+            } | OwnerState::RuntimeStopped {
+                task_cancelled: true
+            }
+        );
+        *owner = OwnerState::RuntimeStopped { task_cancelled };
+    }
+
+    /// Records a socket as closed by the calling thread.
+    pub fn socket_closed(&self, id: SocketId) {
+        let mut state = self.lock();
+        let entry = &mut state.sockets[id];
+        entry.open = false;
+        entry.closed_by = Some(current_thread_name());
+    }
+
+    /// Records a socket's linger as read back after a change.
+    pub fn socket_linger(&self, id: SocketId, linger_ms: Option<i32>) {
+        self.lock().sockets[id].linger_ms = linger_ms;
+    }
+
+    /// Starts the watchdog's clock on a phase or step.
+    pub fn begin(&self, label: &str, step: Option<usize>, timeout: Duration) -> Instant {
+        let started = Instant::now();
+        self.lock().active = Some(ActiveStep {
+            label: label.to_owned(),
+            step,
+            started,
+            timeout,
+        });
+        started
+    }
+
+    /// Stops the watchdog's clock.
+    pub fn end(&self) {
+        self.lock().active = None;
+    }
+}

@@ -1,0 +1,348 @@
+//! Setup: contexts, sockets (options, bind, connect, subscribe) and node runtimes built from a
+//! [`Scenario`], every socket entered in the [`Registry`] with its endpoints, effective linger
+//! and owner. Automatic endpoints never collide between parallel runs: tcp binds port 0 and
+//! reads the port back, ipc lives in the run's own temporary folder, inproc is per process.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::nodes::{
+    Latch, NodeEnv, NodeHandle, OwnedSocket, ProxySockets, start_async, start_endpoint_thread,
+    start_proxy_thread,
+};
+use super::registry::{ContextEntry, NodeCounters, NodeEntry, OwnerState, Registry, SocketEntry};
+use super::zmq_ctx::ZmqContext;
+use crate::forwarder::ForwarderStats;
+use crate::scenario::{
+    BindSpec, ConnectTarget, Engine, Mode, NodeBody, ProxySide, Scenario, SocketOptions,
+    SocketType, Transport,
+};
+
+/// Everything the scenario built.
+pub struct Topology {
+    /// Contexts by index; `None` once termed.
+    pub contexts: Vec<Option<ZmqContext>>,
+    /// Node handles by index.
+    pub nodes: Vec<NodeHandle>,
+    /// Counters by node index.
+    pub counters: Vec<Arc<NodeCounters>>,
+    /// The gate node threads wait on before sending.
+    pub go: Arc<Latch>,
+}
+
+impl Topology {
+    /// The socket of a node the main thread owns (publishers, idle sockets), while it is open.
+    pub fn main_socket(&self, node: usize) -> Option<&zmq::Socket> {
+        match &self.nodes[node] {
+            NodeHandle::Main(sockets) => sockets.first().map(|o| &o.socket),
+            _ => None,
+        }
+    }
+}
+
+/// Where a node (or a proxy side) is bound.
+type Bound = HashMap<(usize, Option<ProxySide>), String>;
+
+/// A socket made during setup, before its node's runtime takes it.
+struct Made {
+    owned: OwnedSocket,
+}
+
+fn make_socket(
+    registry: &Registry,
+    ctx: &ZmqContext,
+    context: usize,
+    node: usize,
+    role: &'static str,
+    socket_type: SocketType,
+    options: &SocketOptions,
+) -> Result<Made, String> {
+    let socket = ctx.socket(socket_type, options).map_err(|e| {
+        format!("cannot create the {role} {socket_type} socket of node #{node}: {e}")
+    })?;
+    let linger_ms = socket.get_linger().ok();
+    let mut state = registry.lock();
+    let id = state.sockets.len();
+    state.sockets.push(SocketEntry {
+        node,
+        role,
+        socket_type,
+        endpoints: Vec::new(),
+        linger_ms,
+        context,
+        open: true,
+        closed_by: None,
+    });
+    Ok(Made {
+        owned: OwnedSocket { id, socket },
+    })
+}
+
+fn auto_endpoint(transport: Transport, run_dir: &Path, node: &str, side: &str) -> String {
+    match transport {
+        Transport::Tcp => "tcp://127.0.0.1:*".to_owned(),
+        Transport::Inproc => format!("inproc://{node}-{side}"),
+        Transport::Ipc => format!("ipc://{}/{node}-{side}", run_dir.display()),
+    }
+}
+
+fn bind(registry: &Registry, made: &Made, endpoint: &str, node: &str) -> Result<String, String> {
+    made.owned
+        .socket
+        .bind(endpoint)
+        .map_err(|e| format!("node `{node}` cannot bind {endpoint}: {e}"))?;
+    let actual = match made.owned.socket.get_last_endpoint() {
+        Ok(Ok(actual)) if !actual.is_empty() => actual,
+        _ => endpoint.to_owned(),
+    };
+    registry.lock().sockets[made.owned.id]
+        .endpoints
+        .push(format!("bind {actual}"));
+    Ok(actual)
+}
+
+/// Builds the scenario's topology: every socket bound before any connects, threads last.
+pub fn build(
+    scenario: &Scenario,
+    registry: &Arc<Registry>,
+    run_dir: &Path,
+) -> Result<Topology, String> {
+    let mut contexts = Vec::new();
+    for spec in &scenario.contexts {
+        contexts.push(ZmqContext::new(spec)?);
+        registry.lock().contexts.push(ContextEntry {
+            name: spec.name.clone(),
+            shut_down: false,
+            terminated: false,
+        });
+    }
+    let counters: Vec<Arc<NodeCounters>> = scenario.nodes.iter().map(|_| Arc::default()).collect();
+    for (i, node) in scenario.nodes.iter().enumerate() {
+        let (owner, mode) = match &node.body {
+            NodeBody::Proxy { .. } => (OwnerState::ThreadRunning, None),
+            NodeBody::Endpoint(e) => (
+                match e.mode {
+                    Mode::Idle => OwnerState::Main,
+                    Mode::Async => OwnerState::RuntimeRunning {
+                        task_cancelled: false,
+                    },
+                    Mode::Blocking | Mode::Poll => OwnerState::ThreadRunning,
+                },
+                Some(e.mode),
+            ),
+        };
+        let owner_thread = if owner == OwnerState::Main {
+            "main".to_owned()
+        } else {
+            node.name.chars().take(15).collect()
+        };
+        let endpoint = node.endpoint();
+        registry.lock().nodes.push(NodeEntry {
+            name: node.name.clone(),
+            mode,
+            is_proxy: endpoint.is_none(),
+            owner,
+            owner_thread,
+            counters: Arc::clone(&counters[i]),
+            to_send: endpoint.map_or(0, |e| e.send),
+            expected: endpoint.and_then(|e| e.expect_messages),
+        });
+    }
+
+    // Pass 1: create every socket and bind the binders.
+    let mut bound: Bound = HashMap::new();
+    let mut made: Vec<Vec<Made>> = Vec::new();
+    for (i, node) in scenario.nodes.iter().enumerate() {
+        let ctx = &contexts[node.context];
+        let mut sockets = Vec::new();
+        match &node.body {
+            NodeBody::Proxy { engine } => {
+                let frontend_options = SocketOptions {
+                    nodrop: None,
+                    ..node.options.clone()
+                };
+                let frontend = make_socket(
+                    registry,
+                    ctx,
+                    node.context,
+                    i,
+                    "frontend",
+                    SocketType::Xsub,
+                    &frontend_options,
+                )?;
+                let backend = make_socket(
+                    registry,
+                    ctx,
+                    node.context,
+                    i,
+                    "backend",
+                    SocketType::Xpub,
+                    &node.options,
+                )?;
+                for (made, side, name) in [
+                    (&frontend, ProxySide::Frontend, "frontend"),
+                    (&backend, ProxySide::Backend, "backend"),
+                ] {
+                    let endpoint = auto_endpoint(scenario.transport, run_dir, &node.name, name);
+                    bound.insert(
+                        (i, Some(side)),
+                        bind(registry, made, &endpoint, &node.name)?,
+                    );
+                }
+                sockets.extend([frontend, backend]);
+                if *engine == Engine::Steerable {
+                    let plain = SocketOptions::default();
+                    let control = make_socket(
+                        registry,
+                        ctx,
+                        node.context,
+                        i,
+                        "control",
+                        SocketType::Pair,
+                        &plain,
+                    )?;
+                    let steer = make_socket(
+                        registry,
+                        ctx,
+                        node.context,
+                        i,
+                        "steer",
+                        SocketType::Pair,
+                        &plain,
+                    )?;
+                    let endpoint = bind(
+                        registry,
+                        &control,
+                        &format!("inproc://{}-control", node.name),
+                        &node.name,
+                    )?;
+                    steer.owned.socket.connect(&endpoint).map_err(|e| {
+                        format!("cannot connect the control pair of `{}`: {e}", node.name)
+                    })?;
+                    registry.lock().sockets[steer.owned.id]
+                        .endpoints
+                        .push(format!("connect {endpoint}"));
+                    sockets.extend([control, steer]);
+                }
+            }
+            NodeBody::Endpoint(e) => {
+                let socket = make_socket(
+                    registry,
+                    ctx,
+                    node.context,
+                    i,
+                    "socket",
+                    e.socket_type,
+                    &node.options,
+                )?;
+                if e.socket_type.subscribes() {
+                    for topic in &e.subscribe {
+                        socket
+                            .owned
+                            .socket
+                            .set_subscribe(topic.as_bytes())
+                            .map_err(|err| {
+                                format!("node `{}` cannot subscribe: {err}", node.name)
+                            })?;
+                    }
+                }
+                if let Some(spec) = &e.bind {
+                    let endpoint = match spec {
+                        BindSpec::Auto => {
+                            auto_endpoint(scenario.transport, run_dir, &node.name, "bind")
+                        }
+                        BindSpec::Explicit(endpoint) => endpoint.clone(),
+                    };
+                    bound.insert((i, None), bind(registry, &socket, &endpoint, &node.name)?);
+                }
+                sockets.push(socket);
+            }
+        }
+        made.push(sockets);
+    }
+
+    // Pass 2: connect, now that every bound endpoint is known.
+    for (i, node) in scenario.nodes.iter().enumerate() {
+        let Some(target) = node.endpoint().and_then(|e| e.connect.as_ref()) else {
+            continue;
+        };
+        let endpoint = match target {
+            ConnectTarget::Explicit(endpoint) => endpoint.clone(),
+            ConnectTarget::Node { node: target, side } => {
+                bound.get(&(*target, *side)).cloned().ok_or_else(|| {
+                    format!(
+                        "node `{}` connects to `{}`, which bound nothing",
+                        node.name, scenario.nodes[*target].name
+                    )
+                })?
+            }
+        };
+        let socket = &made[i][0];
+        socket
+            .owned
+            .socket
+            .connect(&endpoint)
+            .map_err(|e| format!("node `{}` cannot connect to {endpoint}: {e}", node.name))?;
+        registry.lock().sockets[socket.owned.id]
+            .endpoints
+            .push(format!("connect {endpoint}"));
+    }
+
+    // Pass 3: hand each node's sockets to their owner.
+    let go = Arc::new(Latch::default());
+    let mut nodes = Vec::new();
+    for ((i, node), sockets) in scenario.nodes.iter().enumerate().zip(made) {
+        let env = NodeEnv {
+            registry: Arc::clone(registry),
+            node: i,
+            name: node.name.clone(),
+            counters: Arc::clone(&counters[i]),
+            on_eterm: node.on_eterm,
+            go: Arc::clone(&go),
+        };
+        let mut owned = sockets.into_iter().map(|m| m.owned);
+        let handle = match &node.body {
+            NodeBody::Proxy { engine } => {
+                let (Some(frontend), Some(backend)) = (owned.next(), owned.next()) else {
+                    return Err(format!(
+                        "proxy `{}` lost its sockets during setup",
+                        node.name
+                    ));
+                };
+                let (control, steer) = (owned.next(), owned.next());
+                let sockets = ProxySockets {
+                    frontend,
+                    backend,
+                    control,
+                    steer,
+                };
+                NodeHandle::Threaded(start_proxy_thread(
+                    env,
+                    *engine,
+                    sockets,
+                    Arc::new(ForwarderStats::default()),
+                ))
+            }
+            NodeBody::Endpoint(e) => {
+                let Some(socket) = owned.next() else {
+                    return Err(format!("node `{}` lost its socket during setup", node.name));
+                };
+                match e.mode {
+                    Mode::Idle => NodeHandle::Main(vec![socket]),
+                    Mode::Blocking | Mode::Poll => {
+                        NodeHandle::Threaded(start_endpoint_thread(env, e.clone(), socket))
+                    }
+                    Mode::Async => NodeHandle::Async(start_async(env, socket)),
+                }
+            }
+        };
+        nodes.push(handle);
+    }
+    Ok(Topology {
+        contexts: contexts.into_iter().map(Some).collect(),
+        nodes,
+        counters,
+        go,
+    })
+}

@@ -1,0 +1,221 @@
+//! The traffic phase: the slow-joiner wait (publishers send probes until every subscriber they
+//! reach has seen one), then every node's sends, then the wait for every `expect_messages`.
+//! Anything that cannot complete is left to the watchdog, which turns it into a hang at
+//! `traffic` with the counters that show how far it got.
+
+use std::time::Duration;
+
+use super::fail;
+use super::nodes::{NodeHandle, send_messages};
+use super::registry::NodeCounters;
+use super::topology::Topology;
+use super::zmq_ctx::{PROBE, message_frames};
+use crate::scenario::{BindSpec, ConnectTarget, Mode, NodeBody, NodeKindName, ProxySide, Scenario};
+
+/// How often the phase re-checks counters; short, since a clean run takes milliseconds.
+const CHECK_INTERVAL: Duration = Duration::from_micros(200);
+/// Interval between probe rounds.
+const PROBE_INTERVAL: Duration = Duration::from_millis(1);
+
+/// Which publishers must probe, and which subscribers must see a probe.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ProbePlan {
+    /// Publishers that reach at least one waited-for subscriber.
+    pub publishers: Vec<usize>,
+    /// Subscribers (blocking, poll or async) that some publisher reaches with a matching topic.
+    pub subscribers: Vec<usize>,
+}
+
+/// Whether data from publisher `p` reaches subscriber `s`: directly (one binds, the other
+/// connects to it) or through one proxy (publisher on its frontend, subscriber on its backend).
+fn reaches(scenario: &Scenario, p: usize, s: usize) -> bool {
+    let (Some(pe), Some(se)) = (scenario.nodes[p].endpoint(), scenario.nodes[s].endpoint()) else {
+        return false;
+    };
+    let connects_to = |from: &Option<ConnectTarget>, node: usize, side: Option<ProxySide>| matches!(from, Some(ConnectTarget::Node { node: n, side: sd }) if *n == node && *sd == side);
+    let explicit_match = |a: &Option<ConnectTarget>, b: &Option<BindSpec>| matches!((a, b), (Some(ConnectTarget::Explicit(x)), Some(BindSpec::Explicit(y))) if x == y);
+    if connects_to(&pe.connect, s, None) || connects_to(&se.connect, p, None) {
+        return true;
+    }
+    if explicit_match(&pe.connect, &se.bind) || explicit_match(&se.connect, &pe.bind) {
+        return true;
+    }
+    scenario.nodes.iter().enumerate().any(|(x, node)| {
+        matches!(node.body, NodeBody::Proxy { .. })
+            && connects_to(&pe.connect, x, Some(ProxySide::Frontend))
+            && connects_to(&se.connect, x, Some(ProxySide::Backend))
+    })
+}
+
+/// Computes the slow-joiner wait of the format's contract.
+pub fn probe_plan(scenario: &Scenario) -> ProbePlan {
+    let of_kind = |kind| {
+        scenario
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(move |(_, n)| n.kind == kind)
+            .map(|(i, _)| i)
+    };
+    let mut plan = ProbePlan::default();
+    for s in of_kind(NodeKindName::Subscriber) {
+        let Some(se) = scenario.nodes[s].endpoint() else {
+            continue;
+        };
+        if se.mode == Mode::Idle {
+            continue;
+        }
+        let matching: Vec<usize> = of_kind(NodeKindName::Publisher)
+            .filter(|&p| {
+                let topic = scenario.nodes[p]
+                    .endpoint()
+                    .map_or("", |e| e.topic.as_str());
+                se.subscribe
+                    .iter()
+                    .any(|prefix| topic.starts_with(prefix.as_str()))
+                    && reaches(scenario, p, s)
+            })
+            .collect();
+        if !matching.is_empty() {
+            plan.subscribers.push(s);
+        }
+        for p in matching {
+            if !plan.publishers.contains(&p) {
+                plan.publishers.push(p);
+            }
+        }
+    }
+    plan.publishers.sort_unstable();
+    plan
+}
+
+/// Runs the traffic phase on the main thread.
+pub fn run(scenario: &Scenario, topology: &Topology) {
+    let plan = probe_plan(scenario);
+    let probes: Vec<(usize, Vec<Vec<u8>>)> = plan
+        .publishers
+        .iter()
+        .filter_map(|&p| {
+            let e = scenario.nodes[p].endpoint()?;
+            Some((p, message_frames(e.socket_type, &e.topic, PROBE, 1)))
+        })
+        .collect();
+    let counters = &topology.counters;
+    while !plan
+        .subscribers
+        .iter()
+        .all(|&s| NodeCounters::get(&counters[s].probes_received) > 0)
+    {
+        for (p, frames) in &probes {
+            let Some(socket) = topology.main_socket(*p) else {
+                continue;
+            };
+            match socket.send_multipart(frames.iter().map(Vec::as_slice), zmq::DONTWAIT) {
+                Ok(()) => NodeCounters::bump(&counters[*p].probes_sent),
+                Err(zmq::Error::EAGAIN) => {}
+                Err(e) => fail(format!(
+                    "probe from `{}` failed: {e}",
+                    scenario.nodes[*p].name
+                )),
+            }
+        }
+        std::thread::sleep(PROBE_INTERVAL);
+    }
+    topology.go.open();
+    for (i, node) in scenario.nodes.iter().enumerate() {
+        let Some(e) = node.endpoint() else { continue };
+        if e.send == 0 {
+            continue;
+        }
+        if let NodeHandle::Main(sockets) = &topology.nodes[i]
+            && let Some(owned) = sockets.first()
+            && let Err(err) = send_messages(&owned.socket, e, &counters[i])
+        {
+            fail(format!("node `{}`: send failed: {err}", node.name));
+        }
+    }
+    let done = |i: usize| {
+        let Some(e) = scenario.nodes[i].endpoint() else {
+            return true;
+        };
+        NodeCounters::get(&counters[i].sent) >= e.send
+            && e.expect_messages
+                .is_none_or(|n| NodeCounters::get(&counters[i].received) >= n)
+    };
+    while !(0..scenario.nodes.len()).all(done) {
+        std::thread::sleep(CHECK_INTERVAL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn scenario(text: &str) -> Scenario {
+        crate::scenario::parse(Path::new("t.toml"), text, "t").expect("valid scenario")
+    }
+
+    #[test]
+    fn probes_cover_subscribers_reached_through_a_proxy_with_a_matching_topic() {
+        let s = scenario(
+            r#"
+            expect = "clean"
+            [[nodes]]
+            name = "bus"
+            kind = "proxy"
+            [[nodes]]
+            name = "pub"
+            kind = "publisher"
+            connect = "bus"
+            topic = "weather.eu"
+            [[nodes]]
+            name = "eu"
+            kind = "subscriber"
+            connect = "bus"
+            subscribe = ["weather"]
+            [[nodes]]
+            name = "us"
+            kind = "subscriber"
+            connect = "bus"
+            subscribe = ["sports"]
+            [[nodes]]
+            name = "idle"
+            kind = "subscriber"
+            mode = "idle"
+            connect = "bus"
+            "#,
+        );
+        assert_eq!(
+            probe_plan(&s),
+            ProbePlan {
+                publishers: vec![1],
+                subscribers: vec![2]
+            }
+        );
+    }
+
+    #[test]
+    fn direct_links_count_in_both_directions() {
+        let s = scenario(
+            r#"
+            expect = "clean"
+            [[nodes]]
+            name = "pub"
+            kind = "publisher"
+            bind = "auto"
+            [[nodes]]
+            name = "sub"
+            kind = "subscriber"
+            connect = "pub"
+            "#,
+        );
+        assert_eq!(
+            probe_plan(&s),
+            ProbePlan {
+                publishers: vec![0],
+                subscribers: vec![1]
+            }
+        );
+    }
+}

@@ -1,0 +1,54 @@
+//! The child's watchdog: a thread that checks the running phase or step against its deadline
+//! and, when one passes, sends the hang verdict with its diagnostics and ends the process at
+//! once. It only reads the registry and /proc; it never touches a socket another thread owns.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::diagnose::hang_diagnostics;
+use super::protocol::{ChildMessage, Emitter};
+use super::registry::Registry;
+use crate::scenario::Scenario;
+
+/// How often the deadline is checked.
+const TICK: Duration = Duration::from_millis(2);
+/// Exit code of a child that declared a hang.
+pub const HANG_EXIT: i32 = 3;
+
+/// Starts the watchdog thread.
+pub fn start(scenario: Arc<Scenario>, registry: Arc<Registry>) {
+    let spawned = std::thread::Builder::new()
+        .name("watchdog".to_owned())
+        .spawn(move || {
+            registry.thread_started(
+                "termwatch watchdog (checks deadlines, reads /proc)".to_owned(),
+                None,
+            );
+            loop {
+                std::thread::sleep(TICK);
+                let state = registry.lock();
+                let Some(active) = state
+                    .active
+                    .clone()
+                    .filter(|a| a.started.elapsed() > a.timeout)
+                else {
+                    continue;
+                };
+                let elapsed = active.started.elapsed();
+                let diagnostics = hang_diagnostics(&scenario, &state, &active);
+                drop(state);
+                Emitter.send(&ChildMessage::Hang {
+                    label: active.label,
+                    step: active.step,
+                    elapsed_us: elapsed.as_micros().try_into().unwrap_or(u64::MAX),
+                    diagnostics,
+                });
+                // SAFETY: ends the process without running destructors, which could block on
+                // exactly the sockets that hang.
+                unsafe { libc::_exit(HANG_EXIT) };
+            }
+        });
+    if let Err(e) = spawned {
+        super::fail(format!("cannot start the watchdog thread: {e}"));
+    }
+}

@@ -1,0 +1,172 @@
+//! What a scenario run produced: its outcome, the verdict against its expectation, and the
+//! diagnostics that explain a hang. These are data: the child sends the diagnostics, the parent
+//! ([`crate::runner`]) decides the verdict, reporters only read them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::scenario::Expect;
+
+/// How a scenario's run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Every phase and step finished within its deadline.
+    Clean,
+    /// A phase or step outlived its deadline.
+    Hang,
+    /// The scenario's process died (signal, abort, panic).
+    Crash,
+    /// The scenario could not be set up or run (the harness's or environment's fault).
+    Error,
+    /// The run was interrupted (Ctrl-C, SIGTERM) before it ended.
+    Interrupted,
+}
+
+impl Outcome {
+    /// The word used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Clean => "clean",
+            Outcome::Hang => "hang",
+            Outcome::Crash => "crash",
+            Outcome::Error => "error",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
+
+    /// Whether this outcome is what `expect` asks for.
+    pub fn matches(self, expect: Expect) -> bool {
+        matches!(
+            (self, expect),
+            (Outcome::Clean, Expect::Clean)
+                | (Outcome::Hang, Expect::Hang)
+                | (Outcome::Crash, Expect::Crash)
+        )
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A socket that was still open (or still lingering) when the report was taken.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SocketReport {
+    /// The node it belongs to.
+    pub node: String,
+    /// Its role in the node: `socket`, `frontend`, `backend`, `control`, `steer`.
+    pub role: String,
+    /// ZeroMQ socket type, e.g. `SUB`.
+    pub socket_type: String,
+    /// `bind tcp://…` / `connect ipc://…`, as resolved.
+    pub endpoints: Vec<String>,
+    /// ZMQ_LINGER read back from the socket by its owner (-1 = forever).
+    pub linger_ms: Option<i32>,
+    /// The context it was created in.
+    pub context: String,
+    /// The thread that owns it (`main` or a node's thread).
+    pub owner: String,
+    /// `open`, or `closed` for a closed socket that may still be lingering.
+    pub state: String,
+    /// Messages the node sent (probes included), as counted by the harness.
+    pub messages_sent: u64,
+    /// Data messages the node received.
+    pub messages_received: u64,
+    /// Plain words: why it is still open and who could close it.
+    pub why: String,
+}
+
+/// A thread of the scenario's process, as /proc shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadReport {
+    /// Kernel thread id.
+    pub tid: i32,
+    /// The thread's name (comm), at most 15 bytes.
+    pub name: String,
+    /// What the thread is for: the main thread, a node's thread, a libzmq background thread.
+    pub role: String,
+    /// Scheduler state in words (`sleeping`, `running`, …).
+    pub state: String,
+    /// The kernel function it waits in (wchan), when asleep.
+    pub wchan: String,
+    /// The system call it is in, decoded (`poll(1 fd, no timeout)`).
+    pub syscall: String,
+    /// Plain words: what it is blocked in.
+    pub blocked_in: String,
+}
+
+/// Per node: how far its traffic got and what its loop was doing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeReport {
+    /// Node name.
+    pub name: String,
+    /// Messages it sent (data only).
+    pub sent: u64,
+    /// Messages it was to send.
+    pub to_send: u64,
+    /// Data messages it received.
+    pub received: u64,
+    /// `expect_messages`, if set.
+    pub expected: Option<u64>,
+    /// Its owner's state in words (`thread running`, `runtime stopped`, …).
+    pub owner_state: String,
+}
+
+/// Everything known about a run that did not end cleanly, or about what it left open.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Diagnostics {
+    /// One paragraph a person can act on.
+    pub summary: String,
+    /// Sockets still open (or lingering) at the hang, or at the end of a clean run.
+    pub open_sockets: Vec<SocketReport>,
+    /// Every thread of the child at the hang.
+    pub threads: Vec<ThreadReport>,
+    /// Traffic counters and owner states per node.
+    pub nodes: Vec<NodeReport>,
+    /// The child's stderr (tail), when it crashed or failed.
+    pub stderr: Option<String>,
+}
+
+/// How long one phase or step took.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepTiming {
+    /// `setup`, `traffic`, or the step's label.
+    pub label: String,
+    /// Wall time in milliseconds; for the step that hung, the time until the hang was declared.
+    pub duration_ms: f64,
+    /// Whether it finished within its deadline.
+    pub finished: bool,
+    /// The step's `expect_at_least`, in milliseconds.
+    pub expect_at_least_ms: Option<f64>,
+}
+
+/// The verdict on one run of one scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioResult {
+    /// Scenario name.
+    pub name: String,
+    /// Its file.
+    pub file: String,
+    /// The expected outcome.
+    pub expect: Expect,
+    /// The step expected to hang.
+    pub expect_hang_at: Option<String>,
+    /// What happened.
+    pub outcome: Outcome,
+    /// The label of the step that hung.
+    pub hang_step: Option<String>,
+    /// Whether the outcome met every expectation.
+    pub passed: bool,
+    /// Why it did not pass, one line each.
+    pub failures: Vec<String>,
+    /// Wall time of the whole child process, in milliseconds.
+    pub duration_ms: f64,
+    /// Phase and step timings.
+    pub steps: Vec<StepTiming>,
+    /// Diagnostics (open sockets, threads, a summary).
+    pub diagnostics: Diagnostics,
+    /// Processes, files or folders the run left behind (removed by the harness).
+    pub leaks: Vec<String>,
+}

@@ -1,0 +1,572 @@
+//! The parent side: runs scenarios in child processes (the binary re-executing itself through
+//! `__run-scenario`, each in a process group of its own), turns their streamed messages into
+//! [`RunEvent`]s and owns every verdict.
+//!
+//! ```text
+//! worker thread ─spawn─▶ child (own pgid) ──JSON lines──▶ reader thread ─▶ worker
+//!      │ backstop: step deadline + grace, no message → parent declares the hang
+//!      └─▶ reap, kill the group, check leaks, remove the run folder ─▶ ScenarioFinished
+//! ```
+//! A hang is an outcome, not an error: only a failure to start a child at all is an `Err`.
+
+pub mod signals;
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use crate::child::protocol::ChildMessage;
+use crate::events::RunEvent;
+use crate::outcome::{Diagnostics, Outcome, ScenarioResult, StepTiming};
+use crate::scenario::{SETUP_LABEL, Scenario};
+
+/// Time a child gets after its deadline to report, and after its report to exit.
+const GRACE: Duration = Duration::from_millis(1000);
+/// Time a child gets to start and say hello.
+const STARTUP: Duration = Duration::from_secs(10);
+/// How much of a child's stderr is kept.
+const STDERR_TAIL: usize = 8 * 1024;
+
+/// How to run scenarios.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Scenarios run at once.
+    pub jobs: usize,
+    /// Replaces every deadline.
+    pub timeout: Option<Duration>,
+    /// The root scenario names are relative to.
+    pub root: PathBuf,
+    /// The executable to re-run as the child (this binary).
+    pub executable: PathBuf,
+}
+
+/// Runs every scenario, `jobs` at a time, calling `on_event` on the calling thread in the
+/// order events arrive. Returns the results in the order of `scenarios`; scenarios not started
+/// because the run was interrupted are left out.
+pub fn run_all(
+    scenarios: &[Scenario],
+    options: &RunOptions,
+    mut on_event: impl FnMut(&RunEvent),
+) -> Vec<ScenarioResult> {
+    let next = Mutex::new(0usize);
+    let (tx, rx) = mpsc::channel::<(usize, RunEvent)>();
+    let mut results: Vec<Option<ScenarioResult>> = vec![None; scenarios.len()];
+    std::thread::scope(|scope| {
+        for _ in 0..options.jobs.max(1).min(scenarios.len().max(1)) {
+            let tx = tx.clone();
+            let next = &next;
+            scope.spawn(move || {
+                loop {
+                    let index = {
+                        let mut n = next.lock().unwrap_or_else(|p| p.into_inner());
+                        let i = *n;
+                        *n += 1;
+                        i
+                    };
+                    if index >= scenarios.len() || signals::interrupted_by().is_some() {
+                        break;
+                    }
+                    let send = |event| {
+                        let _ = tx.send((index, event));
+                    };
+                    let result = run_one(&scenarios[index], options, &send);
+                    send(RunEvent::ScenarioFinished(Box::new(result)));
+                }
+            });
+        }
+        drop(tx);
+        for (index, event) in rx {
+            on_event(&event);
+            if let RunEvent::ScenarioFinished(result) = event {
+                results[index] = Some(*result);
+            }
+        }
+    });
+    results.into_iter().flatten().collect()
+}
+
+/// What the reader threads pass to the worker.
+enum Incoming {
+    Message(ChildMessage),
+    Garbage(String),
+    Closed,
+}
+
+/// Everything the child said, gathered.
+#[derive(Default)]
+struct Transcript {
+    steps: Vec<StepTiming>,
+    current: Option<(String, Option<usize>, Instant)>,
+    hang: Option<(String, Diagnostics, f64)>,
+    parent_declared_hang: bool,
+    finished: Option<Diagnostics>,
+    failed: Option<String>,
+    panicked: Option<String>,
+    garbage: Vec<String>,
+}
+
+/// Runs one scenario in a child and returns its verdict. Never panics, never hangs.
+pub fn run_one(
+    scenario: &Scenario,
+    options: &RunOptions,
+    send: &dyn Fn(RunEvent),
+) -> ScenarioResult {
+    let started = Instant::now();
+    let name = scenario.name.clone();
+    let run_dir = match tempfile::Builder::new()
+        .prefix("tw-")
+        .tempdir_in(std::env::temp_dir())
+    {
+        Ok(dir) => dir,
+        Err(e) => {
+            return error_result(
+                scenario,
+                started,
+                format!("cannot create a run folder: {e}"),
+            );
+        }
+    };
+    signals::register_folder(run_dir.path().to_owned());
+    let mut command = Command::new(&options.executable);
+    command
+        .arg("__run-scenario")
+        .arg("--file")
+        .arg(&scenario.file)
+        .arg("--root")
+        .arg(&options.root)
+        .arg("--run-dir")
+        .arg(run_dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    if let Some(t) = options.timeout {
+        command
+            .arg("--timeout")
+            .arg(humantime::format_duration(t).to_string());
+    }
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            signals::unregister_folder(run_dir.path());
+            return error_result(
+                scenario,
+                started,
+                format!("cannot start the scenario's process: {e}"),
+            );
+        }
+    };
+    let pgid = child.id() as i32;
+    signals::register_group(pgid);
+    send(RunEvent::ScenarioStarted { name: name.clone() });
+
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take();
+    let reader = std::thread::spawn(move || {
+        if let Some(stdout) = stdout {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let incoming =
+                    serde_json::from_str(&line).map_or(Incoming::Garbage(line), Incoming::Message);
+                if tx.send(incoming).is_err() {
+                    break;
+                }
+            }
+        }
+        let _ = tx.send(Incoming::Closed);
+    });
+    let stderr = child.stderr.take();
+    let stderr_reader = std::thread::spawn(move || {
+        let mut tail = Vec::new();
+        if let Some(mut stderr) = stderr {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stderr.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                tail.extend_from_slice(&buf[..n]);
+                if tail.len() > STDERR_TAIL {
+                    tail.drain(..tail.len() - STDERR_TAIL);
+                }
+            }
+        }
+        String::from_utf8_lossy(&tail).into_owned()
+    });
+
+    let transcript = listen(scenario, &rx, &name, send);
+    let status = reap(
+        &mut child,
+        pgid,
+        transcript.hang.is_some() || transcript.parent_declared_hang,
+    );
+    let mut leaks = leftover_processes(pgid);
+    signals::kill_group(pgid);
+    signals::unregister_group(pgid);
+    let _ = reader.join();
+    let stderr_text = stderr_reader.join().unwrap_or_default();
+    leaks.extend(leftover_explicit_ipc(scenario));
+    let run_dir_path = run_dir.path().to_owned();
+    if let Err(e) = run_dir.close() {
+        leaks.push(format!(
+            "could not remove the run folder {}: {e}",
+            run_dir_path.display()
+        ));
+    }
+    signals::unregister_folder(&run_dir_path);
+    verdict(scenario, transcript, status, stderr_text, leaks, started)
+}
+
+/// Reads the child's messages until it reports an end, or its deadline plus grace passes.
+fn listen(
+    scenario: &Scenario,
+    rx: &mpsc::Receiver<Incoming>,
+    name: &str,
+    send: &dyn Fn(RunEvent),
+) -> Transcript {
+    let mut t = Transcript::default();
+    let mut backstop = Instant::now() + STARTUP;
+    loop {
+        let message = match rx.recv_timeout(backstop.saturating_duration_since(Instant::now())) {
+            Ok(Incoming::Message(m)) => m,
+            Ok(Incoming::Garbage(line)) => {
+                t.garbage.push(line);
+                continue;
+            }
+            Ok(Incoming::Closed) | Err(RecvTimeoutError::Disconnected) => return t,
+            Err(RecvTimeoutError::Timeout) => {
+                t.parent_declared_hang = true;
+                return t;
+            }
+        };
+        match message {
+            ChildMessage::Hello { .. } => {}
+            ChildMessage::PhaseStarted {
+                label,
+                step,
+                timeout_ms,
+            } => {
+                backstop = Instant::now() + Duration::from_millis(timeout_ms) + GRACE;
+                t.current = Some((label.clone(), step, Instant::now()));
+                send(RunEvent::PhaseStarted {
+                    name: name.to_owned(),
+                    label,
+                    timeout_ms,
+                });
+            }
+            ChildMessage::PhaseFinished {
+                label,
+                step,
+                duration_us,
+            } => {
+                let duration_ms = duration_us as f64 / 1000.0;
+                t.current = None;
+                backstop = Instant::now() + scenario.step_timeout + GRACE;
+                t.steps.push(StepTiming {
+                    label: label.clone(),
+                    duration_ms,
+                    finished: true,
+                    expect_at_least_ms: at_least_ms(scenario, step),
+                });
+                send(RunEvent::PhaseFinished {
+                    name: name.to_owned(),
+                    label,
+                    duration_ms,
+                });
+            }
+            ChildMessage::Hang {
+                label,
+                step,
+                elapsed_us,
+                diagnostics,
+            } => {
+                let duration_ms = elapsed_us as f64 / 1000.0;
+                t.steps.push(StepTiming {
+                    label: label.clone(),
+                    duration_ms,
+                    finished: false,
+                    expect_at_least_ms: at_least_ms(scenario, step),
+                });
+                t.current = None;
+                t.hang = Some((label, diagnostics, duration_ms));
+                return t;
+            }
+            ChildMessage::Finished {
+                open_sockets,
+                nodes,
+            } => {
+                let summary = if open_sockets.is_empty() {
+                    "every step finished within its deadline".to_owned()
+                } else {
+                    format!(
+                        "every step finished within its deadline; {} socket(s) were still open at the end (a warning: the scenario ended without closing them)",
+                        open_sockets.len()
+                    )
+                };
+                t.finished = Some(Diagnostics {
+                    summary,
+                    open_sockets,
+                    threads: Vec::new(),
+                    nodes,
+                    stderr: None,
+                });
+                return t;
+            }
+            ChildMessage::Failed { message } => {
+                t.failed = Some(message);
+                return t;
+            }
+            ChildMessage::Panicked { thread, message } => {
+                t.panicked = Some(format!("thread `{thread}` panicked: {message}"));
+                backstop = Instant::now() + GRACE;
+            }
+        }
+    }
+}
+
+fn at_least_ms(scenario: &Scenario, step: Option<usize>) -> Option<f64> {
+    step.and_then(|i| scenario.steps.get(i))
+        .and_then(|s| s.expect_at_least)
+        .map(|d| d.as_secs_f64() * 1000.0)
+}
+
+/// Waits for the child to exit, at most [`GRACE`] (a hanging child is killed at once).
+fn reap(child: &mut Child, pgid: i32, hung: bool) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + GRACE;
+    if !hung {
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                _ => break,
+            }
+        }
+    } else {
+        // A child that declared a hang is exiting by itself; give it a moment, then kill.
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    signals::kill_group(pgid);
+    child.wait().ok()
+}
+
+/// Processes still in the child's group after the child itself exited.
+fn leftover_processes(pgid: i32) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| {
+            let pid: i32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let (comm_part, rest) = stat.rsplit_once(')')?;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let (state, pgrp) = (fields.first()?, fields.get(2)?.parse::<i32>().ok()?);
+            (pgrp == pgid && *state != "Z").then(|| {
+                let comm = comm_part.split_once('(').map_or("", |(_, c)| c);
+                format!("process {pid} ({comm}) was still running in the scenario's process group; killed")
+            })
+        })
+        .collect()
+}
+
+/// ipc files at explicit `ipc://` endpoints of the scenario that still exist; removed.
+fn leftover_explicit_ipc(scenario: &Scenario) -> Vec<String> {
+    use crate::scenario::{BindSpec, NodeBody};
+    scenario
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.body {
+            NodeBody::Endpoint(e) => match &e.bind {
+                Some(BindSpec::Explicit(ep)) => ep.strip_prefix("ipc://").map(PathBuf::from),
+                _ => None,
+            },
+            NodeBody::Proxy { .. } => None,
+        })
+        .filter(|path: &PathBuf| path.exists())
+        .map(|path| {
+            let removed = std::fs::remove_file(&path).is_ok();
+            format!(
+                "ipc socket file {} was left behind{}",
+                path.display(),
+                if removed { "; removed" } else { "" }
+            )
+        })
+        .collect()
+}
+
+fn signal_name(signal: i32) -> String {
+    nix::sys::signal::Signal::try_from(signal)
+        .map_or_else(|_| format!("signal {signal}"), |s| s.as_str().to_owned())
+}
+
+fn error_result(scenario: &Scenario, started: Instant, message: String) -> ScenarioResult {
+    let transcript = Transcript {
+        failed: Some(message),
+        ..Transcript::default()
+    };
+    verdict(
+        scenario,
+        transcript,
+        None,
+        String::new(),
+        Vec::new(),
+        started,
+    )
+}
+
+/// Decides the outcome and whether it met the scenario's expectations.
+fn verdict(
+    scenario: &Scenario,
+    t: Transcript,
+    status: Option<std::process::ExitStatus>,
+    stderr: String,
+    leaks: Vec<String>,
+    started: Instant,
+) -> ScenarioResult {
+    let stderr_if_any = (!stderr.trim().is_empty()).then_some(stderr);
+    let mut steps = t.steps;
+    let (outcome, hang_step, diagnostics) = if let Some((label, diagnostics, _)) = t.hang {
+        (Outcome::Hang, Some(label), diagnostics)
+    } else if let Some(diagnostics) = t.finished.filter(|_| status.is_some_and(|s| s.success())) {
+        (Outcome::Clean, None, diagnostics)
+    } else if let Some(message) = t.failed {
+        let summary = format!("the scenario could not run: {message}");
+        (
+            Outcome::Error,
+            None,
+            Diagnostics {
+                summary,
+                stderr: stderr_if_any,
+                ..Diagnostics::default()
+            },
+        )
+    } else if signals::interrupted_by().is_some() {
+        let summary = "the run was interrupted before this scenario ended".to_owned();
+        (
+            Outcome::Interrupted,
+            None,
+            Diagnostics {
+                summary,
+                ..Diagnostics::default()
+            },
+        )
+    } else if t.parent_declared_hang {
+        let (label, step_started) = t
+            .current
+            .map_or_else(|| (SETUP_LABEL.to_owned(), None), |(l, _, s)| (l, Some(s)));
+        if let Some(s) = step_started {
+            steps.push(StepTiming {
+                label: label.clone(),
+                duration_ms: s.elapsed().as_secs_f64() * 1000.0,
+                finished: false,
+                expect_at_least_ms: None,
+            });
+        }
+        let summary = format!(
+            "hang at step `{label}`: the scenario's process sent no report by its deadline plus {} of grace (its watchdog could not run), so the harness killed it; no diagnostics from inside",
+            humantime::format_duration(GRACE)
+        );
+        (
+            Outcome::Hang,
+            Some(label),
+            Diagnostics {
+                summary,
+                stderr: stderr_if_any,
+                ..Diagnostics::default()
+            },
+        )
+    } else {
+        let how = match status {
+            Some(s) if s.signal().is_some() => {
+                format!("was killed by {}", signal_name(s.signal().unwrap_or(0)))
+            }
+            Some(s) => format!(
+                "exited with code {} without a report",
+                s.code().unwrap_or(-1)
+            ),
+            None => "could not be waited for".to_owned(),
+        };
+        let during = t
+            .current
+            .map(|(label, _, _)| format!(" during `{label}`"))
+            .unwrap_or_default();
+        let panic = t.panicked.map(|p| format!(": {p}")).unwrap_or_default();
+        let summary = format!("crash: the scenario's process {how}{during}{panic}");
+        (
+            Outcome::Crash,
+            None,
+            Diagnostics {
+                summary,
+                stderr: stderr_if_any,
+                ..Diagnostics::default()
+            },
+        )
+    };
+    let mut failures = Vec::new();
+    let got = match &hang_step {
+        Some(step) => format!("hang at `{step}`"),
+        None => outcome.to_string(),
+    };
+    if !outcome.matches(scenario.expect) {
+        failures.push(format!(
+            "expected {}, got {got}",
+            describe_expectation(scenario)
+        ));
+    } else if let Some(expected_step) = &scenario.expect_hang_at
+        && hang_step.as_ref() != Some(expected_step)
+    {
+        failures.push(format!(
+            "expected {}, got {got}",
+            describe_expectation(scenario)
+        ));
+    }
+    for s in &steps {
+        if let Some(at_least) = s.expect_at_least_ms
+            && s.finished
+            && s.duration_ms < at_least
+        {
+            failures.push(format!(
+                "step `{}` took {:.1} ms, expected at least {at_least:.0} ms",
+                s.label, s.duration_ms
+            ));
+        }
+    }
+    if !t.garbage.is_empty() {
+        failures.push(format!(
+            "the scenario's process wrote {} line(s) the harness could not read",
+            t.garbage.len()
+        ));
+    }
+    ScenarioResult {
+        name: scenario.name.clone(),
+        file: scenario.file.display().to_string(),
+        expect: scenario.expect,
+        expect_hang_at: scenario.expect_hang_at.clone(),
+        outcome,
+        hang_step,
+        passed: failures.is_empty(),
+        failures,
+        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        steps,
+        diagnostics,
+        leaks,
+    }
+}
+
+/// `clean`, `hang`, `hang at `term``.
+pub fn describe_expectation(scenario: &Scenario) -> String {
+    match &scenario.expect_hang_at {
+        Some(step) => format!("hang at `{step}`"),
+        None => scenario.expect.to_string(),
+    }
+}

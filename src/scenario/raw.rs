@@ -1,0 +1,278 @@
+//! The first parsing pass: a serde mirror of a scenario file, every field spanned so that the
+//! second pass ([`super::validate`]) can point at the line and column of whatever it rejects.
+//!
+//! Nodes are one flat struct with optional fields, not a tagged enum: serde's internally tagged
+//! enums lose spans, and "field `topic` is not allowed on a subscriber" is a better message than
+//! serde's "unknown field" anyway.
+
+#![expect(
+    missing_docs,
+    reason = "each field is a key of the file format, documented in docs/scenario-format.md"
+)]
+
+use serde::Deserialize;
+use serde_spanned::Spanned;
+
+/// A whole scenario file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScenario {
+    pub name: Option<Spanned<String>>,
+    pub description: Option<Spanned<String>>,
+    pub reference: Option<Spanned<String>>,
+    pub expect: Spanned<Expect>,
+    pub expect_hang_at: Option<Spanned<String>>,
+    pub transport: Option<Spanned<Transport>>,
+    pub step_timeout: Option<Spanned<String>>,
+    pub monitor: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub contexts: Vec<RawContext>,
+    #[serde(default)]
+    pub nodes: Vec<RawNode>,
+    #[serde(default)]
+    pub steps: Vec<RawStep>,
+}
+
+/// A `[[contexts]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawContext {
+    pub name: Spanned<String>,
+    pub io_threads: Option<Spanned<i32>>,
+    pub blocky: Option<Spanned<bool>>,
+}
+
+/// A `[[nodes]]` table: every field any kind takes; [`super::validate`] checks which apply.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNode {
+    pub name: Spanned<String>,
+    pub kind: Spanned<NodeKindName>,
+    pub engine: Option<Spanned<Engine>>,
+    #[serde(rename = "type")]
+    pub socket_type: Option<Spanned<SocketType>>,
+    pub mode: Option<Spanned<Mode>>,
+    pub bind: Option<Spanned<String>>,
+    pub connect: Option<Spanned<String>>,
+    pub topic: Option<Spanned<String>>,
+    pub subscribe: Option<Spanned<Vec<String>>>,
+    pub messages: Option<Spanned<u64>>,
+    pub send: Option<Spanned<u64>>,
+    pub size: Option<Spanned<u64>>,
+    pub rate: Option<Spanned<u64>>,
+    pub expect_messages: Option<Spanned<u64>>,
+    pub context: Option<Spanned<String>>,
+    pub linger_ms: Option<Spanned<i32>>,
+    pub sndhwm: Option<Spanned<i32>>,
+    pub rcvhwm: Option<Spanned<i32>>,
+    pub immediate: Option<Spanned<bool>>,
+    pub nodrop: Option<Spanned<bool>>,
+    pub monitor: Option<Spanned<bool>>,
+    pub poll_ms: Option<Spanned<u64>>,
+    pub on_eterm: Option<Spanned<OnEterm>>,
+}
+
+/// A `[[steps]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStep {
+    pub action: Spanned<ActionName>,
+    pub label: Option<Spanned<String>>,
+    pub node: Option<Spanned<String>>,
+    pub context: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+    pub command: Option<Spanned<SteerCommand>>,
+    #[serde(rename = "for")]
+    pub duration: Option<Spanned<String>>,
+    pub linger_ms: Option<Spanned<i32>>,
+    pub expect_at_least: Option<Spanned<String>>,
+}
+
+macro_rules! keyword_enum {
+    ($(#[$doc:meta])* $name:ident, $case:literal { $($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+        #[serde(rename_all = $case)]
+        pub enum $name { $($(#[$vdoc])* $variant),+ }
+
+        impl $name {
+            /// The word used for it in scenario files.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text),+ }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+keyword_enum!(
+    /// The outcome a scenario's author expects.
+    Expect, "lowercase" {
+        /// Every step finishes in time.
+        Clean => "clean",
+        /// Some step outlives its deadline.
+        Hang => "hang",
+        /// The scenario's process dies.
+        Crash => "crash",
+    }
+);
+
+keyword_enum!(
+    /// Transport of automatic endpoints.
+    Transport, "lowercase" {
+        /// `inproc://`, unique names.
+        Inproc => "inproc",
+        /// `ipc://` in the run's temporary folder.
+        Ipc => "ipc",
+        /// `tcp://127.0.0.1`, port chosen by the system.
+        Tcp => "tcp",
+    }
+);
+
+keyword_enum!(
+    /// What a node is.
+    NodeKindName, "lowercase" {
+        /// XSUB frontend + XPUB backend forwarded by a thread.
+        Proxy => "proxy",
+        /// A PUB socket owned by the main thread.
+        Publisher => "publisher",
+        /// A SUB socket used in one of the modes.
+        Subscriber => "subscriber",
+        /// Any socket type.
+        Socket => "socket",
+    }
+);
+
+keyword_enum!(
+    /// How a proxy node forwards.
+    Engine, "snake_case" {
+        /// `zmq_proxy`.
+        ZmqProxy => "zmq_proxy",
+        /// `zmq_proxy_steerable` with an inproc PAIR control socket.
+        Steerable => "steerable",
+        /// The project's own loop, [`crate::forwarder`].
+        Forwarder => "forwarder",
+    }
+);
+
+keyword_enum!(
+    /// How a socket's owner uses it.
+    Mode, "lowercase" {
+        /// A thread in a blocking recv.
+        Blocking => "blocking",
+        /// A thread polling with a timeout, which hears requests between polls.
+        Poll => "poll",
+        /// Open, and nobody calls it.
+        Idle => "idle",
+        /// A tokio runtime on a background thread, woken through ZMQ_FD.
+        Async => "async",
+    }
+);
+
+keyword_enum!(
+    /// What a node's loop does with its sockets when it ends (ETERM, or a TERMINATE).
+    OnEterm, "lowercase" {
+        /// Close them.
+        Close => "close",
+        /// Keep them open: code that catches ETERM and forgets to close.
+        Keep => "keep",
+    }
+);
+
+keyword_enum!(
+    /// Step actions.
+    ActionName, "snake_case" {
+        /// Close a node's sockets, on the thread that owns them.
+        Close => "close",
+        /// Abort an async node's receive task.
+        Cancel => "cancel",
+        /// Stop an async node's runtime.
+        StopRuntime => "stop_runtime",
+        /// `zmq_ctx_term`.
+        Term => "term",
+        /// `zmq_ctx_shutdown`.
+        Shutdown => "shutdown",
+        /// Wait for a node's thread to end.
+        Join => "join",
+        /// Send a command to a steerable proxy.
+        Steer => "steer",
+        /// Sleep.
+        Sleep => "sleep",
+        /// Set ZMQ_LINGER on a node's sockets.
+        SetLinger => "set_linger",
+    }
+);
+
+keyword_enum!(
+    /// Commands of `zmq_proxy_steerable`.
+    SteerCommand, "UPPERCASE" {
+        /// Stop the proxy: it returns.
+        Terminate => "TERMINATE",
+        /// Stop forwarding.
+        Pause => "PAUSE",
+        /// Forward again.
+        Resume => "RESUME",
+    }
+);
+
+keyword_enum!(
+    /// ZeroMQ socket types.
+    SocketType, "UPPERCASE" {
+        /// ZMQ_PUB.
+        Pub => "PUB",
+        /// ZMQ_SUB.
+        Sub => "SUB",
+        /// ZMQ_XPUB.
+        Xpub => "XPUB",
+        /// ZMQ_XSUB.
+        Xsub => "XSUB",
+        /// ZMQ_PUSH.
+        Push => "PUSH",
+        /// ZMQ_PULL.
+        Pull => "PULL",
+        /// ZMQ_DEALER.
+        Dealer => "DEALER",
+        /// ZMQ_ROUTER.
+        Router => "ROUTER",
+        /// ZMQ_REQ.
+        Req => "REQ",
+        /// ZMQ_REP.
+        Rep => "REP",
+        /// ZMQ_PAIR.
+        Pair => "PAIR",
+    }
+);
+
+impl SocketType {
+    /// The libzmq constant for `zmq_socket`.
+    pub fn raw(self) -> i32 {
+        (match self {
+            Self::Pub => zmq_sys::ZMQ_PUB,
+            Self::Sub => zmq_sys::ZMQ_SUB,
+            Self::Xpub => zmq_sys::ZMQ_XPUB,
+            Self::Xsub => zmq_sys::ZMQ_XSUB,
+            Self::Push => zmq_sys::ZMQ_PUSH,
+            Self::Pull => zmq_sys::ZMQ_PULL,
+            Self::Dealer => zmq_sys::ZMQ_DEALER,
+            Self::Router => zmq_sys::ZMQ_ROUTER,
+            Self::Req => zmq_sys::ZMQ_REQ,
+            Self::Rep => zmq_sys::ZMQ_REP,
+            Self::Pair => zmq_sys::ZMQ_PAIR,
+        }) as i32
+    }
+
+    /// Whether messages of this type carry a topic frame first (pub/sub family).
+    pub fn has_topic(self) -> bool {
+        matches!(self, Self::Pub | Self::Xpub)
+    }
+
+    /// Whether this type takes subscriptions.
+    pub fn subscribes(self) -> bool {
+        matches!(self, Self::Sub)
+    }
+}

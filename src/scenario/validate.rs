@@ -1,0 +1,768 @@
+//! The second parsing pass: [`RawScenario`] → [`Scenario`]. Applies the defaults of the format's
+//! contracts, resolves node and context names, and rejects what cannot run: fields that do not
+//! apply to a node's kind or a step's action, dangling or duplicate names, a `connect` to a node
+//! that binds nothing, steps on nodes that cannot take them, bad durations and deadlines that a
+//! step can never meet. Every error points at the offending value.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_spanned::Spanned;
+
+use super::raw::{RawContext, RawNode, RawScenario, RawStep};
+use super::*;
+
+/// Default deadline of steps and phases.
+const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default payload size of a message.
+const DEFAULT_SIZE: usize = 64;
+/// Default poll timeout of `poll` mode.
+const DEFAULT_POLL_MS: u64 = 100;
+
+pub(super) fn validate(
+    file: &Path,
+    text: &str,
+    default_name: &str,
+    raw: RawScenario,
+) -> Result<Scenario, Vec<InputError>> {
+    let mut v = Validator {
+        file,
+        text,
+        errors: Vec::new(),
+    };
+    let scenario = v.scenario(default_name, raw);
+    if v.errors.is_empty() {
+        Ok(scenario)
+    } else {
+        Err(v.errors)
+    }
+}
+
+struct Validator<'a> {
+    file: &'a Path,
+    text: &'a str,
+    errors: Vec<InputError>,
+}
+
+/// A field of a node or step and where it was written, for "does not apply" messages.
+struct FieldUse {
+    name: &'static str,
+    span: Option<Range<usize>>,
+}
+
+fn field<T>(name: &'static str, value: &Option<Spanned<T>>) -> FieldUse {
+    FieldUse {
+        name,
+        span: value.as_ref().map(Spanned::span),
+    }
+}
+
+impl Validator<'_> {
+    fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
+        self.errors
+            .push(InputError::at(self.file, self.text, span, message));
+    }
+
+    fn duration(&mut self, value: &Spanned<String>, what: &str) -> Option<Duration> {
+        match humantime::parse_duration(value.get_ref()) {
+            Ok(d) if d.is_zero() => {
+                self.error(value.span(), format!("{what} must be longer than zero"));
+                None
+            }
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.error(
+                    value.span(),
+                    format!(
+                        "invalid duration {:?} for {what}: {e} (write e.g. \"500ms\", \"2s\")",
+                        value.get_ref()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn scenario(&mut self, default_name: &str, raw: RawScenario) -> Scenario {
+        let step_timeout = raw
+            .step_timeout
+            .as_ref()
+            .and_then(|d| self.duration(d, "step_timeout"))
+            .unwrap_or(DEFAULT_STEP_TIMEOUT);
+        let transport = raw
+            .transport
+            .as_ref()
+            .map_or(Transport::Tcp, |t| *t.get_ref());
+        let name = match &raw.name {
+            Some(n) if n.get_ref().trim().is_empty() => {
+                self.error(n.span(), "name must not be empty");
+                String::new()
+            }
+            Some(n) => n.get_ref().clone(),
+            None => default_name.to_owned(),
+        };
+        let contexts = self.contexts(&raw.contexts);
+        let scenario_monitor = raw.monitor.as_ref().is_some_and(|m| *m.get_ref());
+        let node_index = self.node_names(&raw.nodes);
+        let mut nodes: Vec<NodeSpec> = raw
+            .nodes
+            .iter()
+            .map(|n| self.node(n, &contexts, scenario_monitor))
+            .collect();
+        self.connects(&raw.nodes, &mut nodes, &node_index);
+        let steps: Vec<StepSpec> = raw
+            .steps
+            .iter()
+            .map(|s| self.step(s, step_timeout, &nodes, &node_index, &contexts))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .flatten()
+            .collect();
+        if raw.steps.len() == steps.len() {
+            self.expect_hang_at(&raw, &steps);
+        }
+        Scenario {
+            name,
+            file: self.file.to_owned(),
+            description: raw.description.map(|d| d.into_inner()).unwrap_or_default(),
+            reference: raw.reference.map(|r| r.into_inner()),
+            expect: *raw.expect.get_ref(),
+            expect_hang_at: raw.expect_hang_at.map(|e| e.into_inner()),
+            transport,
+            step_timeout,
+            contexts,
+            nodes,
+            steps,
+        }
+    }
+
+    fn contexts(&mut self, raw: &[RawContext]) -> Vec<ContextSpec> {
+        let mut contexts = vec![ContextSpec {
+            name: MAIN_CONTEXT.to_owned(),
+            io_threads: None,
+            blocky: None,
+        }];
+        let mut seen_main = false;
+        for c in raw {
+            let spec = ContextSpec {
+                name: c.name.get_ref().clone(),
+                io_threads: c.io_threads.as_ref().map(|v| *v.get_ref()),
+                blocky: c.blocky.as_ref().map(|v| *v.get_ref()),
+            };
+            if let Some(io) = &c.io_threads
+                && *io.get_ref() < 0
+            {
+                self.error(io.span(), "io_threads must be 0 or more");
+            }
+            if spec.name == MAIN_CONTEXT && !seen_main {
+                seen_main = true;
+                contexts[0] = spec;
+            } else if contexts.iter().any(|known| known.name == spec.name) {
+                self.error(
+                    c.name.span(),
+                    format!("duplicate context name `{}`", spec.name),
+                );
+            } else {
+                contexts.push(spec);
+            }
+        }
+        contexts
+    }
+
+    fn node_names(&mut self, raw: &[RawNode]) -> HashMap<String, usize> {
+        let mut index = HashMap::new();
+        for (i, n) in raw.iter().enumerate() {
+            let name = n.name.get_ref();
+            if name.is_empty() || name.contains(['.', '/', ' ']) || name.contains("://") {
+                self.error(
+                    n.name.span(),
+                    "node names must be non-empty and contain no `.`, `/` or spaces",
+                );
+            }
+            if index.insert(name.clone(), i).is_some() {
+                self.error(n.name.span(), format!("duplicate node name `{name}`"));
+            }
+        }
+        index
+    }
+
+    fn reject_fields(&mut self, what: &str, fields: &[FieldUse]) {
+        for f in fields {
+            if let Some(span) = &f.span {
+                self.error(
+                    span.clone(),
+                    format!("field `{}` does not apply to {what}", f.name),
+                );
+            }
+        }
+    }
+
+    fn context_ref(&mut self, value: &Option<Spanned<String>>, contexts: &[ContextSpec]) -> usize {
+        let Some(value) = value else { return 0 };
+        match contexts.iter().position(|c| &c.name == value.get_ref()) {
+            Some(i) => i,
+            None => {
+                let known: Vec<&str> = contexts.iter().map(|c| c.name.as_str()).collect();
+                self.error(
+                    value.span(),
+                    format!(
+                        "no context named `{}` (known: {})",
+                        value.get_ref(),
+                        known.join(", ")
+                    ),
+                );
+                0
+            }
+        }
+    }
+
+    fn node(&mut self, n: &RawNode, contexts: &[ContextSpec], scenario_monitor: bool) -> NodeSpec {
+        let kind = *n.kind.get_ref();
+        let context = self.context_ref(&n.context, contexts);
+        let options = SocketOptions {
+            linger_ms: n.linger_ms.as_ref().map(|v| *v.get_ref()),
+            sndhwm: n.sndhwm.as_ref().map(|v| *v.get_ref()),
+            rcvhwm: n.rcvhwm.as_ref().map(|v| *v.get_ref()),
+            immediate: n.immediate.as_ref().map(|v| *v.get_ref()),
+            nodrop: n.nodrop.as_ref().map(|v| *v.get_ref()),
+        };
+        if let Some(l) = &n.linger_ms
+            && *l.get_ref() < -1
+        {
+            self.error(
+                l.span(),
+                "linger_ms must be -1 (forever), 0 or a positive number of milliseconds",
+            );
+        }
+        for hwm in [&n.sndhwm, &n.rcvhwm].into_iter().flatten() {
+            if *hwm.get_ref() < 0 {
+                self.error(
+                    hwm.span(),
+                    "a high-water mark must be 0 (unlimited) or more",
+                );
+            }
+        }
+        let on_eterm = n.on_eterm.as_ref().map_or(OnEterm::Close, |v| *v.get_ref());
+        let monitor = scenario_monitor || n.monitor.as_ref().is_some_and(|m| *m.get_ref());
+        let what = format!("a {kind} node");
+        let body = match kind {
+            NodeKindName::Proxy => {
+                self.reject_fields(
+                    &what,
+                    &[
+                        field("type", &n.socket_type),
+                        field("mode", &n.mode),
+                        field("bind", &n.bind),
+                        field("connect", &n.connect),
+                        field("topic", &n.topic),
+                        field("subscribe", &n.subscribe),
+                        field("messages", &n.messages),
+                        field("send", &n.send),
+                        field("size", &n.size),
+                        field("rate", &n.rate),
+                        field("expect_messages", &n.expect_messages),
+                        field("poll_ms", &n.poll_ms),
+                    ],
+                );
+                NodeBody::Proxy {
+                    engine: n.engine.as_ref().map_or(Engine::ZmqProxy, |e| *e.get_ref()),
+                }
+            }
+            NodeKindName::Publisher => {
+                self.reject_fields(
+                    &what,
+                    &[
+                        field("engine", &n.engine),
+                        field("type", &n.socket_type),
+                        field("mode", &n.mode),
+                        field("subscribe", &n.subscribe),
+                        field("send", &n.send),
+                        field("expect_messages", &n.expect_messages),
+                        field("poll_ms", &n.poll_ms),
+                        field("on_eterm", &n.on_eterm),
+                    ],
+                );
+                self.single_endpoint(n, &what);
+                NodeBody::Endpoint(self.endpoint(
+                    n,
+                    SocketType::Pub,
+                    Mode::Idle,
+                    n.messages.as_ref(),
+                ))
+            }
+            NodeKindName::Subscriber => {
+                self.reject_fields(
+                    &what,
+                    &[
+                        field("engine", &n.engine),
+                        field("type", &n.socket_type),
+                        field("topic", &n.topic),
+                        field("messages", &n.messages),
+                        field("send", &n.send),
+                        field("size", &n.size),
+                        field("rate", &n.rate),
+                        field("nodrop", &n.nodrop),
+                    ],
+                );
+                self.single_endpoint(n, &what);
+                let mode = n.mode.as_ref().map_or(Mode::Blocking, |m| *m.get_ref());
+                NodeBody::Endpoint(self.endpoint(n, SocketType::Sub, mode, None))
+            }
+            NodeKindName::Socket => {
+                self.reject_fields(
+                    &what,
+                    &[field("engine", &n.engine), field("messages", &n.messages)],
+                );
+                let socket_type = match &n.socket_type {
+                    Some(t) => *t.get_ref(),
+                    None => {
+                        self.error(n.kind.span(), "a socket node needs `type` (PUB, SUB, XPUB, XSUB, PUSH, PULL, DEALER, ROUTER, REQ, REP or PAIR)");
+                        SocketType::Pair
+                    }
+                };
+                if n.bind.is_none() && n.connect.is_none() {
+                    self.error(
+                        n.name.span(),
+                        "a socket node needs `bind`, `connect` or both",
+                    );
+                }
+                let mode = n.mode.as_ref().map_or(Mode::Idle, |m| *m.get_ref());
+                NodeBody::Endpoint(self.endpoint(n, socket_type, mode, n.send.as_ref()))
+            }
+        };
+        if let NodeBody::Endpoint(e) = &body {
+            self.endpoint_rules(n, e);
+        }
+        NodeSpec {
+            name: n.name.get_ref().clone(),
+            kind,
+            context,
+            options,
+            on_eterm,
+            monitor,
+            body,
+        }
+    }
+
+    fn single_endpoint(&mut self, n: &RawNode, what: &str) {
+        match (&n.bind, &n.connect) {
+            (Some(_), Some(c)) => self.error(
+                c.span(),
+                format!("{what} takes `bind` or `connect`, not both"),
+            ),
+            (None, None) => self.error(n.name.span(), format!("{what} needs `bind` or `connect`")),
+            _ => {}
+        }
+    }
+
+    fn endpoint(
+        &mut self,
+        n: &RawNode,
+        socket_type: SocketType,
+        mode: Mode,
+        send: Option<&Spanned<u64>>,
+    ) -> EndpointSpec {
+        let bind = n.bind.as_ref().map(|b| match b.get_ref().as_str() {
+            "auto" => BindSpec::Auto,
+            explicit if explicit.contains("://") => BindSpec::Explicit(explicit.to_owned()),
+            other => {
+                self.error(b.span(), format!("bind must be \"auto\" or an endpoint like \"tcp://127.0.0.1:*\", not {other:?}"));
+                BindSpec::Auto
+            }
+        });
+        let size = match &n.size {
+            Some(s) if *s.get_ref() == 0 => {
+                self.error(s.span(), "size must be at least 1 byte");
+                1
+            }
+            Some(s) => usize::try_from(*s.get_ref()).unwrap_or(usize::MAX),
+            None => DEFAULT_SIZE,
+        };
+        let poll_ms = n.poll_ms.as_ref().map_or(DEFAULT_POLL_MS, |p| *p.get_ref());
+        if let Some(p) = &n.poll_ms {
+            if mode != Mode::Poll {
+                self.error(p.span(), "poll_ms applies only to mode = \"poll\"");
+            } else if poll_ms == 0 {
+                self.error(p.span(), "poll_ms must be at least 1");
+            }
+        }
+        if let Some(r) = &n.rate
+            && *r.get_ref() == 0
+        {
+            self.error(r.span(), "rate must be at least 1 message per second");
+        }
+        EndpointSpec {
+            socket_type,
+            mode,
+            bind,
+            connect: None,
+            topic: n
+                .topic
+                .as_ref()
+                .map(|t| t.get_ref().clone())
+                .unwrap_or_default(),
+            subscribe: n
+                .subscribe
+                .as_ref()
+                .map_or_else(|| vec![String::new()], |s| s.get_ref().clone()),
+            send: send.map_or(0, |s| *s.get_ref()),
+            size,
+            rate: n.rate.as_ref().map(|r| *r.get_ref()),
+            expect_messages: n.expect_messages.as_ref().map(|e| *e.get_ref()),
+            poll_interval: Duration::from_millis(poll_ms),
+        }
+    }
+
+    /// Rules that depend on the socket type and mode together.
+    fn endpoint_rules(&mut self, n: &RawNode, e: &EndpointSpec) {
+        let t = e.socket_type;
+        let send_only = matches!(t, SocketType::Pub | SocketType::Push);
+        if send_only
+            && e.mode != Mode::Idle
+            && let Some(m) = &n.mode
+        {
+            self.error(
+                m.span(),
+                format!("a {t} socket cannot receive, so its mode must be \"idle\""),
+            );
+        }
+        if matches!(t, SocketType::Sub | SocketType::Pull)
+            && let Some(s) = &n.send
+            && *s.get_ref() > 0
+        {
+            self.error(s.span(), format!("a {t} socket cannot send"));
+        }
+        if let Some(topic) = &n.topic
+            && !t.has_topic()
+        {
+            self.error(
+                topic.span(),
+                format!("`topic` applies only to PUB and XPUB sockets, not {t}"),
+            );
+        }
+        if let Some(sub) = &n.subscribe
+            && !t.subscribes()
+        {
+            self.error(
+                sub.span(),
+                format!("`subscribe` applies only to SUB sockets, not {t}"),
+            );
+        }
+        if let Some(nodrop) = &n.nodrop
+            && !matches!(t, SocketType::Pub | SocketType::Xpub)
+        {
+            self.error(
+                nodrop.span(),
+                format!("`nodrop` (ZMQ_XPUB_NODROP) applies only to PUB and XPUB sockets, not {t}"),
+            );
+        }
+        if let Some(expect) = &n.expect_messages
+            && e.mode == Mode::Idle
+        {
+            self.error(expect.span(), "expect_messages needs a node that reads (mode blocking, poll or async): nobody reads an idle socket");
+        }
+        if let Some(on_eterm) = &n.on_eterm
+            && e.mode == Mode::Idle
+        {
+            self.error(on_eterm.span(), "on_eterm applies to nodes with a loop (mode blocking, poll or async): an idle socket has none");
+        }
+        if e.send > 0 && e.mode == Mode::Async {
+            if let Some(s) = &n.send {
+                self.error(s.span(), "an async node cannot send in the traffic phase; use mode \"blocking\" or \"poll\", or a separate sending node");
+            }
+        }
+    }
+
+    /// Resolves every node's `connect` now that all names are known.
+    fn connects(
+        &mut self,
+        raw: &[RawNode],
+        nodes: &mut [NodeSpec],
+        index: &HashMap<String, usize>,
+    ) {
+        let mut resolved = Vec::new();
+        for (i, n) in raw.iter().enumerate() {
+            let (Some(connect), NodeBody::Endpoint(e)) = (&n.connect, &nodes[i].body) else {
+                continue;
+            };
+            let value = connect.get_ref();
+            if value.contains("://") {
+                resolved.push((i, ConnectTarget::Explicit(value.clone())));
+                continue;
+            }
+            let (target_name, side_name) = match value.split_once('.') {
+                Some((node, side)) => (node, Some(side)),
+                None => (value.as_str(), None),
+            };
+            let Some(&target) = index.get(target_name) else {
+                let known: Vec<&str> = raw.iter().map(|n| n.name.get_ref().as_str()).collect();
+                self.error(connect.span(), format!("connect names no node `{target_name}` (nodes: {}; an endpoint needs `://`)", known.join(", ")));
+                continue;
+            };
+            if target == i {
+                self.error(connect.span(), "a node cannot connect to itself");
+                continue;
+            }
+            let side = match (&nodes[target].body, side_name) {
+                (NodeBody::Proxy { .. }, Some("frontend")) => Some(ProxySide::Frontend),
+                (NodeBody::Proxy { .. }, Some("backend")) => Some(ProxySide::Backend),
+                (NodeBody::Proxy { .. }, Some(other)) => {
+                    self.error(
+                        connect.span(),
+                        format!("a proxy has sides `frontend` and `backend`, not `{other}`"),
+                    );
+                    continue;
+                }
+                (NodeBody::Proxy { .. }, None) => match e.socket_type {
+                    SocketType::Pub | SocketType::Xpub => Some(ProxySide::Frontend),
+                    SocketType::Sub | SocketType::Xsub => Some(ProxySide::Backend),
+                    other => {
+                        self.error(connect.span(), format!("say which side of proxy `{target_name}` a {other} socket connects to: \"{target_name}.frontend\" or \"{target_name}.backend\""));
+                        continue;
+                    }
+                },
+                (NodeBody::Endpoint(_), Some(side)) => {
+                    self.error(
+                        connect.span(),
+                        format!("node `{target_name}` is not a proxy, so it has no side `{side}`"),
+                    );
+                    continue;
+                }
+                (NodeBody::Endpoint(t), None) => {
+                    if t.bind.is_none() {
+                        self.error(connect.span(), format!("node `{target_name}` binds nothing, so there is nothing to connect to (give it `bind = \"auto\"`)"));
+                        continue;
+                    }
+                    None
+                }
+            };
+            resolved.push((i, ConnectTarget::Node { node: target, side }));
+        }
+        for (i, target) in resolved {
+            if let NodeBody::Endpoint(e) = &mut nodes[i].body {
+                e.connect = Some(target);
+            }
+        }
+    }
+
+    fn step(
+        &mut self,
+        s: &RawStep,
+        step_timeout: Duration,
+        nodes: &[NodeSpec],
+        index: &HashMap<String, usize>,
+        contexts: &[ContextSpec],
+    ) -> Option<StepSpec> {
+        let action = *s.action.get_ref();
+        let errors_before = self.errors.len();
+        let what = format!("a `{action}` step");
+        let takes_node = !matches!(
+            action,
+            ActionName::Term | ActionName::Shutdown | ActionName::Sleep
+        );
+        let takes_context = matches!(action, ActionName::Term | ActionName::Shutdown);
+        if !takes_node {
+            self.reject_fields(&what, &[field("node", &s.node)]);
+        }
+        if !takes_context {
+            self.reject_fields(&what, &[field("context", &s.context)]);
+        }
+        if action != ActionName::Steer {
+            self.reject_fields(&what, &[field("command", &s.command)]);
+        }
+        if action != ActionName::Sleep {
+            self.reject_fields(&what, &[field("for", &s.duration)]);
+        }
+        if action != ActionName::SetLinger {
+            self.reject_fields(&what, &[field("linger_ms", &s.linger_ms)]);
+        }
+        let node = if takes_node {
+            self.step_node(s, &what, nodes, index)
+        } else {
+            None
+        };
+        let context = if takes_context {
+            self.context_ref(&s.context, contexts)
+        } else {
+            0
+        };
+        let timeout = s
+            .timeout
+            .as_ref()
+            .and_then(|t| self.duration(t, "timeout"))
+            .unwrap_or(step_timeout);
+        let expect_at_least = s
+            .expect_at_least
+            .as_ref()
+            .and_then(|d| self.duration(d, "expect_at_least"));
+        if let (Some(at_least), Some(span)) = (
+            expect_at_least,
+            s.expect_at_least.as_ref().map(Spanned::span),
+        ) && at_least >= timeout
+        {
+            self.error(span, format!(
+                "expect_at_least {} is not shorter than the step's deadline {}: the step would hang before it could pass",
+                humantime::format_duration(at_least), humantime::format_duration(timeout)));
+        }
+        let node_ref = |kind: fn(&NodeSpec) -> bool| node.filter(|&n| kind(&nodes[n]));
+        let is_async = |n: &NodeSpec| n.endpoint().is_some_and(|e| e.mode == Mode::Async);
+        let action_spec = match action {
+            ActionName::Close => node.map(|node| Action::Close { node }),
+            ActionName::Cancel | ActionName::StopRuntime => {
+                if let Some(n) = node
+                    && !is_async(&nodes[n])
+                {
+                    self.node_error(s, format!("`{action}` applies only to async nodes (mode = \"async\"); `{}` is not one", nodes[n].name));
+                }
+                node_ref(is_async).map(|node| match action {
+                    ActionName::Cancel => Action::Cancel { node },
+                    _ => Action::StopRuntime { node },
+                })
+            }
+            ActionName::Join => {
+                if let Some(n) = node
+                    && !nodes[n].has_thread()
+                {
+                    self.node_error(s, format!("`join` needs a node with a thread; `{}` has none (idle sockets and publishers are used by the main thread)", nodes[n].name));
+                }
+                node_ref(NodeSpec::has_thread).map(|node| Action::Join { node })
+            }
+            ActionName::Steer => {
+                let steerable = |n: &NodeSpec| matches!(n.body, NodeBody::Proxy { engine: Engine::Steerable });
+                if let Some(n) = node
+                    && !steerable(&nodes[n])
+                {
+                    self.node_error(s, format!("`steer` applies only to proxies with engine = \"steerable\"; `{}` is not one", nodes[n].name));
+                }
+                let command = match &s.command {
+                    Some(c) => Some(*c.get_ref()),
+                    None => {
+                        self.error(s.action.span(), "a `steer` step needs `command` (TERMINATE, PAUSE or RESUME)");
+                        None
+                    }
+                };
+                node_ref(steerable).zip(command).map(|(node, command)| Action::Steer { node, command })
+            }
+            ActionName::SetLinger => match &s.linger_ms {
+                Some(l) if *l.get_ref() < -1 => {
+                    self.error(l.span(), "linger_ms must be -1 (forever), 0 or a positive number of milliseconds");
+                    None
+                }
+                Some(l) => node.map(|node| Action::SetLinger { node, linger_ms: *l.get_ref() }),
+                None => {
+                    self.error(s.action.span(), "a `set_linger` step needs `linger_ms`");
+                    None
+                }
+            },
+            ActionName::Term => Some(Action::Term { context }),
+            ActionName::Shutdown => Some(Action::Shutdown { context }),
+            ActionName::Sleep => match &s.duration {
+                Some(d) => self.duration(d, "for").and_then(|duration| {
+                    if duration >= timeout {
+                        self.error(d.span(), format!(
+                            "sleep for {} is not shorter than the step's deadline {}: it would always hang",
+                            humantime::format_duration(duration), humantime::format_duration(timeout)));
+                    }
+                    Some(Action::Sleep { duration })
+                }),
+                None => {
+                    self.error(s.action.span(), "a `sleep` step needs `for` (e.g. for = \"100ms\")");
+                    None
+                }
+            },
+        };
+        let label = match &s.label {
+            Some(l) => l.get_ref().clone(),
+            None => default_label(
+                action,
+                node.map(|n| nodes[n].name.as_str()),
+                takes_context.then(|| contexts[context].name.as_str()),
+            ),
+        };
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        action_spec.map(|action| StepSpec {
+            label,
+            action,
+            timeout,
+            expect_at_least,
+        })
+    }
+
+    fn node_error(&mut self, s: &RawStep, message: String) {
+        let span = s
+            .node
+            .as_ref()
+            .map_or_else(|| s.action.span(), Spanned::span);
+        self.error(span, message);
+    }
+
+    fn step_node(
+        &mut self,
+        s: &RawStep,
+        what: &str,
+        nodes: &[NodeSpec],
+        index: &HashMap<String, usize>,
+    ) -> Option<usize> {
+        let Some(node) = &s.node else {
+            self.error(s.action.span(), format!("{what} needs `node`"));
+            return None;
+        };
+        let found = index.get(node.get_ref()).copied();
+        if found.is_none() {
+            let known: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+            self.error(
+                node.span(),
+                format!(
+                    "no node named `{}` (nodes: {})",
+                    node.get_ref(),
+                    known.join(", ")
+                ),
+            );
+        }
+        found
+    }
+
+    fn expect_hang_at(&mut self, raw: &RawScenario, steps: &[StepSpec]) {
+        let Some(at) = &raw.expect_hang_at else {
+            return;
+        };
+        if *raw.expect.get_ref() != Expect::Hang {
+            self.error(at.span(), "expect_hang_at needs expect = \"hang\"");
+            return;
+        }
+        let label = at.get_ref();
+        if label == TRAFFIC_LABEL {
+            return;
+        }
+        match steps.iter().filter(|s| &s.label == label).count() {
+            1 => {}
+            0 => {
+                let labels: Vec<String> = steps.iter().map(|s| format!("`{}`", s.label)).collect();
+                self.error(
+                    at.span(),
+                    format!(
+                        "expect_hang_at `{label}` matches no step label (labels: {}; or `traffic`)",
+                        labels.join(", ")
+                    ),
+                );
+            }
+            n => self.error(
+                at.span(),
+                format!("expect_hang_at `{label}` matches {n} steps; give them distinct `label`s"),
+            ),
+        }
+    }
+}
+
+/// The label a step gets when it has none: action plus node, or plus context when not `main`.
+fn default_label(action: ActionName, node: Option<&str>, context: Option<&str>) -> String {
+    match (node, context) {
+        (Some(node), _) => format!("{action} {node}"),
+        (None, Some(context)) if context != MAIN_CONTEXT => format!("{action} {context}"),
+        _ => action.as_str().to_owned(),
+    }
+}
