@@ -468,10 +468,11 @@ impl Validator<'_> {
         {
             self.error(on_eterm.span(), "on_eterm applies to nodes with a loop (mode blocking, poll or async): an idle socket has none");
         }
-        if e.send > 0 && e.mode == Mode::Async {
-            if let Some(s) = &n.send {
-                self.error(s.span(), "an async node cannot send in the traffic phase; use mode \"blocking\" or \"poll\", or a separate sending node");
-            }
+        if e.send > 0
+            && e.mode == Mode::Async
+            && let Some(s) = &n.send
+        {
+            self.error(s.span(), "an async node cannot send in the traffic phase; use mode \"blocking\" or \"poll\", or a separate sending node");
         }
     }
 
@@ -659,13 +660,13 @@ impl Validator<'_> {
             ActionName::Term => Some(Action::Term { context }),
             ActionName::Shutdown => Some(Action::Shutdown { context }),
             ActionName::Sleep => match &s.duration {
-                Some(d) => self.duration(d, "for").and_then(|duration| {
+                Some(d) => self.duration(d, "for").map(|duration| {
                     if duration >= timeout {
                         self.error(d.span(), format!(
                             "sleep for {} is not shorter than the step's deadline {}: it would always hang",
                             humantime::format_duration(duration), humantime::format_duration(timeout)));
                     }
-                    Some(Action::Sleep { duration })
+                    Action::Sleep { duration }
                 }),
                 None => {
                     self.error(s.action.span(), "a `sleep` step needs `for` (e.g. for = \"100ms\")");

@@ -1,0 +1,347 @@
+//! The command line as a user meets it: exit codes, JSON fields, and a clear `file:line:col`
+//! error with exit code 2 for every kind of bad input, with nothing run.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use rstest::rstest;
+use serde_json::Value;
+
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn termwatch() -> Command {
+    let mut cmd = Command::cargo_bin("termwatch").expect("binary built");
+    cmd.timeout(COMMAND_TIMEOUT);
+    cmd
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("fixture written");
+    path
+}
+
+const VALID_NODES: &str = r#"
+[[nodes]]
+name = "pub"
+kind = "publisher"
+bind = "auto"
+
+[[nodes]]
+name = "sub"
+kind = "subscriber"
+mode = "idle"
+connect = "pub"
+"#;
+
+#[rstest]
+#[case::malformed_toml(
+    "expect = \"clean\"\n[[nodes]\nname = 1\n",
+    "2:9",
+    "unclosed array table"
+)]
+#[case::unknown_top_level_field(
+    "expect = \"clean\"\ncolour = \"red\"\n",
+    "2:1",
+    "unknown field `colour`"
+)]
+#[case::unknown_node_field(
+    "expect = \"clean\"\n[[nodes]]\nname = \"a\"\nkind = \"publisher\"\nbind = \"auto\"\nlingr_ms = 5\n",
+    "6:1",
+    "unknown field `lingr_ms`"
+)]
+#[case::bad_expect("expect = \"maybe\"\n", "1:10", "unknown variant `maybe`")]
+#[case::missing_expect("description = \"x\"\n", "1:1", "missing field `expect`")]
+#[case::dangling_connect(
+    "expect = \"clean\"\n[[nodes]]\nname = \"sub\"\nkind = \"subscriber\"\nconnect = \"bus\"\n",
+    "5:11",
+    "connect names no node `bus`"
+)]
+#[case::connect_to_node_binding_nothing(
+    "expect = \"clean\"\n[[nodes]]\nname = \"a\"\nkind = \"publisher\"\nconnect = \"tcp://127.0.0.1:1\"\n[[nodes]]\nname = \"b\"\nkind = \"subscriber\"\nconnect = \"a\"\n",
+    "9:11",
+    "binds nothing"
+)]
+#[case::duplicate_node(
+    "expect = \"clean\"\n[[nodes]]\nname = \"a\"\nkind = \"publisher\"\nbind = \"auto\"\n[[nodes]]\nname = \"a\"\nkind = \"publisher\"\nbind = \"auto\"\n",
+    "7:8",
+    "duplicate node name `a`"
+)]
+#[case::field_of_another_kind(
+    "expect = \"clean\"\n[[nodes]]\nname = \"s\"\nkind = \"subscriber\"\nconnect = \"tcp://127.0.0.1:1\"\ntopic = \"t\"\n",
+    "6:9",
+    "field `topic` does not apply to a subscriber node"
+)]
+#[case::cancel_on_a_blocking_node(
+    "expect = \"clean\"\n[[nodes]]\nname = \"s\"\nkind = \"subscriber\"\nconnect = \"tcp://127.0.0.1:1\"\n[[steps]]\naction = \"cancel\"\nnode = \"s\"\n",
+    "8:8",
+    "applies only to async nodes"
+)]
+#[case::join_on_an_idle_node(&format!("expect = \"clean\"\n{VALID_NODES}\n[[steps]]\naction = \"join\"\nnode = \"pub\"\n"), "16:8", "needs a node with a thread")]
+#[case::steer_on_a_plain_proxy(
+    "expect = \"clean\"\n[[nodes]]\nname = \"bus\"\nkind = \"proxy\"\n[[steps]]\naction = \"steer\"\nnode = \"bus\"\ncommand = \"TERMINATE\"\n",
+    "7:8",
+    "steerable"
+)]
+#[case::step_on_unknown_node(&format!("expect = \"clean\"\n{VALID_NODES}\n[[steps]]\naction = \"close\"\nnode = \"ghost\"\n"), "16:8", "no node named `ghost`")]
+#[case::unknown_context(&format!("expect = \"clean\"\n{VALID_NODES}\n[[steps]]\naction = \"term\"\ncontext = \"other\"\n"), "16:11", "no context named `other`")]
+#[case::bad_duration(
+    "expect = \"clean\"\nstep_timeout = \"2 parsecs\"\n",
+    "2:16",
+    "invalid duration"
+)]
+#[case::sleep_longer_than_its_deadline(
+    "expect = \"clean\"\n[[steps]]\naction = \"sleep\"\nfor = \"3s\"\n",
+    "4:7",
+    "would always hang"
+)]
+#[case::expect_hang_at_no_step(&format!("expect = \"hang\"\nexpect_hang_at = \"trem\"\n{VALID_NODES}\n[[steps]]\naction = \"term\"\n"), "2:18", "matches no step label")]
+#[case::expect_hang_at_without_hang(
+    "expect = \"clean\"\nexpect_hang_at = \"traffic\"\n",
+    "2:18",
+    "needs expect = \"hang\""
+)]
+#[case::expect_at_least_beyond_deadline(&format!("expect = \"clean\"\n{VALID_NODES}\n[[steps]]\naction = \"term\"\ntimeout = \"1s\"\nexpect_at_least = \"2s\"\n"), "17:19", "not shorter than the step's deadline")]
+#[case::send_on_a_receive_only_socket(
+    "expect = \"clean\"\n[[nodes]]\nname = \"p\"\nkind = \"socket\"\ntype = \"PULL\"\nbind = \"auto\"\nsend = 3\n",
+    "7:8",
+    "cannot send"
+)]
+#[case::proxy_side_for_push(
+    "expect = \"clean\"\n[[nodes]]\nname = \"bus\"\nkind = \"proxy\"\n[[nodes]]\nname = \"p\"\nkind = \"socket\"\ntype = \"PUSH\"\nconnect = \"bus\"\n",
+    "9:11",
+    "say which side"
+)]
+fn bad_input_is_rejected_with_its_position_and_exit_code_2(
+    #[case] text: &str,
+    #[case] position: &str,
+    #[case] message: &str,
+) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = write(dir.path(), "bad.toml", text);
+    for command in ["check", "run"] {
+        termwatch()
+            .arg(command)
+            .arg(&file)
+            .assert()
+            .code(2)
+            .stdout(
+                predicate::str::contains("PASS")
+                    .not()
+                    .and(predicate::str::contains("FAIL").not()),
+            )
+            .stderr(
+                predicate::str::contains(format!("bad.toml:{position}"))
+                    .and(predicate::str::contains(message)),
+            );
+    }
+}
+
+#[test]
+fn every_error_in_every_file_is_reported_at_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(dir.path(), "a.toml", "expect = \"clean\"\ncolour = 1\n");
+    write(
+        dir.path(),
+        "b.toml",
+        "expect = \"clean\"\n[[steps]]\naction = \"close\"\nnode = \"x\"\n",
+    );
+    termwatch()
+        .args(["check"])
+        .arg(dir.path())
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("a.toml:2:1")
+                .and(predicate::str::contains("b.toml:4:8"))
+                .and(predicate::str::contains("2 error(s)")),
+        );
+}
+
+#[test]
+fn two_scenarios_with_one_name_are_bad_input() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(
+        dir.path(),
+        "a.toml",
+        "name = \"same\"\nexpect = \"clean\"\n",
+    );
+    write(
+        dir.path(),
+        "b.toml",
+        "name = \"same\"\nexpect = \"clean\"\n",
+    );
+    termwatch()
+        .arg("run")
+        .arg(dir.path())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("already used"));
+}
+
+#[test]
+fn missing_paths_and_bad_flags_are_usage_errors() {
+    termwatch()
+        .args(["run", "no/such/folder"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no such file or folder"));
+    termwatch()
+        .args(["run", "--format", "yaml"])
+        .assert()
+        .code(2);
+    termwatch()
+        .args(["run", "--timeout", "soon"])
+        .assert()
+        .code(2);
+    termwatch().arg("explode").assert().code(2);
+}
+
+#[test]
+fn shipped_scenarios_are_valid() {
+    termwatch()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("check")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("scenario(s) valid"));
+}
+
+const HANGS_BUT_EXPECTS_CLEAN: &str = r#"
+description = "An idle subscriber left open, but the author expects clean."
+expect = "clean"
+
+[[nodes]]
+name = "sub"
+kind = "subscriber"
+mode = "idle"
+connect = "tcp://127.0.0.1:1"
+
+[[steps]]
+action = "term"
+timeout = "200ms"
+"#;
+
+#[test]
+fn json_lines_carry_the_contract_fields_and_a_missed_expectation_exits_1() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = write(dir.path(), "wrong.toml", HANGS_BUT_EXPECTS_CLEAN);
+    let output = termwatch()
+        .args(["run", "--format", "json"])
+        .arg(&file)
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8(output.stdout).expect("utf-8");
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        2,
+        "one scenario line and one summary line: {stdout}"
+    );
+    let r = &lines[0];
+    assert_eq!(r["type"], "scenario");
+    for field in [
+        "name",
+        "file",
+        "expect",
+        "outcome",
+        "hang_step",
+        "passed",
+        "duration_ms",
+        "diagnostics",
+    ] {
+        assert!(r.get(field).is_some(), "field `{field}` missing from {r}");
+    }
+    assert_eq!(r["name"], "wrong");
+    assert_eq!(r["expect"], "clean");
+    assert_eq!(r["outcome"], "hang");
+    assert_eq!(r["hang_step"], "term");
+    assert_eq!(r["passed"], false);
+    let diagnostics = &r["diagnostics"];
+    assert!(
+        diagnostics["summary"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("hang at step `term`")
+    );
+    assert_eq!(diagnostics["open_sockets"][0]["node"], "sub");
+    assert_eq!(diagnostics["open_sockets"][0]["socket_type"], "SUB");
+    assert_eq!(diagnostics["open_sockets"][0]["linger_ms"], 0);
+    assert!(
+        diagnostics["threads"]
+            .as_array()
+            .is_some_and(|t| !t.is_empty())
+    );
+    assert_eq!(lines[1]["type"], "summary");
+    assert_eq!(lines[1]["failed"], 1);
+    // Human output goes to stderr in JSON mode.
+    assert!(String::from_utf8_lossy(&output.stderr).contains("FAIL"));
+}
+
+#[test]
+fn the_timeout_flag_overrides_every_deadline() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = write(
+        dir.path(),
+        "wrong.toml",
+        &HANGS_BUT_EXPECTS_CLEAN.replace("200ms", "30s"),
+    );
+    let output = termwatch()
+        .args(["run", "--format", "json", "--timeout", "100ms"])
+        .arg(&file)
+        .output()
+        .expect("runs");
+    let line: Value = serde_json::from_str(
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .next()
+            .expect("a line"),
+    )
+    .expect("JSON");
+    assert_eq!(line["hang_step"], "term");
+    assert!(
+        line["diagnostics"]["summary"]
+            .as_str()
+            .unwrap_or("")
+            .contains("deadline 100ms")
+    );
+}
+
+#[test]
+fn repro_stops_at_the_first_hang_and_prints_everything() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    termwatch()
+        .args(["repro", "--repeat", "3", "--root"])
+        .arg(&root)
+        .arg(root.join("async-subscriber/runtime-stopped.toml"))
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("▶ term")
+                .and(predicate::str::contains(
+                    "its runtime was stopped, so nothing can close it",
+                ))
+                .and(predicate::str::contains(
+                    "stopped at the first hang (run 1 of at most 3)",
+                )),
+        );
+}
+
+#[test]
+fn filter_selects_by_name() {
+    termwatch()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["list", "--filter", "async-subscriber/"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("async-subscriber/runtime-stopped")
+                .and(predicate::str::contains("linger/").not()),
+        );
+}
