@@ -570,3 +570,134 @@ pub fn describe_expectation(scenario: &Scenario) -> String {
         None => scenario.expect.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+    use std::path::Path;
+    use std::process::ExitStatus;
+
+    fn scenario(expect: &str) -> Scenario {
+        let text = format!(
+            "expect = \"{expect}\"\n{}\n[[nodes]]\nname = \"s\"\nkind = \"subscriber\"\nmode = \"idle\"\nconnect = \"tcp://127.0.0.1:1\"\n[[steps]]\naction = \"term\"\nexpect_at_least = \"100ms\"\n",
+            if expect == "hang" {
+                "expect_hang_at = \"term\""
+            } else {
+                ""
+            }
+        );
+        crate::scenario::parse(Path::new("t.toml"), &text, "t").expect("valid")
+    }
+
+    fn timing(label: &str, duration_ms: f64, finished: bool) -> StepTiming {
+        StepTiming {
+            label: label.to_owned(),
+            duration_ms,
+            finished,
+            expect_at_least_ms: Some(100.0),
+        }
+    }
+
+    #[test]
+    fn a_clean_run_that_was_too_fast_fails_its_expect_at_least() {
+        let t = Transcript {
+            steps: vec![timing("term", 3.0, true)],
+            finished: Some(Diagnostics::default()),
+            ..Transcript::default()
+        };
+        let r = verdict(
+            &scenario("clean"),
+            t,
+            Some(ExitStatus::from_raw(0)),
+            String::new(),
+            Vec::new(),
+            Instant::now(),
+        );
+        assert_eq!(r.outcome, Outcome::Clean);
+        assert!(!r.passed);
+        assert!(
+            r.failures[0].contains("expected at least 100 ms"),
+            "{:?}",
+            r.failures
+        );
+    }
+
+    #[test]
+    fn a_hang_at_the_expected_step_passes_and_elsewhere_fails() {
+        let hang_at = |label: &str| Transcript {
+            hang: Some((label.to_owned(), Diagnostics::default(), 1.0)),
+            ..Transcript::default()
+        };
+        let s = scenario("hang");
+        let ok = verdict(
+            &s,
+            hang_at("term"),
+            None,
+            String::new(),
+            Vec::new(),
+            Instant::now(),
+        );
+        assert!(ok.passed, "{:?}", ok.failures);
+        let wrong = verdict(
+            &s,
+            hang_at("traffic"),
+            None,
+            String::new(),
+            Vec::new(),
+            Instant::now(),
+        );
+        assert_eq!(
+            wrong.failures,
+            vec!["expected hang at `term`, got hang at `traffic`".to_owned()]
+        );
+    }
+
+    #[test]
+    fn a_child_killed_by_a_signal_is_a_crash_with_its_stderr() {
+        let t = Transcript {
+            current: Some(("traffic".to_owned(), None, Instant::now())),
+            ..Transcript::default()
+        };
+        let killed = ExitStatus::from_raw(libc::SIGKILL);
+        let r = verdict(
+            &scenario("clean"),
+            t,
+            Some(killed),
+            "last words\n".to_owned(),
+            Vec::new(),
+            Instant::now(),
+        );
+        assert_eq!(r.outcome, Outcome::Crash);
+        assert!(
+            r.diagnostics
+                .summary
+                .contains("killed by SIGKILL during `traffic`"),
+            "{}",
+            r.diagnostics.summary
+        );
+        assert_eq!(r.diagnostics.stderr.as_deref(), Some("last words\n"));
+    }
+
+    #[test]
+    fn a_silent_child_past_its_backstop_is_a_hang_declared_by_the_parent() {
+        let t = Transcript {
+            current: Some(("term".to_owned(), Some(0), Instant::now())),
+            parent_declared_hang: true,
+            ..Transcript::default()
+        };
+        let r = verdict(
+            &scenario("hang"),
+            t,
+            None,
+            String::new(),
+            Vec::new(),
+            Instant::now(),
+        );
+        assert_eq!(
+            (r.outcome, r.hang_step.as_deref(), r.passed),
+            (Outcome::Hang, Some("term"), true)
+        );
+        assert!(r.diagnostics.summary.contains("sent no report"));
+    }
+}
