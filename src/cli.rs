@@ -1,6 +1,7 @@
 //! The command line (clap derive): the only module that knows about clap. It turns arguments
 //! into calls of the library and exit codes ([`crate::errors::exit_code`]).
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -10,9 +11,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::child::{self, ChildArgs};
 use crate::errors::{InputErrors, exit_code};
 use crate::events::RunEvent;
-use crate::outcome::{Outcome, ScenarioResult};
-use crate::report::{Summary, human, json};
-use crate::runner::{self, RunOptions, signals};
+use crate::outcome::Outcome;
+use crate::partition::Partition;
+use crate::repeat::{Status, Tallies, Tally};
+use crate::report::{Summary, human, json, junit, progress::Progress};
+use crate::runner::{self, RunOptions, signals, stress::Stress};
 use crate::scenario::{Scenario, discover::discover};
 
 /// termwatch: run ZeroMQ bus scenarios in isolated processes and turn shutdown hangs into
@@ -43,8 +46,10 @@ enum Command {
 enum Format {
     /// Lines for people.
     Human,
-    /// JSON Lines on stdout (human output goes to stderr).
+    /// JSON Lines, on stdout (human output goes to stderr) or to `--output`.
     Json,
+    /// JUnit XML, to `--output` (human output stays on stdout) or stdout (human to stderr).
+    Junit,
 }
 
 #[derive(Debug, Args)]
@@ -58,6 +63,10 @@ struct SelectArgs {
     /// Only scenarios whose name contains this text.
     #[arg(long)]
     filter: Option<String>,
+    /// Only shard M of N: `slice:M/N` deals scenarios out in turn, `hash:M/N` by a stable hash
+    /// of their names; the N shards together hold every scenario exactly once.
+    #[arg(long)]
+    partition: Option<Partition>,
 }
 
 #[derive(Debug, Args)]
@@ -73,7 +82,18 @@ struct RunArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
-    /// Show the diagnostics of every hang, also the expected ones.
+    /// Write the `json` or `junit` output to this file; human output then goes to stdout.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// Run every scenario this many times and count its verdicts; one that varies is flaky.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    repeat: u32,
+    /// Keep every core busy with spinning threads beside the scenarios, to shake out
+    /// timing-dependent hangs.
+    #[arg(long)]
+    stress: bool,
+    /// Show the diagnostics of every hang, also the expected ones (and, with `--repeat`,
+    /// every attempt's line).
     #[arg(long, short)]
     verbose: bool,
 }
@@ -141,16 +161,27 @@ pub fn main() -> i32 {
     }
 }
 
-/// Loads and filters scenarios, or prints every input error and returns exit code 2.
+/// Loads, filters and shards scenarios, or prints every input error and returns exit code 2.
+/// A filter that matches nothing is bad input for `run`; an empty shard is not.
 fn load(select: &SelectArgs) -> Result<Vec<Scenario>, i32> {
     let scenarios =
         discover(&select.paths, &select.root).map_err(|errors| report_input_errors(&errors))?;
-    Ok(match &select.filter {
+    let scenarios: Vec<Scenario> = match &select.filter {
         Some(text) => scenarios
             .into_iter()
             .filter(|s| s.name.contains(text.as_str()))
             .collect(),
         None => scenarios,
+    };
+    Ok(match select.partition {
+        Some(partition) if !scenarios.is_empty() => {
+            let shard = partition.apply(scenarios, |s| s.name.as_str());
+            if shard.is_empty() {
+                eprintln!("note: shard {partition} holds no scenario");
+            }
+            shard
+        }
+        _ => scenarios,
     })
 }
 
@@ -194,53 +225,207 @@ fn interrupted_exit() -> Option<i32> {
     })
 }
 
+/// Where the machine-readable output of `run` goes.
+enum MachineOutput {
+    /// Human output only.
+    None,
+    /// JSON Lines, to stdout or a file.
+    Json(Box<dyn Write>),
+    /// JUnit XML, rewritten after every scenario so a killed run still leaves a whole document.
+    Junit(Option<PathBuf>),
+}
+
+impl MachineOutput {
+    /// Opens the output `args` ask for; a file that cannot be created is bad input.
+    fn open(args: &RunArgs) -> Result<Self, i32> {
+        let create = |path: &Path| {
+            std::fs::File::create(path).map_err(|e| {
+                eprintln!(
+                    "error: cannot create the output file {}: {e}",
+                    path.display()
+                );
+                exit_code::BAD_INPUT
+            })
+        };
+        match (args.format, &args.output) {
+            (Format::Human, Some(_)) => {
+                eprintln!("error: --output needs --format json or --format junit");
+                Err(exit_code::BAD_INPUT)
+            }
+            (Format::Human, None) => Ok(MachineOutput::None),
+            (Format::Json, None) => Ok(MachineOutput::Json(Box::new(std::io::stdout()))),
+            (Format::Json, Some(path)) => Ok(MachineOutput::Json(Box::new(
+                std::io::LineWriter::new(create(path)?),
+            ))),
+            (Format::Junit, path) => {
+                if let Some(path) = path {
+                    create(path)?;
+                }
+                Ok(MachineOutput::Junit(path.clone()))
+            }
+        }
+    }
+
+    /// After a scenario's tally, the last of `done`: its JSON line, or the JUnit document so
+    /// far when it goes to a file.
+    fn scenario_done(
+        &mut self,
+        done: &[Tally],
+        with_counts: bool,
+        properties: &[(&str, String)],
+        elapsed: Duration,
+    ) -> std::io::Result<()> {
+        match (self, done.last()) {
+            (MachineOutput::Json(out), Some(tally)) => json::write_tally(out, tally, with_counts),
+            (MachineOutput::Junit(Some(path)), _) => {
+                junit::write_file(path, done, properties, elapsed)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// At the end of the run: the JSON summary line, or the whole JUnit document.
+    fn finish(
+        &mut self,
+        done: &[Tally],
+        summary: Summary,
+        properties: &[(&str, String)],
+        elapsed: Duration,
+    ) -> std::io::Result<()> {
+        match self {
+            MachineOutput::None => Ok(()),
+            MachineOutput::Json(out) => {
+                json::write_summary(out, summary, elapsed.as_secs_f64() * 1000.0)
+            }
+            MachineOutput::Junit(Some(path)) => junit::write_file(path, done, properties, elapsed),
+            MachineOutput::Junit(None) => {
+                let xml =
+                    junit::render(done, properties, elapsed).map_err(std::io::Error::other)?;
+                std::io::stdout().write_all(xml.as_bytes())
+            }
+        }
+    }
+
+    /// Whether the machine output has stdout, so human output must go to stderr.
+    fn owns_stdout(&self, args: &RunArgs) -> bool {
+        args.output.is_none() && !matches!(self, MachineOutput::None)
+    }
+}
+
+/// The suite-level facts of a run, as JUnit properties.
+fn junit_properties(args: &RunArgs, jobs: usize) -> Vec<(&'static str, String)> {
+    let mut properties = vec![
+        ("termwatch.version", env!("CARGO_PKG_VERSION").to_owned()),
+        ("jobs", jobs.to_string()),
+        ("repeat", args.repeat.to_string()),
+        ("stress", args.stress.to_string()),
+    ];
+    if let Some(partition) = args.select.partition {
+        properties.push(("partition", partition.to_string()));
+    }
+    properties
+}
+
 fn run(args: &RunArgs) -> i32 {
-    let scenarios = match load(&args.select) {
-        Ok(s) => s,
+    let filtered_only = SelectArgs {
+        paths: args.select.paths.clone(),
+        root: args.select.root.clone(),
+        filter: args.select.filter.clone(),
+        partition: None,
+    };
+    let scenarios = match load(&filtered_only) {
+        Ok(s) if s.is_empty() => {
+            eprintln!("error: no scenario matches the filter");
+            return exit_code::BAD_INPUT;
+        }
+        Ok(s) => match args.select.partition {
+            Some(partition) => partition.apply(s, |s| s.name.as_str()),
+            None => s,
+        },
         Err(code) => return code,
     };
-    if scenarios.is_empty() {
-        eprintln!("error: no scenario matches the filter");
-        return exit_code::BAD_INPUT;
-    }
     let options = match run_options(&args.select.root, args.jobs, args.timeout) {
         Ok(o) => o,
         Err(code) => return code,
     };
+    let mut machine = match MachineOutput::open(args) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    let properties = junit_properties(args, options.jobs);
+    let repeat = args.repeat as usize;
+    let order: HashMap<&str, usize> = scenarios
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
+    let attempts: Vec<Scenario> = scenarios
+        .iter()
+        .flat_map(|s| std::iter::repeat_n(s.clone(), repeat))
+        .collect();
+
     let started = Instant::now();
-    let (mut stdout, mut stderr) = (std::io::stdout().lock(), std::io::stderr());
-    let human_out: &mut dyn Write = if args.format == Format::Json {
+    let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
+    let human_out: &mut dyn Write = if machine.owns_stdout(args) {
         &mut stderr
     } else {
         &mut stdout
     };
-    let mut json_out = std::io::stdout();
-    let results = runner::run_all(&scenarios, &options, |event| {
-        if let RunEvent::ScenarioFinished(result) = event {
-            let _ = human::write_result(human_out, result);
-            if args.format == Format::Json {
-                let _ = json::write_result(&mut json_out, result);
-            }
+    let progress = Progress::new(attempts.len());
+    let stress = args
+        .stress
+        .then(|| Stress::start(std::thread::available_parallelism().map_or(1, |n| n.get())));
+    let mut tallies = Tallies::new(repeat);
+    let mut done: Vec<Tally> = Vec::new();
+    let mut write_failed = false;
+    runner::run_all(&attempts, &options, |event| {
+        progress.on_event(event);
+        let RunEvent::ScenarioFinished(result) = event else {
+            return;
+        };
+        if repeat > 1 && args.verbose {
+            progress
+                .suspend(|| human::write_result(human_out, result))
+                .ok();
         }
+        let Some(tally) = tallies.add((**result).clone()) else {
+            return;
+        };
+        progress
+            .suspend(|| human::write_tally(human_out, &tally))
+            .ok();
+        done.push(tally);
+        write_failed |= machine
+            .scenario_done(&done, repeat > 1, &properties, started.elapsed())
+            .is_err();
     });
-    let details: Vec<&ScenarioResult> = results
-        .iter()
-        .filter(|r| {
-            (!r.passed && r.outcome != Outcome::Interrupted)
-                || (args.verbose && r.outcome != Outcome::Clean)
-                || !r.leaks.is_empty()
-        })
-        .collect();
-    for result in details {
-        let _ = human::write_details(human_out, result);
+    drop(stress);
+    progress.finish();
+    let rest = tallies.finish();
+    for tally in &rest {
+        let _ = human::write_tally(human_out, tally);
     }
-    let summary = Summary::of(&results);
+    done.extend(rest);
+    done.sort_by_key(|t| order.get(t.attempts[0].name.as_str()).copied());
+
+    for tally in &done {
+        let shown = tally.verdict_result();
+        let unexpected = matches!(tally.status, Status::Failed | Status::Flaky);
+        let notable = args.verbose && shown.outcome != Outcome::Clean;
+        if unexpected || notable || !shown.leaks.is_empty() {
+            let _ = human::write_details(human_out, &shown);
+        }
+    }
+    let summary = Summary::of(&done);
     let elapsed = started.elapsed();
     let _ = human::write_summary(human_out, summary, elapsed.as_secs_f64());
-    if args.format == Format::Json {
-        let _ = json::write_summary(&mut json_out, summary, elapsed.as_secs_f64() * 1000.0);
+    write_failed |= machine
+        .finish(&done, summary, &properties, elapsed)
+        .is_err();
+    if write_failed {
+        eprintln!("error: could not write the {:?} output", args.format);
     }
-    interrupted_exit().unwrap_or(if summary.failed == 0 {
+    interrupted_exit().unwrap_or(if summary.failed == 0 && !write_failed {
         exit_code::OK
     } else {
         exit_code::FAILED
@@ -252,6 +437,7 @@ fn repro(args: &ReproArgs) -> i32 {
         paths: vec![args.file.clone()],
         root: args.root.clone(),
         filter: None,
+        partition: None,
     };
     let scenarios = match load(&select) {
         Ok(s) => s,

@@ -13,6 +13,8 @@ pub mod errors;
 pub mod events;
 pub mod forwarder;
 pub mod outcome;
+pub mod partition;
+pub mod repeat;
 pub mod report;
 pub mod runner;
 pub mod scenario;

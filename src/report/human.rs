@@ -1,10 +1,12 @@
-//! Terminal output: one line per scenario (expected vs got), the diagnostics of every
-//! unexpected result, then a summary whose last line is the plain `N passed, M failed`.
+//! Terminal output: one line per scenario (expected vs got; with `--repeat`, the count of each
+//! verdict), the diagnostics of every unexpected result (for a flaky scenario, of its least
+//! frequent verdict), then a summary whose last line is the plain `N passed, M failed`.
 
 use std::io::Write;
 
 use super::Summary;
 use crate::outcome::{Diagnostics, Outcome, ScenarioResult};
+use crate::repeat::{Status, Tally};
 
 fn got(result: &ScenarioResult) -> String {
     match &result.hang_step {
@@ -42,6 +44,31 @@ pub fn write_result(
     result: &ScenarioResult,
 ) -> std::io::Result<()> {
     writeln!(out, "{}", result_line(result))
+}
+
+/// The one line of a scenario's attempts: the plain result line for a single attempt,
+/// otherwise the status and the count of each verdict.
+pub fn tally_line(tally: &Tally) -> String {
+    if tally.attempts.len() == 1 {
+        return result_line(&tally.attempts[0]);
+    }
+    let status = match tally.status {
+        Status::Passed => "PASS",
+        Status::Failed => "FAIL",
+        Status::Flaky => "FLAKY",
+        Status::Interrupted => "STOP",
+    };
+    format!(
+        "{status:<5} {:<44} expected {:<22} got {}",
+        tally.attempts[0].name,
+        expected(&tally.attempts[0]),
+        tally.describe_counts()
+    )
+}
+
+/// Writes a scenario's line.
+pub fn write_tally(out: &mut (impl Write + ?Sized), tally: &Tally) -> std::io::Result<()> {
+    writeln!(out, "{}", tally_line(tally))
 }
 
 /// Writes everything known about one result: failures, summary, sockets, threads, stderr.
@@ -135,6 +162,13 @@ pub fn write_summary(
             out,
             "interrupted: {} scenario(s) cut short",
             summary.interrupted
+        )?;
+    }
+    if summary.flaky > 0 {
+        writeln!(
+            out,
+            "flaky: {} scenario(s) with a verdict that varied (counted as failed)",
+            summary.flaky
         )?;
     }
     writeln!(out, "{} scenario(s) in {seconds:.2} s", summary.total)?;

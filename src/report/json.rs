@@ -3,8 +3,14 @@
 //! Every scenario verdict is `{"type": "scenario", "version": 1, "name", "file", "expect",
 //! "expect_hang_at", "outcome", "hang_step", "passed", "failures", "duration_ms", "steps",
 //! "diagnostics": {"summary", "open_sockets", "threads", "nodes", "stderr"}, "leaks"}`; the
-//! last line is `{"type": "summary", "version": 1, "total", "passed", "failed", "interrupted",
-//! "duration_ms"}`. Fields are only ever added within a version.
+//! last line is `{"type": "summary", "version": 1, "total", "passed", "failed", "flaky",
+//! "interrupted", "duration_ms"}`. Fields are only ever added within a version.
+//!
+//! With `run --repeat N` (N > 1) there is one line per scenario, not per attempt: its fields
+//! are those of the attempt that speaks for it (for a flaky scenario, the least frequent
+//! verdict; `passed` is false unless every attempt passed), plus `"attempts"`, `"status"`
+//! (`passed`, `failed`, `flaky`, `interrupted`) and `"verdicts"`: a list of `{"outcome",
+//! "hang_step", "passed", "count"}`.
 
 use std::io::Write;
 
@@ -12,6 +18,7 @@ use serde::Serialize;
 
 use super::Summary;
 use crate::outcome::ScenarioResult;
+use crate::repeat::{Status, Tally, VerdictCount};
 
 /// Version of the JSON Lines format.
 pub const FORMAT_VERSION: u32 = 1;
@@ -23,6 +30,15 @@ struct ScenarioLine<'a> {
     version: u32,
     #[serde(flatten)]
     result: &'a ScenarioResult,
+    #[serde(flatten)]
+    repeat: Option<RepeatFields<'a>>,
+}
+
+#[derive(Serialize)]
+struct RepeatFields<'a> {
+    attempts: usize,
+    status: Status,
+    verdicts: &'a [VerdictCount],
 }
 
 #[derive(Serialize)]
@@ -33,19 +49,27 @@ struct SummaryLine {
     total: usize,
     passed: usize,
     failed: usize,
+    flaky: usize,
     interrupted: usize,
     duration_ms: f64,
 }
 
-/// Writes one scenario's line.
-pub fn write_result(
+/// Writes one scenario's line; `with_counts` adds the fields of repeated runs.
+pub fn write_tally(
     out: &mut (impl Write + ?Sized),
-    result: &ScenarioResult,
+    tally: &Tally,
+    with_counts: bool,
 ) -> std::io::Result<()> {
+    let result = tally.verdict_result();
     let line = ScenarioLine {
         kind: "scenario",
         version: FORMAT_VERSION,
-        result,
+        result: &result,
+        repeat: with_counts.then(|| RepeatFields {
+            attempts: tally.attempts.len(),
+            status: tally.status,
+            verdicts: &tally.verdicts,
+        }),
     };
     serde_json::to_writer(&mut *out, &line)?;
     writeln!(out)
@@ -63,6 +87,7 @@ pub fn write_summary(
         total: summary.total,
         passed: summary.passed,
         failed: summary.failed,
+        flaky: summary.flaky,
         interrupted: summary.interrupted,
         duration_ms,
     };

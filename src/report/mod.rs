@@ -1,36 +1,40 @@
-//! Reporters: they read [`RunEvent`]s and results and write them somewhere; they never reach
-//! into the runner. `human` is for terminals, `json` is JSON Lines for machines.
+//! Reporters: they read [`RunEvent`](crate::events::RunEvent)s, results and tallies and write
+//! them somewhere; they never reach into the runner. `human` is for terminals, `progress` is
+//! the terminal's progress bar, `json` is JSON Lines for machines, `junit` is JUnit XML for CI.
 
 pub mod human;
 pub mod json;
+pub mod junit;
+pub mod progress;
 
-use crate::outcome::ScenarioResult;
+use crate::repeat::{Status, Tally};
 
-/// Counts of a finished run.
+/// Counts of a finished run, one per scenario (however many attempts it had).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Summary {
     /// Scenarios that ran to a verdict.
     pub total: usize,
-    /// Scenarios that met their expectation.
+    /// Scenarios that met their expectation (every attempt).
     pub passed: usize,
-    /// Scenarios that did not.
+    /// Scenarios that did not, flaky ones included.
     pub failed: usize,
-    /// Scenarios cut short by an interruption.
+    /// Scenarios whose verdict varied between attempts (counted in `failed` too).
+    pub flaky: usize,
+    /// Scenarios cut short by an interruption before any verdict.
     pub interrupted: usize,
 }
 
 impl Summary {
-    /// Counts `results`.
-    pub fn of(results: &[ScenarioResult]) -> Self {
-        let interrupted = results
-            .iter()
-            .filter(|r| r.outcome == crate::outcome::Outcome::Interrupted)
-            .count();
-        let passed = results.iter().filter(|r| r.passed).count();
+    /// Counts `tallies`.
+    pub fn of(tallies: &[Tally]) -> Self {
+        let count = |status| tallies.iter().filter(|t| t.status == status).count();
+        let interrupted = count(Status::Interrupted);
+        let passed = count(Status::Passed);
         Summary {
-            total: results.len(),
+            total: tallies.len(),
             passed,
-            failed: results.len() - passed - interrupted,
+            failed: tallies.len() - passed - interrupted,
+            flaky: count(Status::Flaky),
             interrupted,
         }
     }

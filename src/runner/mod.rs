@@ -10,6 +10,7 @@
 //! A hang is an outcome, not an error: only a failure to start a child at all is an `Err`.
 
 pub mod signals;
+pub mod stress;
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
