@@ -416,7 +416,10 @@ fn run(args: &RunArgs) -> i32 {
             let _ = human::write_details(human_out, &shown);
         }
     }
-    let summary = Summary::of(&done);
+    let summary = Summary {
+        not_started: scenarios.len() - done.len(),
+        ..Summary::of(&done)
+    };
     let elapsed = started.elapsed();
     let _ = human::write_summary(human_out, summary, elapsed.as_secs_f64());
     write_failed |= machine

@@ -157,11 +157,11 @@ pub fn write_summary(
     seconds: f64,
 ) -> std::io::Result<()> {
     writeln!(out)?;
-    if summary.interrupted > 0 {
+    if summary.interrupted > 0 || summary.not_started > 0 {
         writeln!(
             out,
-            "interrupted: {} scenario(s) cut short",
-            summary.interrupted
+            "interrupted: {} scenario(s) cut short, {} not started",
+            summary.interrupted, summary.not_started
         )?;
     }
     if summary.flaky > 0 {

@@ -4,7 +4,7 @@
 //! "expect_hang_at", "outcome", "hang_step", "passed", "failures", "duration_ms", "steps",
 //! "diagnostics": {"summary", "open_sockets", "threads", "nodes", "stderr"}, "leaks"}`; the
 //! last line is `{"type": "summary", "version": 1, "total", "passed", "failed", "flaky",
-//! "interrupted", "duration_ms"}`. Fields are only ever added within a version.
+//! "interrupted", "not_started", "duration_ms"}`. Fields are only ever added within a version.
 //!
 //! With `run --repeat N` (N > 1) there is one line per scenario, not per attempt: its fields
 //! are those of the attempt that speaks for it (for a flaky scenario, the least frequent
@@ -51,6 +51,7 @@ struct SummaryLine {
     failed: usize,
     flaky: usize,
     interrupted: usize,
+    not_started: usize,
     duration_ms: f64,
 }
 
@@ -89,6 +90,7 @@ pub fn write_summary(
         failed: summary.failed,
         flaky: summary.flaky,
         interrupted: summary.interrupted,
+        not_started: summary.not_started,
         duration_ms,
     };
     serde_json::to_writer(&mut *out, &line)?;

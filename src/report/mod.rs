@@ -22,6 +22,9 @@ pub struct Summary {
     pub flaky: usize,
     /// Scenarios cut short by an interruption before any verdict.
     pub interrupted: usize,
+    /// Scenarios an interruption kept from starting at all (set by the caller, which knows
+    /// what was selected).
+    pub not_started: usize,
 }
 
 impl Summary {
@@ -36,6 +39,7 @@ impl Summary {
             failed: tallies.len() - passed - interrupted,
             flaky: count(Status::Flaky),
             interrupted,
+            not_started: 0,
         }
     }
 }
