@@ -426,7 +426,7 @@ fn run(args: &RunArgs) -> i32 {
         .finish(&done, summary, &properties, elapsed)
         .is_err();
     if write_failed {
-        eprintln!("error: could not write the {:?} output", args.format);
+        eprintln!("error: could not write the machine-readable output (--format, --output)");
     }
     interrupted_exit().unwrap_or(if summary.failed == 0 && !write_failed {
         exit_code::OK
