@@ -322,8 +322,11 @@ fn sigterm_mid_run_exits_143_and_leaves_nothing() {
     interrupt_hanging_suite(&[libc::SIGTERM], 143);
 }
 
+/// Two SIGINTs back to back: the second may find the run already ending (or be merged with the
+/// first by the kernel), so this checks the outcome either way (130, nothing left behind), not
+/// which path the second one took.
 #[test]
-fn a_second_sigint_exits_at_once_and_leaves_nothing() {
+fn two_sigints_in_a_row_exit_130_and_leave_nothing() {
     interrupt_hanging_suite(&[libc::SIGINT, libc::SIGINT], 130);
 }
 
