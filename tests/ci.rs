@@ -275,13 +275,16 @@ timeout = "60s"
 "#;
 
 /// Interrupts a run of hanging scenarios with `signals` once two children are in their
-/// hang; checks the exit code, the report, and that nothing is left behind.
+/// hang; checks the exit code, the report (summary and a valid JUnit file), and that nothing
+/// is left behind.
 fn interrupt_hanging_suite(signals: &[i32], expected_code: i32) {
     let sandbox = Sandbox::new();
     for i in 0..4 {
         sandbox.add(&format!("hang-{i}"), HANGING);
     }
-    let child = sandbox.start_run(&["--jobs", "2"]);
+    let junit = sandbox.root.path().join("junit.xml");
+    let junit_arg = junit.to_str().expect("utf-8 path");
+    let child = sandbox.start_run(&["--jobs", "2", "--format", "junit", "--output", junit_arg]);
     let mut groups = BTreeSet::new();
     let running = eventually(RUN_TIMEOUT, || {
         groups.extend(sandbox.children());
@@ -299,6 +302,12 @@ fn interrupt_hanging_suite(signals: &[i32], expected_code: i32) {
     if signals.len() == 1 {
         assert!(stdout.contains("interrupted:"), "{stdout}");
         assert!(stdout.contains("passed,"), "no summary: {stdout}");
+        let xml = std::fs::read_to_string(&junit).expect("the JUnit file is written");
+        assert!(
+            xml.contains("<skipped message=\"the run was interrupted"),
+            "{xml}"
+        );
+        assert_valid_junit(&junit);
     }
     let cleaned = eventually(Duration::from_secs(5), || {
         sandbox.processes().is_empty()
