@@ -231,13 +231,17 @@ enum MachineOutput {
     None,
     /// JSON Lines, to stdout or a file.
     Json(Box<dyn Write>),
-    /// JUnit XML, rewritten after every scenario so a killed run still leaves a whole document.
-    Junit(Option<PathBuf>),
+    /// JUnit XML, to a file (rewritten after every scenario, so a killed run still leaves a
+    /// whole document) or to stdout at the end, with the run's facts as suite properties.
+    Junit {
+        path: Option<PathBuf>,
+        properties: Vec<(&'static str, String)>,
+    },
 }
 
 impl MachineOutput {
     /// Opens the output `args` ask for; a file that cannot be created is bad input.
-    fn open(args: &RunArgs) -> Result<Self, i32> {
+    fn open(args: &RunArgs, jobs: usize) -> Result<Self, i32> {
         let create = |path: &Path| {
             std::fs::File::create(path).map_err(|e| {
                 eprintln!(
@@ -261,7 +265,10 @@ impl MachineOutput {
                 if let Some(path) = path {
                     create(path)?;
                 }
-                Ok(MachineOutput::Junit(path.clone()))
+                Ok(MachineOutput::Junit {
+                    path: path.clone(),
+                    properties: junit_properties(args, jobs),
+                })
             }
         }
     }
@@ -272,14 +279,17 @@ impl MachineOutput {
         &mut self,
         done: &[Tally],
         with_counts: bool,
-        properties: &[(&str, String)],
         elapsed: Duration,
     ) -> std::io::Result<()> {
         match (self, done.last()) {
             (MachineOutput::Json(out), Some(tally)) => json::write_tally(out, tally, with_counts),
-            (MachineOutput::Junit(Some(path)), _) => {
-                junit::write_file(path, done, properties, elapsed)
-            }
+            (
+                MachineOutput::Junit {
+                    path: Some(path),
+                    properties,
+                },
+                _,
+            ) => junit::write_file(path, done, properties, elapsed),
             _ => Ok(()),
         }
     }
@@ -289,7 +299,6 @@ impl MachineOutput {
         &mut self,
         done: &[Tally],
         summary: Summary,
-        properties: &[(&str, String)],
         elapsed: Duration,
     ) -> std::io::Result<()> {
         match self {
@@ -297,8 +306,14 @@ impl MachineOutput {
             MachineOutput::Json(out) => {
                 json::write_summary(out, summary, elapsed.as_secs_f64() * 1000.0)
             }
-            MachineOutput::Junit(Some(path)) => junit::write_file(path, done, properties, elapsed),
-            MachineOutput::Junit(None) => {
+            MachineOutput::Junit {
+                path: Some(path),
+                properties,
+            } => junit::write_file(path, done, properties, elapsed),
+            MachineOutput::Junit {
+                path: None,
+                properties,
+            } => {
                 let xml =
                     junit::render(done, properties, elapsed).map_err(std::io::Error::other)?;
                 std::io::stdout().write_all(xml.as_bytes())
@@ -348,11 +363,10 @@ fn run(args: &RunArgs) -> i32 {
         Ok(o) => o,
         Err(code) => return code,
     };
-    let mut machine = match MachineOutput::open(args) {
+    let mut machine = match MachineOutput::open(args, options.jobs) {
         Ok(m) => m,
         Err(code) => return code,
     };
-    let properties = junit_properties(args, options.jobs);
     let repeat = args.repeat as usize;
     let order: HashMap<&str, usize> = scenarios
         .iter()
@@ -396,7 +410,7 @@ fn run(args: &RunArgs) -> i32 {
             .ok();
         done.push(tally);
         write_failed |= machine
-            .scenario_done(&done, repeat > 1, &properties, started.elapsed())
+            .scenario_done(&done, repeat > 1, started.elapsed())
             .is_err();
     });
     drop(stress);
@@ -422,9 +436,7 @@ fn run(args: &RunArgs) -> i32 {
     };
     let elapsed = started.elapsed();
     let _ = human::write_summary(human_out, summary, elapsed.as_secs_f64());
-    write_failed |= machine
-        .finish(&done, summary, &properties, elapsed)
-        .is_err();
+    write_failed |= machine.finish(&done, summary, elapsed).is_err();
     if write_failed {
         eprintln!("error: could not write the machine-readable output (--format, --output)");
     }
