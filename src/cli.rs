@@ -135,14 +135,14 @@ pub fn main() -> i32 {
             timeout: a.timeout,
             run_dir: a.run_dir,
         }),
-        Command::Check(select) => match load(&select) {
+        Command::Check(select) => match load(&select).map(|s| shard(s, select.partition)) {
             Ok(scenarios) => {
                 println!("{} scenario(s) valid", scenarios.len());
                 exit_code::OK
             }
             Err(code) => code,
         },
-        Command::List(select) => match load(&select) {
+        Command::List(select) => match load(&select).map(|s| shard(s, select.partition)) {
             Ok(scenarios) => {
                 for s in &scenarios {
                     println!(
@@ -161,28 +161,30 @@ pub fn main() -> i32 {
     }
 }
 
-/// Loads, filters and shards scenarios, or prints every input error and returns exit code 2.
-/// A filter that matches nothing is bad input for `run`; an empty shard is not.
+/// Loads and filters scenarios, or prints every input error and returns exit code 2.
 fn load(select: &SelectArgs) -> Result<Vec<Scenario>, i32> {
     let scenarios =
         discover(&select.paths, &select.root).map_err(|errors| report_input_errors(&errors))?;
-    let scenarios: Vec<Scenario> = match &select.filter {
+    Ok(match &select.filter {
         Some(text) => scenarios
             .into_iter()
             .filter(|s| s.name.contains(text.as_str()))
             .collect(),
         None => scenarios,
-    };
-    Ok(match select.partition {
-        Some(partition) if !scenarios.is_empty() => {
-            let shard = partition.apply(scenarios, |s| s.name.as_str());
-            if shard.is_empty() {
-                eprintln!("note: shard {partition} holds no scenario");
-            }
-            shard
-        }
-        _ => scenarios,
     })
+}
+
+/// Keeps the shard `--partition` asks for; an empty shard is noted, not an error (a CI matrix
+/// may have more shards than a small suite fills).
+fn shard(scenarios: Vec<Scenario>, partition: Option<Partition>) -> Vec<Scenario> {
+    let Some(partition) = partition else {
+        return scenarios;
+    };
+    let shard = partition.apply(scenarios, |s| s.name.as_str());
+    if shard.is_empty() {
+        eprintln!("note: shard {partition} holds no scenario");
+    }
+    shard
 }
 
 fn report_input_errors(errors: &InputErrors) -> i32 {
@@ -342,21 +344,12 @@ fn junit_properties(args: &RunArgs, jobs: usize) -> Vec<(&'static str, String)> 
 }
 
 fn run(args: &RunArgs) -> i32 {
-    let filtered_only = SelectArgs {
-        paths: args.select.paths.clone(),
-        root: args.select.root.clone(),
-        filter: args.select.filter.clone(),
-        partition: None,
-    };
-    let scenarios = match load(&filtered_only) {
+    let scenarios = match load(&args.select) {
         Ok(s) if s.is_empty() => {
             eprintln!("error: no scenario matches the filter");
             return exit_code::BAD_INPUT;
         }
-        Ok(s) => match args.select.partition {
-            Some(partition) => partition.apply(s, |s| s.name.as_str()),
-            None => s,
-        },
+        Ok(s) => shard(s, args.select.partition),
         Err(code) => return code,
     };
     let options = match run_options(&args.select.root, args.jobs, args.timeout) {
