@@ -351,10 +351,26 @@ fn a_scenario_that_cannot_be_set_up_is_an_error_never_a_pass() {
     let dir = tempfile::tempdir().expect("temp dir");
     let text = "expect = \"clean\"\n[[nodes]]\nname = \"pub\"\nkind = \"publisher\"\nbind = \"tcp://256.1.1.1:5\"\n";
     let file = write(dir.path(), "unbindable.toml", text);
-    let output = termwatch().args(["run", "--format", "json"]).arg(&file).output().expect("runs");
+    let output = termwatch()
+        .args(["run", "--format", "json"])
+        .arg(&file)
+        .output()
+        .expect("runs");
     assert_eq!(output.status.code(), Some(1));
-    let line: Value = serde_json::from_str(String::from_utf8_lossy(&output.stdout).lines().next().expect("a line")).expect("JSON");
+    let line: Value = serde_json::from_str(
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .next()
+            .expect("a line"),
+    )
+    .expect("JSON");
     assert_eq!(line["outcome"], "error");
     assert_eq!(line["passed"], false);
-    assert!(line["diagnostics"]["summary"].as_str().unwrap_or("").contains("cannot bind tcp://256.1.1.1:5"), "{line}");
+    assert!(
+        line["diagnostics"]["summary"]
+            .as_str()
+            .unwrap_or("")
+            .contains("cannot bind tcp://256.1.1.1:5"),
+        "{line}"
+    );
 }
