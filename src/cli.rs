@@ -1,7 +1,7 @@
 //! The command line (clap derive): the only module that knows about clap. It turns arguments
 //! into calls of the library and exit codes ([`crate::errors::exit_code`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -11,12 +11,15 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::child::{self, ChildArgs};
 use crate::errors::{InputErrors, exit_code};
 use crate::events::RunEvent;
-use crate::outcome::Outcome;
+use crate::outcome::{Outcome, ScenarioResult};
 use crate::partition::Partition;
 use crate::repeat::{Status, Tallies, Tally};
 use crate::report::{Summary, human, json, junit, progress::Progress};
 use crate::runner::{self, RunOptions, signals, stress::Stress};
 use crate::scenario::{Scenario, discover::discover};
+use crate::trace::layer::install_subscriber;
+use crate::trace::snapshot::{self, SnapshotMode, SnapshotOptions, SnapshotStatus};
+use crate::trace::{chrome, timeline};
 
 /// termwatch: run ZeroMQ bus scenarios in isolated processes and turn shutdown hangs into
 /// verdicts with diagnostics.
@@ -37,6 +40,8 @@ enum Command {
     List(SelectArgs),
     /// Run one scenario verbosely, again and again, until it hangs (or N runs).
     Repro(ReproArgs),
+    /// Run one scenario once and show its lifecycle trace.
+    Trace(TraceArgs),
     /// Internal: run one scenario in this process (the child side).
     #[command(name = "__run-scenario", hide = true)]
     RunScenario(ChildCliArgs),
@@ -50,6 +55,28 @@ enum Format {
     Json,
     /// JUnit XML, to `--output` (human output stays on stdout) or stdout (human to stderr).
     Junit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SnapshotsFlag {
+    /// Compare when a snapshot exists; note the missing ones.
+    Auto,
+    /// Compare; a changed or missing snapshot fails the scenario, with a diff.
+    Check,
+    /// Write each run's trace as its snapshot.
+    Update,
+    /// Leave snapshots alone.
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TraceFormat {
+    /// A timeline for people.
+    Text,
+    /// One JSON object: the raw events and the normalized trace.
+    Json,
+    /// Chrome trace-event JSON (Perfetto, chrome://tracing).
+    Chrome,
 }
 
 #[derive(Debug, Args)]
@@ -96,6 +123,30 @@ struct RunArgs {
     /// every attempt's line).
     #[arg(long, short)]
     verbose: bool,
+    /// Compare each run's lifecycle trace with `<snapshot-dir>/<name>.snap`.
+    #[arg(long, value_enum, default_value_t = SnapshotsFlag::Auto)]
+    snapshots: SnapshotsFlag,
+    /// The folder snapshots live in.
+    #[arg(long, default_value = "snapshots")]
+    snapshot_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct TraceArgs {
+    /// The scenario file.
+    file: PathBuf,
+    /// The folder scenario names are relative to.
+    #[arg(long, default_value = "scenarios")]
+    root: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = TraceFormat::Text)]
+    format: TraceFormat,
+    /// Write the trace to this file instead of stdout.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// Replace every step's deadline.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    timeout: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -128,6 +179,9 @@ struct ChildCliArgs {
 /// Parses the command line, runs it and returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::RunScenario(_)) {
+        install_subscriber(None);
+    }
     match cli.command {
         Command::RunScenario(a) => child::run(ChildArgs {
             file: a.file,
@@ -158,6 +212,7 @@ pub fn main() -> i32 {
         },
         Command::Run(args) => run(&args),
         Command::Repro(args) => repro(&args),
+        Command::Trace(args) => trace(&args),
     }
 }
 
@@ -199,6 +254,7 @@ fn run_options(
     root: &Path,
     jobs: Option<usize>,
     timeout: Option<Duration>,
+    snapshots: SnapshotOptions,
 ) -> Result<RunOptions, i32> {
     let executable = std::env::current_exe().map_err(|e| {
         eprintln!("error: cannot find termwatch's own executable to run scenarios: {e}");
@@ -214,6 +270,7 @@ fn run_options(
         timeout,
         root: root.to_owned(),
         executable,
+        snapshots,
     })
 }
 
@@ -352,7 +409,16 @@ fn run(args: &RunArgs) -> i32 {
         Ok(s) => shard(s, args.select.partition),
         Err(code) => return code,
     };
-    let options = match run_options(&args.select.root, args.jobs, args.timeout) {
+    let snapshots = SnapshotOptions {
+        mode: match args.snapshots {
+            SnapshotsFlag::Auto => SnapshotMode::Auto,
+            SnapshotsFlag::Check => SnapshotMode::Check,
+            SnapshotsFlag::Update => SnapshotMode::Update,
+            SnapshotsFlag::Off => SnapshotMode::Off,
+        },
+        dir: args.snapshot_dir.clone(),
+    };
+    let options = match run_options(&args.select.root, args.jobs, args.timeout, snapshots) {
         Ok(o) => o,
         Err(code) => return code,
     };
@@ -423,6 +489,7 @@ fn run(args: &RunArgs) -> i32 {
             let _ = human::write_details(human_out, &shown);
         }
     }
+    let _ = write_snapshot_notes(human_out, done.iter().flat_map(|t| t.attempts.iter()));
     let summary = Summary {
         not_started: scenarios.len() - done.len(),
         ..Summary::of(&done)
@@ -451,7 +518,15 @@ fn repro(args: &ReproArgs) -> i32 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let options = match run_options(&args.root, Some(1), args.timeout) {
+    let options = match run_options(
+        &args.root,
+        Some(1),
+        args.timeout,
+        SnapshotOptions {
+            mode: SnapshotMode::Off,
+            ..SnapshotOptions::default()
+        },
+    ) {
         Ok(o) => o,
         Err(code) => return code,
     };
@@ -500,6 +575,105 @@ fn repro(args: &ReproArgs) -> i32 {
         }
     }
     interrupted_exit().unwrap_or(if all_met {
+        exit_code::OK
+    } else {
+        exit_code::FAILED
+    })
+}
+
+/// Lists the snapshots written, and the ones missing (which `auto` only notes).
+fn write_snapshot_notes<'a>(
+    out: &mut (impl Write + ?Sized),
+    results: impl Iterator<Item = &'a ScenarioResult> + Clone,
+) -> std::io::Result<()> {
+    let with_status = |status| -> Vec<&str> {
+        let paths: BTreeSet<&str> = results
+            .clone()
+            .filter_map(|r| r.snapshot.as_ref().filter(|s| s.status == status))
+            .map(|s| s.path.as_str())
+            .collect();
+        paths.into_iter().collect()
+    };
+    let written = with_status(SnapshotStatus::Written);
+    if !written.is_empty() {
+        writeln!(out, "\nsnapshots written: {}", written.join(", "))?;
+    }
+    let missing = with_status(SnapshotStatus::Missing);
+    if !missing.is_empty() {
+        writeln!(
+            out,
+            "\nnote: no snapshot yet for {} scenario(s): {} (`--snapshots update` writes them)",
+            missing.len(),
+            missing.join(", ")
+        )?;
+    }
+    Ok(())
+}
+
+/// `termwatch trace`: runs one scenario once and writes its trace in the chosen format.
+fn trace(args: &TraceArgs) -> i32 {
+    let select = SelectArgs {
+        paths: vec![args.file.clone()],
+        root: args.root.clone(),
+        filter: None,
+        partition: None,
+    };
+    let scenarios = match load(&select) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let snapshots = SnapshotOptions {
+        mode: SnapshotMode::Off,
+        ..SnapshotOptions::default()
+    };
+    let options = match run_options(&args.root, Some(1), args.timeout, snapshots) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    let scenario = &scenarios[0];
+    let result = runner::run_one(scenario, &options, &|_| {});
+    let events = &result.trace.events;
+    let text = match args.format {
+        TraceFormat::Text => format!(
+            "{}\n{}\n",
+            timeline::render(events),
+            human::result_line(&result)
+        ),
+        TraceFormat::Json => {
+            let document = serde_json::json!({
+                "type": "trace",
+                "version": json::FORMAT_VERSION,
+                "name": scenario.name,
+                "outcome": result.outcome,
+                "hang_step": result.hang_step,
+                "passed": result.passed,
+                "events": events,
+                "normalized": snapshot::normalized(scenario, &result),
+            });
+            format!("{document}\n")
+        }
+        TraceFormat::Chrome => {
+            let pid = result.trace.redactions.pid.unwrap_or(0);
+            let title = format!("termwatch: {}", scenario.name);
+            let document = chrome::render(events, pid, &title, result.hang_step.as_deref());
+            format!("{document}\n")
+        }
+    };
+    let written = match &args.output {
+        Some(path) => std::fs::write(path, text)
+            .map_err(|e| format!("cannot write the trace to {}: {e}", path.display())),
+        None => std::io::stdout()
+            .write_all(text.as_bytes())
+            .map_err(|e| format!("cannot write the trace: {e}")),
+    };
+    if let Err(message) = written {
+        eprintln!("error: {message}");
+        return exit_code::BAD_INPUT;
+    }
+    if args.output.is_some() || args.format != TraceFormat::Text {
+        let _ = human::write_result(&mut std::io::stderr(), &result);
+    }
+    interrupted_exit().unwrap_or(if result.passed {
         exit_code::OK
     } else {
         exit_code::FAILED

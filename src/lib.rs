@@ -18,3 +18,4 @@ pub mod repeat;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod trace;

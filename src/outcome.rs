@@ -5,6 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::scenario::Expect;
+use crate::trace::RecordedTrace;
+use crate::trace::snapshot::SnapshotVerdict;
 
 /// How a scenario's run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -169,4 +171,21 @@ pub struct ScenarioResult {
     pub diagnostics: Diagnostics,
     /// Processes, files or folders the run left behind (removed by the harness).
     pub leaks: Vec<String>,
+    /// The run's lifecycle trace, as streamed by the child (not in the JSON report: see
+    /// `termwatch trace`).
+    #[serde(skip)]
+    pub trace: RecordedTrace,
+    /// How the trace compared with its snapshot, when it was compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotVerdict>,
+}
+
+impl ScenarioResult {
+    /// What happened, in words: `clean`, `hang at `term``, `crash`, …
+    pub fn got(&self) -> String {
+        match &self.hang_step {
+            Some(step) => format!("hang at `{step}`"),
+            None => self.outcome.to_string(),
+        }
+    }
 }

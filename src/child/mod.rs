@@ -23,11 +23,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use nodes::Note;
 use protocol::{ChildMessage, Emitter};
 use registry::Registry;
 use topology::Topology;
 
+use crate::lifecycle;
 use crate::scenario::{self, Action, SETUP_LABEL, TRAFFIC_LABEL};
+use crate::trace::layer::{self, LifecycleLayer};
+use crate::trace::{EventKind, Phase};
 
 pub use watchdog::HANG_EXIT;
 
@@ -64,26 +68,47 @@ fn install_panic_hook() {
     }));
 }
 
-/// Runs one phase or step under its deadline and reports its start and end.
+/// Streams every lifecycle event to the parent as it is recorded, next to the harness's own
+/// logs on stderr.
+fn install_trace() {
+    let sink: layer::Sink = Box::new(|event| {
+        Emitter.send(&ChildMessage::Trace {
+            event: event.clone(),
+        });
+    });
+    layer::install_subscriber(Some(LifecycleLayer::new(sink)));
+}
+
+/// Runs one phase or step under its deadline and reports its start and end; `body` returns a
+/// note on what it found (empty for the setup and traffic phases), which the trace keeps.
 fn phase<T>(
     registry: &Registry,
     label: &str,
     step: Option<usize>,
     timeout: Duration,
-    body: impl FnOnce() -> T,
+    body: impl FnOnce() -> (T, Note),
 ) -> T {
     Emitter.send(&ChildMessage::PhaseStarted {
         label: label.to_owned(),
         step,
         timeout_ms: timeout.as_millis().try_into().unwrap_or(u64::MAX),
     });
+    layer::enter_phase(Phase::of(step, label));
+    lifecycle!(EventKind::StepStarted, label = label);
     let started: Instant = registry.begin(label, step, timeout);
-    let result = body();
+    let (result, note) = body();
     registry.end();
+    let duration_us: u64 = started.elapsed().as_micros().try_into().unwrap_or(u64::MAX);
+    lifecycle!(
+        EventKind::StepFinished,
+        label = label,
+        note = (!note.is_empty()).then_some(note.as_str()),
+        duration_us = duration_us
+    );
     Emitter.send(&ChildMessage::PhaseFinished {
         label: label.to_owned(),
         step,
-        duration_us: started.elapsed().as_micros().try_into().unwrap_or(u64::MAX),
+        duration_us,
     });
     result
 }
@@ -91,6 +116,7 @@ fn phase<T>(
 /// The child's whole life; never returns.
 pub fn run(args: ChildArgs) -> ! {
     install_panic_hook();
+    install_trace();
     let mut scenario = match scenario::load(&args.file, &args.root) {
         Ok(s) => s,
         Err(errors) => fail(
@@ -114,20 +140,24 @@ pub fn run(args: ChildArgs) -> ! {
     watchdog::start(Arc::clone(&scenario), Arc::clone(&registry));
 
     let mut topology = phase(&registry, SETUP_LABEL, None, scenario.step_timeout, || {
-        topology::build(&scenario, &registry, &args.run_dir).unwrap_or_else(|e| fail(e))
+        let built = topology::build(&scenario, &registry, &args.run_dir);
+        (built.unwrap_or_else(|e| fail(e)), Note::new())
     });
     phase(
         &registry,
         TRAFFIC_LABEL,
         None,
         scenario.step_timeout,
-        || traffic::run(&scenario, &topology),
+        || (traffic::run(&scenario, &topology), Note::new()),
     );
     for (i, step) in scenario.steps.iter().enumerate() {
         phase(&registry, &step.label, Some(i), step.timeout, || {
-            run_step(&registry, &mut topology, &step.action)
+            ((), run_step(&registry, &mut topology, &step.action))
         });
     }
+    topology.join_ended_threads(&registry);
+    layer::enter_phase(Phase::End);
+    registry.trace_message_counts();
     let state = registry.lock();
     Emitter.send(&ChildMessage::Finished {
         open_sockets: diagnose::open_sockets(&scenario, &state),
@@ -139,7 +169,7 @@ pub fn run(args: ChildArgs) -> ! {
 }
 
 /// Carries out one step on the main thread; returns a note on what it found.
-fn run_step(registry: &Arc<Registry>, topology: &mut Topology, action: &Action) -> String {
+fn run_step(registry: &Arc<Registry>, topology: &mut Topology, action: &Action) -> Note {
     match *action {
         Action::Close { node } => topology.nodes[node].close(registry),
         Action::SetLinger { node, linger_ms } => {
@@ -154,25 +184,33 @@ fn run_step(registry: &Arc<Registry>, topology: &mut Topology, action: &Action) 
             None => "not an async node".to_owned(),
         },
         Action::Join { node } => topology.nodes[node].join(),
-        Action::Steer { node, command } => topology.nodes[node].steer(command),
+        Action::Steer { node, command } => topology.nodes[node].steer(registry, node, command),
         Action::Sleep { duration } => {
             std::thread::sleep(duration);
             "slept".to_owned()
         }
         Action::Shutdown { context } => match &topology.contexts[context] {
             Some(ctx) => {
+                registry.context_ending(context);
                 ctx.shutdown()
                     .unwrap_or_else(|e| fail(format!("zmq_ctx_shutdown failed: {e}")));
-                registry.lock().contexts[context].shut_down = true;
+                let mut state = registry.lock();
+                let entry = &mut state.contexts[context];
+                entry.shut_down = true;
+                lifecycle!(EventKind::ShutdownCalled, context = entry.name.as_str());
                 "blocking calls on the context's sockets now return ETERM".to_owned()
             }
             None => "context already termed".to_owned(),
         },
         Action::Term { context } => match topology.contexts[context].take() {
             Some(ctx) => {
+                registry.context_ending(context);
+                let name = registry.lock().contexts[context].name.clone();
+                lifecycle!(EventKind::TermEntered, context = name.as_str());
                 ctx.term()
                     .unwrap_or_else(|e| fail(format!("zmq_ctx_term failed: {e}")));
                 registry.lock().contexts[context].terminated = true;
+                lifecycle!(EventKind::TermReturned, context = name.as_str());
                 "zmq_ctx_term returned".to_owned()
             }
             None => "context already termed".to_owned(),

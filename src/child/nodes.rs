@@ -23,7 +23,10 @@ use super::fail;
 use super::registry::{NodeCounters, OwnerState, Registry, SocketId};
 use super::zmq_ctx::{DATA, is_probe, message_frames};
 use crate::forwarder::{ForwarderStats, run_forwarder};
+use crate::lifecycle;
 use crate::scenario::{EndpointSpec, Engine, Mode, OnEterm, SteerCommand};
+use crate::trace::EventKind;
+use crate::trace::layer::caused_by;
 
 /// A socket and its registry id; closing it through [`close_owned`] keeps the registry true.
 pub struct OwnedSocket {
@@ -106,8 +109,8 @@ pub enum Command {
 
 /// How a node's loop ended.
 enum LoopEnd {
-    /// A call returned ETERM.
-    Eterm,
+    /// A call (named) returned ETERM.
+    Eterm(&'static str),
     /// A steerable proxy got TERMINATE.
     Terminated,
     /// A `close` request.
@@ -140,6 +143,7 @@ pub struct AsyncNode {
     socket: Arc<Mutex<Option<OwnedSocket>>>,
     task: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
     stopped: bool,
+    name: String,
 }
 
 /// Linux limits thread names to 15 bytes.
@@ -151,19 +155,43 @@ fn thread_name(node: &str) -> String {
     name
 }
 
-fn spawn_named(name: &str, body: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
-    std::thread::Builder::new()
-        .name(thread_name(name))
-        .spawn(body)
-        .unwrap_or_else(|e| fail(format!("cannot start a thread for node `{name}`: {e}")))
+/// Starts a node's thread, which enters itself in the registry (`purpose`) before `body`;
+/// returns once it has, so that every thread of a node has started by the end of setup.
+fn spawn_node_thread(
+    env: &NodeEnv,
+    purpose: String,
+    body: impl FnOnce() + Send + 'static,
+) -> JoinHandle<()> {
+    let (started, has_started) = channel();
+    let (registry, node) = (Arc::clone(&env.registry), env.node);
+    let thread = std::thread::Builder::new()
+        .name(thread_name(&env.name))
+        .spawn(move || {
+            registry.thread_started(purpose, Some(node));
+            let _ = started.send(());
+            body();
+        })
+        .unwrap_or_else(|e| {
+            fail(format!(
+                "cannot start a thread for node `{}`: {e}",
+                env.name
+            ))
+        });
+    if has_started.recv().is_err() {
+        fail(format!(
+            "the thread of node `{}` ended as it started",
+            env.name
+        ));
+    }
+    thread
 }
 
-/// Counts one received message.
-fn count_received(counters: &NodeCounters, frames: &[Vec<u8>]) {
+/// Counts one received message; the first data message is a lifecycle event.
+fn count_received(env: &NodeEnv, frames: &[Vec<u8>]) {
     if is_probe(frames) {
-        NodeCounters::bump(&counters.probes_received);
-    } else {
-        NodeCounters::bump(&counters.received);
+        NodeCounters::bump(&env.counters.probes_received);
+    } else if NodeCounters::bump(&env.counters.received) == 1 {
+        lifecycle!(EventKind::FirstMessageReceived, node = env.name.as_str());
     }
 }
 
@@ -187,10 +215,10 @@ pub fn send_messages(
 }
 
 /// Receives without blocking until nothing is left.
-fn drain(socket: &zmq::Socket, counters: &NodeCounters) -> Result<(), zmq::Error> {
+fn drain(socket: &zmq::Socket, env: &NodeEnv) -> Result<(), zmq::Error> {
     loop {
         match socket.recv_multipart(zmq::DONTWAIT) {
-            Ok(frames) => count_received(counters, &frames),
+            Ok(frames) => count_received(env, &frames),
             Err(zmq::Error::EAGAIN) => return Ok(()),
             Err(e) => return Err(e),
         }
@@ -210,11 +238,8 @@ pub fn start_endpoint_thread(
     let (commands, inbox) = channel();
     let kept = Arc::new(Mutex::new(Vec::new()));
     let kept_by_thread = Arc::clone(&kept);
-    let thread = spawn_named(&env.name.clone(), move || {
-        env.registry.thread_started(
-            format!("node `{}` ({} receive loop)", env.name, spec.mode),
-            Some(env.node),
-        );
+    let purpose = format!("node `{}` ({} receive loop)", env.name, spec.mode);
+    let thread = spawn_node_thread(&env.clone(), purpose, move || {
         let end = endpoint_loop(&env, &spec, &socket, &inbox);
         finish_loop(&env, end, vec![socket], &kept_by_thread, None);
     });
@@ -237,15 +262,15 @@ fn endpoint_loop(
         env.go.wait();
         match send_messages(socket, spec, &env.counters) {
             Ok(()) => {}
-            Err(zmq::Error::ETERM) => return LoopEnd::Eterm,
+            Err(zmq::Error::ETERM) => return LoopEnd::Eterm("send"),
             Err(e) => unexpected(env, "send", e),
         }
     }
     loop {
         if spec.mode == Mode::Blocking {
             match socket.recv_multipart(0) {
-                Ok(frames) => count_received(&env.counters, &frames),
-                Err(zmq::Error::ETERM) => return LoopEnd::Eterm,
+                Ok(frames) => count_received(env, &frames),
+                Err(zmq::Error::ETERM) => return LoopEnd::Eterm("recv"),
                 Err(zmq::Error::EINTR) => {}
                 Err(e) => unexpected(env, "recv", e),
             }
@@ -258,10 +283,10 @@ fn endpoint_loop(
             .unwrap_or(i64::MAX);
         match socket
             .poll(zmq::POLLIN, timeout_ms)
-            .and_then(|_| drain(socket, &env.counters))
+            .and_then(|_| drain(socket, env))
         {
             Ok(()) | Err(zmq::Error::EINTR) => {}
-            Err(zmq::Error::ETERM) => return LoopEnd::Eterm,
+            Err(zmq::Error::ETERM) => return LoopEnd::Eterm("poll"),
             Err(e) => unexpected(env, "poll", e),
         }
         while let Ok(command) = inbox.try_recv() {
@@ -278,6 +303,7 @@ fn endpoint_loop(
 
 /// What a node's thread does when its loop ends: close or keep its sockets, then return.
 /// Requests still queued are dropped unanswered, which tells the main thread to act itself.
+/// What follows ETERM or TERMINATE is traced to the step that caused it.
 fn finish_loop(
     env: &NodeEnv,
     end: LoopEnd,
@@ -296,14 +322,32 @@ fn finish_loop(
         }
         env.registry.set_owner(env.node, OwnerState::ThreadEnded);
     };
+    let _cause = match &end {
+        LoopEnd::Close(_) => None,
+        LoopEnd::Eterm(call) => {
+            let cause = env.registry.end_cause(env.node, false).map(caused_by);
+            lifecycle!(EventKind::EtermSeen, node = env.name.as_str(), call = *call);
+            cause
+        }
+        LoopEnd::Terminated => {
+            let cause = env.registry.end_cause(env.node, true).map(caused_by);
+            lifecycle!(EventKind::ProxyTerminated, node = env.name.as_str());
+            cause
+        }
+    };
     match end {
         LoopEnd::Close(reply) => {
             close_all(sockets);
             let _ = reply.send(());
         }
-        LoopEnd::Eterm | LoopEnd::Terminated => match env.on_eterm {
+        LoopEnd::Eterm(_) | LoopEnd::Terminated => match env.on_eterm {
             OnEterm::Close => close_all(sockets),
             OnEterm::Keep => {
+                lifecycle!(
+                    EventKind::SocketsKept,
+                    node = env.name.as_str(),
+                    sockets = sockets.len() as u64
+                );
                 lock(kept).extend(sockets);
                 env.registry
                     .set_owner(env.node, OwnerState::ThreadEndedKeeping);
@@ -342,11 +386,8 @@ pub fn start_proxy_thread(
         mut control,
         ..
     } = sockets;
-    let thread = spawn_named(&env.name.clone(), move || {
-        env.registry.thread_started(
-            format!("node `{}` (proxy, {engine})", env.name),
-            Some(env.node),
-        );
+    let purpose = format!("node `{}` (proxy, {engine})", env.name);
+    let thread = spawn_node_thread(&env.clone(), purpose, move || {
         let result = match (engine, &mut control) {
             (Engine::Steerable, Some(control)) => zmq::proxy_steerable(
                 &mut frontend.socket,
@@ -358,7 +399,7 @@ pub fn start_proxy_thread(
         };
         let end = match result {
             Ok(()) => LoopEnd::Terminated,
-            Err(zmq::Error::ETERM) => LoopEnd::Eterm,
+            Err(zmq::Error::ETERM) => LoopEnd::Eterm("proxy"),
             Err(e) => unexpected(&env, "proxy", e),
         };
         drop(inbox);
@@ -452,8 +493,19 @@ impl NodeHandle {
         }
     }
 
+    /// After the last step: waits for the node's thread if its loop has ended, so that what it
+    /// records on its way out is in the trace of every run (a loop still running is left alone).
+    pub fn join_if_ended(&mut self, registry: &Registry, node: usize) {
+        if let NodeHandle::Threaded(t) = self
+            && registry.loop_ended(node)
+            && let Some(thread) = t.thread.take()
+        {
+            let _ = thread.join();
+        }
+    }
+
     /// `steer`: sends a command on the steerable proxy's control pair; does not wait for a reply.
-    pub fn steer(&mut self, command: SteerCommand) -> Note {
+    pub fn steer(&mut self, registry: &Registry, node: usize, command: SteerCommand) -> Note {
         let NodeHandle::Threaded(ThreadedNode {
             steer: Some(steer), ..
         }) = self
@@ -464,9 +516,17 @@ impl NodeHandle {
         let Some(owned) = guard.as_ref() else {
             return "control socket already closed".to_owned();
         };
+        if command == SteerCommand::Terminate {
+            registry.terminate_sent(node);
+        }
         if let Err(e) = owned.socket.send(command.as_str(), 0) {
             fail(format!("steer {command} failed: {e}"));
         }
+        lifecycle!(
+            EventKind::SteerSent,
+            node = registry.lock().nodes[node].name.as_str(),
+            command = command.as_str()
+        );
         format!("sent {command}")
     }
 
@@ -504,11 +564,9 @@ pub fn start_async(env: NodeEnv, socket: OwnedSocket) -> AsyncNode {
     let (runtime_tx, runtime_rx) = channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (socket_for_runtime, task_slot) = (Arc::clone(&socket), Arc::clone(&task));
-    let thread = spawn_named(&env.name.clone(), move || {
-        env.registry.thread_started(
-            format!("node `{}` (tokio runtime, async receive task)", env.name),
-            Some(env.node),
-        );
+    let name = env.name.clone();
+    let purpose = format!("node `{}` (tokio runtime, async receive task)", env.name);
+    let thread = spawn_node_thread(&env.clone(), purpose, move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -538,6 +596,7 @@ pub fn start_async(env: NodeEnv, socket: OwnedSocket) -> AsyncNode {
         socket,
         task,
         stopped: false,
+        name,
     }
 }
 
@@ -558,7 +617,7 @@ async fn receive_task(env: NodeEnv, slot: Arc<Mutex<Option<OwnedSocket>>>) {
             env.name
         ))
     });
-    let mut result = drain_ready(&slot, &env.counters);
+    let mut result = drain_ready(&slot, &env);
     while result.is_ok() {
         let mut guard = match async_fd.readable().await {
             Ok(guard) => guard,
@@ -567,36 +626,47 @@ async fn receive_task(env: NodeEnv, slot: Arc<Mutex<Option<OwnedSocket>>>) {
                 env.name
             )),
         };
-        result = drain_ready(&slot, &env.counters);
+        result = drain_ready(&slot, &env);
         guard.clear_ready();
     }
     drop(async_fd);
     match result {
-        Err(zmq::Error::ETERM) => match env.on_eterm {
-            OnEterm::Close => {
-                if let Some(owned) = lock(&slot).take() {
-                    close_owned(&env.registry, owned);
+        Err(zmq::Error::ETERM) => {
+            let _cause = env.registry.end_cause(env.node, false).map(caused_by);
+            lifecycle!(
+                EventKind::EtermSeen,
+                node = env.name.as_str(),
+                call = "recv"
+            );
+            match env.on_eterm {
+                OnEterm::Close => {
+                    if let Some(owned) = lock(&slot).take() {
+                        close_owned(&env.registry, owned);
+                    }
+                }
+                OnEterm::Keep => {
+                    lifecycle!(
+                        EventKind::SocketsKept,
+                        node = env.name.as_str(),
+                        sockets = 1u64
+                    );
                 }
             }
-            OnEterm::Keep => {}
-        },
+        }
         Err(e) => unexpected(&env, "recv", e),
         Ok(()) => {}
     }
 }
 
 /// Reads while ZMQ_EVENTS says there is something to read. `Ok` when drained or closed.
-fn drain_ready(
-    slot: &Mutex<Option<OwnedSocket>>,
-    counters: &NodeCounters,
-) -> Result<(), zmq::Error> {
+fn drain_ready(slot: &Mutex<Option<OwnedSocket>>, env: &NodeEnv) -> Result<(), zmq::Error> {
     let guard = lock(slot);
     let Some(owned) = guard.as_ref() else {
         return Ok(());
     };
     while owned.socket.get_events()?.contains(zmq::POLLIN) {
         match owned.socket.recv_multipart(zmq::DONTWAIT) {
-            Ok(frames) => count_received(counters, &frames),
+            Ok(frames) => count_received(env, &frames),
             Err(zmq::Error::EAGAIN) => break,
             Err(e) => return Err(e),
         }
@@ -622,11 +692,16 @@ impl AsyncNode {
 
     fn close(&mut self, registry: &Arc<Registry>) -> Note {
         let task = lock(&self.task).take();
-        let (slot, reg) = (Arc::clone(&self.socket), Arc::clone(registry));
+        let (slot, reg, name) = (
+            Arc::clone(&self.socket),
+            Arc::clone(registry),
+            self.name.clone(),
+        );
         let closed_on_runtime = self.on_runtime(async move {
             if let Some(task) = task {
                 task.abort();
                 let _ = task.await;
+                lifecycle!(EventKind::ReceiveTaskEnded, node = name.as_str());
             }
             let owned = lock(&slot).take();
             let had_socket = owned.is_some();
@@ -689,6 +764,10 @@ impl AsyncNode {
             let _ = thread.join();
         }
         self.stopped = true;
-        "runtime stopped (its tasks dropped); the socket stays open".to_owned()
+        if lock(&self.socket).is_some() {
+            "runtime stopped (its tasks dropped); the socket stays open".to_owned()
+        } else {
+            "runtime stopped (its tasks dropped)".to_owned()
+        }
     }
 }

@@ -7,9 +7,10 @@ use std::io::Write;
 use serde::{Deserialize, Serialize};
 
 use crate::outcome::{Diagnostics, NodeReport, SocketReport};
+use crate::trace::LifecycleEvent;
 
 /// Bumped whenever a message changes shape.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// One line from the child.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,6 +63,11 @@ pub enum ChildMessage {
     Failed {
         /// What went wrong.
         message: String,
+    },
+    /// A lifecycle event, sent as it is recorded.
+    Trace {
+        /// The event.
+        event: LifecycleEvent,
     },
     /// A thread panicked; the child aborts right after.
     Panicked {

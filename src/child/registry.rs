@@ -10,7 +10,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::lifecycle;
 use crate::scenario::{Mode, SocketType};
+use crate::trace::layer::current_phase;
+use crate::trace::{EventKind, Phase};
 
 /// Index of a socket in the registry.
 pub type SocketId = usize;
@@ -34,9 +37,9 @@ impl NodeCounters {
         counter.load(Ordering::Acquire)
     }
 
-    /// Adds one to a counter.
-    pub fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::AcqRel);
+    /// Adds one to a counter; returns the new count.
+    pub fn bump(counter: &AtomicU64) -> u64 {
+        counter.fetch_add(1, Ordering::AcqRel) + 1
     }
 }
 
@@ -106,6 +109,10 @@ pub struct NodeEntry {
     pub to_send: u64,
     /// `expect_messages`.
     pub expected: Option<u64>,
+    /// Index of its context.
+    pub context: usize,
+    /// The step that sent a steerable proxy TERMINATE.
+    pub terminate_sent_in: Option<Phase>,
 }
 
 /// One socket's entry.
@@ -127,6 +134,15 @@ pub struct SocketEntry {
     pub open: bool,
     /// The thread that closed it.
     pub closed_by: Option<String>,
+}
+
+/// How a socket reached an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointKind {
+    /// `zmq_bind`.
+    Bind,
+    /// `zmq_connect`.
+    Connect,
 }
 
 /// One thread the harness started.
@@ -166,6 +182,9 @@ pub struct ContextEntry {
     pub shut_down: bool,
     /// Whether `zmq_ctx_term` returned.
     pub terminated: bool,
+    /// The step that called `zmq_ctx_shutdown` or `zmq_ctx_term` first: what the ETERM its
+    /// sockets' threads see is traced to.
+    pub ended_in: Option<Phase>,
 }
 
 /// Everything the registry holds.
@@ -210,26 +229,31 @@ impl Registry {
 
     /// Records the calling thread as started.
     pub fn thread_started(&self, purpose: String, node: Option<usize>) {
-        let entry = ThreadEntry {
+        let mut state = self.lock();
+        let node_name = node.map(|n| state.nodes[n].name.clone());
+        lifecycle!(
+            EventKind::ThreadStarted,
+            node = node_name,
+            purpose = purpose.as_str()
+        );
+        state.threads.push(ThreadEntry {
             tid: current_tid(),
             name: current_thread_name(),
             purpose,
             node,
             alive: true,
-        };
-        self.lock().threads.push(entry);
+        });
     }
 
     /// Records the calling thread as ended.
     pub fn thread_ended(&self) {
         let tid = current_tid();
-        if let Some(t) = self
-            .lock()
-            .threads
-            .iter_mut()
-            .find(|t| t.tid == tid && t.alive)
-        {
+        let mut state = self.lock();
+        let RegistryState { threads, nodes, .. } = &mut *state;
+        if let Some(t) = threads.iter_mut().find(|t| t.tid == tid && t.alive) {
             t.alive = false;
+            let node_name = t.node.map(|n| nodes[n].name.as_str());
+            lifecycle!(EventKind::ThreadExited, node = node_name);
         }
     }
 
@@ -241,6 +265,10 @@ impl Registry {
     /// Marks an async node's receive task as cancelled.
     pub fn task_cancelled(&self, node: usize) {
         let mut state = self.lock();
+        lifecycle!(
+            EventKind::TaskCancelled,
+            node = state.nodes[node].name.as_str()
+        );
         let owner = &mut state.nodes[node].owner;
         *owner = match *owner {
             OwnerState::RuntimeRunning { .. } => OwnerState::RuntimeRunning {
@@ -256,6 +284,10 @@ impl Registry {
     /// Marks an async node's runtime as stopped.
     pub fn runtime_stopped(&self, node: usize) {
         let mut state = self.lock();
+        lifecycle!(
+            EventKind::RuntimeStopped,
+            node = state.nodes[node].name.as_str()
+        );
         let owner = &mut state.nodes[node].owner;
         let task_cancelled = matches!(
             *owner,
@@ -271,14 +303,104 @@ impl Registry {
     /// Records a socket as closed by the calling thread.
     pub fn socket_closed(&self, id: SocketId) {
         let mut state = self.lock();
-        let entry = &mut state.sockets[id];
+        let RegistryState { sockets, nodes, .. } = &mut *state;
+        let entry = &mut sockets[id];
         entry.open = false;
         entry.closed_by = Some(current_thread_name());
+        lifecycle!(
+            EventKind::SocketClosed,
+            node = nodes[entry.node].name.as_str(),
+            role = entry.role,
+            socket_type = %entry.socket_type
+        );
     }
 
     /// Records a socket's linger as read back after a change.
     pub fn socket_linger(&self, id: SocketId, linger_ms: Option<i32>) {
-        self.lock().sockets[id].linger_ms = linger_ms;
+        let mut state = self.lock();
+        let RegistryState { sockets, nodes, .. } = &mut *state;
+        sockets[id].linger_ms = linger_ms;
+        lifecycle!(
+            EventKind::LingerSet,
+            node = nodes[sockets[id].node].name.as_str(),
+            role = sockets[id].role,
+            linger_ms = linger_ms.map(i64::from)
+        );
+    }
+
+    /// Enters a socket just created on the calling thread; returns its id.
+    pub fn socket_created(&self, entry: SocketEntry) -> SocketId {
+        let mut state = self.lock();
+        lifecycle!(
+            EventKind::SocketCreated,
+            node = state.nodes[entry.node].name.as_str(),
+            role = entry.role,
+            socket_type = %entry.socket_type
+        );
+        state.sockets.push(entry);
+        state.sockets.len() - 1
+    }
+
+    /// Records an endpoint a socket was bound or connected to (`kind` says which).
+    pub fn socket_endpoint(&self, id: SocketId, kind: EndpointKind, endpoint: &str) {
+        let mut state = self.lock();
+        let RegistryState { sockets, nodes, .. } = &mut *state;
+        let entry = &mut sockets[id];
+        let (event, verb) = match kind {
+            EndpointKind::Bind => (EventKind::Bound, "bind"),
+            EndpointKind::Connect => (EventKind::Connected, "connect"),
+        };
+        entry.endpoints.push(format!("{verb} {endpoint}"));
+        lifecycle!(
+            event,
+            node = nodes[entry.node].name.as_str(),
+            role = entry.role,
+            endpoint = endpoint
+        );
+    }
+
+    /// Records that the current step ends `context` (`shutdown` or `term`), before it does.
+    pub fn context_ending(&self, context: usize) {
+        let ended_in = &mut self.lock().contexts[context].ended_in;
+        ended_in.get_or_insert(current_phase());
+    }
+
+    /// Records that the current step sends TERMINATE to a steerable proxy, before it does.
+    pub fn terminate_sent(&self, node: usize) {
+        let terminate_sent_in = &mut self.lock().nodes[node].terminate_sent_in;
+        terminate_sent_in.get_or_insert(current_phase());
+    }
+
+    /// The step that caused a node's loop to end with ETERM (its context's shutdown or term),
+    /// or with TERMINATE (`terminated`).
+    pub fn end_cause(&self, node: usize, terminated: bool) -> Option<Phase> {
+        let state = self.lock();
+        let entry = &state.nodes[node];
+        if terminated {
+            entry.terminate_sent_in
+        } else {
+            state.contexts[entry.context].ended_in
+        }
+    }
+
+    /// Records every node's data-message totals in the trace (probes are not counted).
+    pub fn trace_message_counts(&self) {
+        for node in &self.lock().nodes {
+            lifecycle!(
+                EventKind::MessagesCounted,
+                node = node.name.as_str(),
+                sent = NodeCounters::get(&node.counters.sent),
+                received = NodeCounters::get(&node.counters.received)
+            );
+        }
+    }
+
+    /// Whether a node's loop has ended, so that its thread is returning or gone.
+    pub fn loop_ended(&self, node: usize) -> bool {
+        matches!(
+            self.lock().nodes[node].owner,
+            OwnerState::ThreadEnded | OwnerState::ThreadEndedKeeping
+        )
     }
 
     /// Starts the watchdog's clock on a phase or step.

@@ -11,13 +11,17 @@ use super::nodes::{
     Latch, NodeEnv, NodeHandle, OwnedSocket, ProxySockets, start_async, start_endpoint_thread,
     start_proxy_thread,
 };
-use super::registry::{ContextEntry, NodeCounters, NodeEntry, OwnerState, Registry, SocketEntry};
+use super::registry::{
+    ContextEntry, EndpointKind, NodeCounters, NodeEntry, OwnerState, Registry, SocketEntry,
+};
 use super::zmq_ctx::ZmqContext;
 use crate::forwarder::ForwarderStats;
+use crate::lifecycle;
 use crate::scenario::{
     BindSpec, ConnectTarget, Engine, Mode, NodeBody, ProxySide, Scenario, SocketOptions,
     SocketType, Transport,
 };
+use crate::trace::EventKind;
 
 /// Everything the scenario built.
 pub struct Topology {
@@ -37,6 +41,15 @@ impl Topology {
         match &self.nodes[node] {
             NodeHandle::Main(sockets) => sockets.first().map(|o| &o.socket),
             _ => None,
+        }
+    }
+}
+
+impl Topology {
+    /// Waits for the threads of nodes whose loop has ended (see [`NodeHandle::join_if_ended`]).
+    pub fn join_ended_threads(&mut self, registry: &Registry) {
+        for (node, handle) in self.nodes.iter_mut().enumerate() {
+            handle.join_if_ended(registry, node);
         }
     }
 }
@@ -62,9 +75,7 @@ fn make_socket(
         format!("cannot create the {role} {socket_type} socket of node #{node}: {e}")
     })?;
     let linger_ms = socket.get_linger().ok();
-    let mut state = registry.lock();
-    let id = state.sockets.len();
-    state.sockets.push(SocketEntry {
+    let id = registry.socket_created(SocketEntry {
         node,
         role,
         socket_type,
@@ -96,9 +107,7 @@ fn bind(registry: &Registry, made: &Made, endpoint: &str, node: &str) -> Result<
         Ok(Ok(actual)) if !actual.is_empty() => actual,
         _ => endpoint.to_owned(),
     };
-    registry.lock().sockets[made.owned.id]
-        .endpoints
-        .push(format!("bind {actual}"));
+    registry.socket_endpoint(made.owned.id, EndpointKind::Bind, &actual);
     Ok(actual)
 }
 
@@ -115,6 +124,7 @@ pub fn build(
             name: spec.name.clone(),
             shut_down: false,
             terminated: false,
+            ended_in: None,
         });
     }
     let counters: Vec<Arc<NodeCounters>> = scenario.nodes.iter().map(|_| Arc::default()).collect();
@@ -147,6 +157,8 @@ pub fn build(
             counters: Arc::clone(&counters[i]),
             to_send: endpoint.map_or(0, |e| e.send),
             expected: endpoint.and_then(|e| e.expect_messages),
+            context: node.context,
+            terminate_sent_in: None,
         });
     }
 
@@ -220,9 +232,7 @@ pub fn build(
                     steer.owned.socket.connect(&endpoint).map_err(|e| {
                         format!("cannot connect the control pair of `{}`: {e}", node.name)
                     })?;
-                    registry.lock().sockets[steer.owned.id]
-                        .endpoints
-                        .push(format!("connect {endpoint}"));
+                    registry.socket_endpoint(steer.owned.id, EndpointKind::Connect, &endpoint);
                     sockets.extend([control, steer]);
                 }
             }
@@ -245,6 +255,12 @@ pub fn build(
                             .map_err(|err| {
                                 format!("node `{}` cannot subscribe: {err}", node.name)
                             })?;
+                        lifecycle!(
+                            EventKind::Subscribed,
+                            node = node.name.as_str(),
+                            role = "socket",
+                            topic = topic.as_str()
+                        );
                     }
                 }
                 if let Some(spec) = &e.bind {
@@ -284,9 +300,7 @@ pub fn build(
             .socket
             .connect(&endpoint)
             .map_err(|e| format!("node `{}` cannot connect to {endpoint}: {e}", node.name))?;
-        registry.lock().sockets[socket.owned.id]
-            .endpoints
-            .push(format!("connect {endpoint}"));
+        registry.socket_endpoint(socket.owned.id, EndpointKind::Connect, &endpoint);
     }
 
     // Pass 3: hand each node's sockets to their owner.

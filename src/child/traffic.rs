@@ -111,7 +111,9 @@ pub fn run(scenario: &Scenario, topology: &Topology) {
                 continue;
             };
             match socket.send_multipart(frames.iter().map(Vec::as_slice), zmq::DONTWAIT) {
-                Ok(()) => NodeCounters::bump(&counters[*p].probes_sent),
+                Ok(()) => {
+                    NodeCounters::bump(&counters[*p].probes_sent);
+                }
                 Err(zmq::Error::EAGAIN) => {}
                 Err(e) => fail(format!(
                     "probe from `{}` failed: {e}",

@@ -8,7 +8,10 @@ use std::time::Duration;
 use super::diagnose::hang_diagnostics;
 use super::protocol::{ChildMessage, Emitter};
 use super::registry::Registry;
+use crate::lifecycle;
 use crate::scenario::Scenario;
+use crate::trace::layer::caused_by;
+use crate::trace::{EventKind, Phase};
 
 /// How often the deadline is checked.
 const TICK: Duration = Duration::from_millis(2);
@@ -20,10 +23,13 @@ pub fn start(scenario: Arc<Scenario>, registry: Arc<Registry>) {
     let spawned = std::thread::Builder::new()
         .name("watchdog".to_owned())
         .spawn(move || {
+            // Started before setup, whenever the scheduler gets to it: traced to setup.
+            let started_in_setup = caused_by(Phase::Setup);
             registry.thread_started(
                 "termwatch watchdog (checks deadlines, reads /proc)".to_owned(),
                 None,
             );
+            drop(started_in_setup);
             loop {
                 std::thread::sleep(TICK);
                 let state = registry.lock();
@@ -35,12 +41,20 @@ pub fn start(scenario: Arc<Scenario>, registry: Arc<Registry>) {
                     continue;
                 };
                 let elapsed = active.started.elapsed();
+                let elapsed_us: u64 = elapsed.as_micros().try_into().unwrap_or(u64::MAX);
+                lifecycle!(
+                    EventKind::StepHung,
+                    label = active.label.as_str(),
+                    elapsed_us = elapsed_us
+                );
                 let diagnostics = hang_diagnostics(&scenario, &state, &active);
                 drop(state);
+                let _end = caused_by(Phase::End);
+                registry.trace_message_counts();
                 Emitter.send(&ChildMessage::Hang {
                     label: active.label,
                     step: active.step,
-                    elapsed_us: elapsed.as_micros().try_into().unwrap_or(u64::MAX),
+                    elapsed_us,
                     diagnostics,
                 });
                 // SAFETY: ends the process without running destructors, which could block on

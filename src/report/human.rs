@@ -8,13 +8,6 @@ use super::Summary;
 use crate::outcome::{Diagnostics, Outcome, ScenarioResult};
 use crate::repeat::{Status, Tally};
 
-fn got(result: &ScenarioResult) -> String {
-    match &result.hang_step {
-        Some(step) => format!("hang at `{step}`"),
-        None => result.outcome.to_string(),
-    }
-}
-
 fn expected(result: &ScenarioResult) -> String {
     match &result.expect_hang_at {
         Some(step) => format!("hang at `{step}`"),
@@ -33,7 +26,7 @@ pub fn result_line(result: &ScenarioResult) -> String {
         "{status}  {:<44} expected {:<22} got {:<22} {:>8.1} ms",
         result.name,
         expected(result),
-        got(result),
+        result.got(),
         result.duration_ms
     )
 }

@@ -24,6 +24,8 @@ use crate::child::protocol::ChildMessage;
 use crate::events::RunEvent;
 use crate::outcome::{Diagnostics, Outcome, ScenarioResult, StepTiming};
 use crate::scenario::{SETUP_LABEL, Scenario};
+use crate::trace::RecordedTrace;
+use crate::trace::snapshot::{self, SnapshotOptions};
 
 /// Time a child gets after its deadline to report, and after its report to exit.
 const GRACE: Duration = Duration::from_millis(1000);
@@ -43,6 +45,8 @@ pub struct RunOptions {
     pub root: PathBuf,
     /// The executable to re-run as the child (this binary).
     pub executable: PathBuf,
+    /// Whether and where each run's trace is compared with its snapshot.
+    pub snapshots: SnapshotOptions,
 }
 
 /// Runs every scenario, `jobs` at a time, calling `on_event` on the calling thread in the
@@ -108,6 +112,7 @@ struct Transcript {
     failed: Option<String>,
     panicked: Option<String>,
     garbage: Vec<String>,
+    trace: RecordedTrace,
 }
 
 /// Runs one scenario in a child and returns its verdict. Never panics, never hangs.
@@ -198,7 +203,8 @@ pub fn run_one(
         String::from_utf8_lossy(&tail).into_owned()
     });
 
-    let transcript = listen(scenario, &rx, &name, send);
+    let mut transcript = listen(scenario, &rx, &name, send);
+    transcript.trace.redactions.run_dir = run_dir.path().display().to_string();
     let status = reap(
         &mut child,
         pgid,
@@ -218,7 +224,9 @@ pub fn run_one(
         ));
     }
     signals::unregister_folder(&run_dir_path);
-    verdict(scenario, transcript, status, stderr_text, leaks, started)
+    let mut result = verdict(scenario, transcript, status, stderr_text, leaks, started);
+    snapshot::apply(scenario, &mut result, &options.snapshots);
+    result
 }
 
 /// Reads the child's messages until it reports an end, or its deadline plus grace passes.
@@ -244,7 +252,8 @@ fn listen(
             }
         };
         match message {
-            ChildMessage::Hello { .. } => {}
+            ChildMessage::Hello { pid, .. } => t.trace.redactions.pid = Some(pid),
+            ChildMessage::Trace { event } => t.trace.events.push(event),
             ChildMessage::PhaseStarted {
                 label,
                 step,
@@ -561,6 +570,8 @@ fn verdict(
         steps,
         diagnostics,
         leaks,
+        trace: t.trace,
+        snapshot: None,
     }
 }
 
