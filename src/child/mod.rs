@@ -157,7 +157,7 @@ pub fn run(args: ChildArgs) -> ! {
     }
     topology.join_ended_threads(&registry);
     layer::enter_phase(Phase::End);
-    registry.trace_message_counts();
+    registry.trace_final_state();
     let state = registry.lock();
     Emitter.send(&ChildMessage::Finished {
         open_sockets: diagnose::open_sockets(&scenario, &state),

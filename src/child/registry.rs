@@ -383,14 +383,26 @@ impl Registry {
         }
     }
 
-    /// Records every node's data-message totals in the trace (probes are not counted).
-    pub fn trace_message_counts(&self) {
-        for node in &self.lock().nodes {
+    /// Records the final state in the trace: every node's data-message totals (probes are not
+    /// counted) and every socket still open.
+    pub fn trace_final_state(&self) {
+        let state = self.lock();
+        for node in &state.nodes {
             lifecycle!(
                 EventKind::MessagesCounted,
                 node = node.name.as_str(),
                 sent = NodeCounters::get(&node.counters.sent),
                 received = NodeCounters::get(&node.counters.received)
+            );
+        }
+        for socket in state.sockets.iter().filter(|s| s.open) {
+            let node = &state.nodes[socket.node];
+            lifecycle!(
+                EventKind::SocketStillOpen,
+                node = node.name.as_str(),
+                role = socket.role,
+                socket_type = %socket.socket_type,
+                owner = node.owner.describe()
             );
         }
     }

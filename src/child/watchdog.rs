@@ -18,18 +18,18 @@ const TICK: Duration = Duration::from_millis(2);
 /// Exit code of a child that declared a hang.
 pub const HANG_EXIT: i32 = 3;
 
-/// Starts the watchdog thread.
+/// Starts the watchdog thread; returns once it has entered itself in the registry, so that
+/// every run's trace and hang report list it.
 pub fn start(scenario: Arc<Scenario>, registry: Arc<Registry>) {
+    let (started, has_started) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new()
         .name("watchdog".to_owned())
         .spawn(move || {
-            // Started before setup, whenever the scheduler gets to it: traced to setup.
-            let started_in_setup = caused_by(Phase::Setup);
             registry.thread_started(
                 "termwatch watchdog (checks deadlines, reads /proc)".to_owned(),
                 None,
             );
-            drop(started_in_setup);
+            let _ = started.send(());
             loop {
                 std::thread::sleep(TICK);
                 let state = registry.lock();
@@ -50,7 +50,7 @@ pub fn start(scenario: Arc<Scenario>, registry: Arc<Registry>) {
                 let diagnostics = hang_diagnostics(&scenario, &state, &active);
                 drop(state);
                 let _end = caused_by(Phase::End);
-                registry.trace_message_counts();
+                registry.trace_final_state();
                 Emitter.send(&ChildMessage::Hang {
                     label: active.label,
                     step: active.step,
@@ -64,5 +64,8 @@ pub fn start(scenario: Arc<Scenario>, registry: Arc<Registry>) {
         });
     if let Err(e) = spawned {
         super::fail(format!("cannot start the watchdog thread: {e}"));
+    }
+    if has_started.recv().is_err() {
+        super::fail("the watchdog thread ended as it started".to_owned());
     }
 }

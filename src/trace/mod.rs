@@ -91,6 +91,9 @@ pub enum EventKind {
     FirstMessageReceived,
     /// A node's data-message totals (`sent`, `received`; probes are not counted).
     MessagesCounted,
+    /// At the end of the run or at the hang, a socket nobody closed (`role`, `socket_type`,
+    /// `owner` state in words).
+    SocketStillOpen,
     /// A call on a node's socket returned ETERM (`call`).
     EtermSeen,
     /// A steerable proxy returned after TERMINATE.
@@ -137,6 +140,7 @@ impl EventKind {
             EventKind::ThreadExited => "thread_exited",
             EventKind::FirstMessageReceived => "first_message_received",
             EventKind::MessagesCounted => "messages_counted",
+            EventKind::SocketStillOpen => "socket_still_open",
             EventKind::EtermSeen => "eterm_seen",
             EventKind::ProxyTerminated => "proxy_terminated",
             EventKind::SocketClosed => "socket_closed",

@@ -33,6 +33,12 @@ pub fn render(trace: &NormalizedTrace) -> String {
     out
 }
 
+/// Column widths of event lines: fixed (longer values push the line), so that a changed event
+/// changes only its own line in a diff.
+const SCOPE_WIDTH: usize = 12;
+const THREAD_WIDTH: usize = 12;
+const KIND_WIDTH: usize = 22;
+
 fn render_group(out: &mut String, group: &TraceGroup) {
     let _ = writeln!(
         out,
@@ -44,30 +50,12 @@ fn render_group(out: &mut String, group: &TraceGroup) {
             ""
         }
     );
-    let scope_width = group
-        .events
-        .iter()
-        .map(|e| e.scope.len())
-        .max()
-        .unwrap_or(0);
-    let thread_width = group
-        .events
-        .iter()
-        .map(|e| e.thread.len())
-        .max()
-        .unwrap_or(0);
-    let kind_width = group
-        .events
-        .iter()
-        .map(|e| e.kind.words().len())
-        .max()
-        .unwrap_or(0);
     for e in &group.events {
         let fields: Vec<String> = e.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let line = format!(
-            "  {:<scope_width$}  [{:<thread_width$}]  {:<kind_width$}  {}",
+            "  {:<SCOPE_WIDTH$}  {:<THREAD_WIDTH$}  {:<KIND_WIDTH$}  {}",
             e.scope,
-            e.thread,
+            format!("[{}]", e.thread),
             e.kind.words(),
             fields.join(" ")
         );
