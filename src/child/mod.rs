@@ -10,6 +10,7 @@
 //! the scenario never termed is not a hang.
 
 mod diagnose;
+mod monitor;
 mod nodes;
 mod procfs;
 pub mod protocol;

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use crate::lifecycle;
 use crate::scenario::{Mode, SocketType};
 use crate::trace::layer::current_phase;
+use crate::trace::normalize::MONITOR_READER_ROLE;
 use crate::trace::{EventKind, Phase};
 
 /// Index of a socket in the registry.
@@ -395,7 +396,9 @@ impl Registry {
                 received = NodeCounters::get(&node.counters.received)
             );
         }
-        for socket in state.sockets.iter().filter(|s| s.open) {
+        // A monitor's reader closes on its own, when libzmq tells it: not part of the record.
+        let watched = |s: &&SocketEntry| s.role != MONITOR_READER_ROLE;
+        for socket in state.sockets.iter().filter(|s| s.open).filter(watched) {
             let node = &state.nodes[socket.node];
             lifecycle!(
                 EventKind::SocketStillOpen,
@@ -413,6 +416,16 @@ impl Registry {
             self.lock().nodes[node].owner,
             OwnerState::ThreadEnded | OwnerState::ThreadEndedKeeping
         )
+    }
+
+    /// Whether every monitor reader of a node has closed, so that its reader thread is
+    /// returning or gone.
+    pub fn monitor_readers_closed(&self, node: usize) -> bool {
+        !self
+            .lock()
+            .sockets
+            .iter()
+            .any(|s| s.node == node && s.role == MONITOR_READER_ROLE && s.open)
     }
 
     /// Starts the watchdog's clock on a phase or step.

@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
+use super::monitor::{self, MonitorReader};
 use super::nodes::{
     Latch, NodeEnv, NodeHandle, OwnedSocket, ProxySockets, start_async, start_endpoint_thread,
     start_proxy_thread,
@@ -33,6 +35,8 @@ pub struct Topology {
     pub counters: Vec<Arc<NodeCounters>>,
     /// The gate node threads wait on before sending.
     pub go: Arc<Latch>,
+    /// Monitor reader threads, by node index.
+    pub monitors: Vec<(usize, JoinHandle<()>)>,
 }
 
 impl Topology {
@@ -46,11 +50,20 @@ impl Topology {
 }
 
 impl Topology {
-    /// Waits for the threads of nodes whose loop has ended (see [`NodeHandle::join_if_ended`]).
+    /// Waits for the threads of nodes whose loop has ended (see [`NodeHandle::join_if_ended`])
+    /// and for monitor readers that have closed, so that what they record on their way out is
+    /// in every run's trace.
     pub fn join_ended_threads(&mut self, registry: &Registry) {
         for (node, handle) in self.nodes.iter_mut().enumerate() {
             handle.join_if_ended(registry, node);
         }
+        let (closed, running): (Vec<_>, Vec<_>) = std::mem::take(&mut self.monitors)
+            .into_iter()
+            .partition(|(node, _)| registry.monitor_readers_closed(*node));
+        for (_, thread) in closed {
+            let _ = thread.join();
+        }
+        self.monitors = running;
     }
 }
 
@@ -62,16 +75,24 @@ struct Made {
     owned: OwnedSocket,
 }
 
-fn make_socket(
-    registry: &Registry,
-    ctx: &ZmqContext,
+/// The node whose sockets are being made, and its monitor readers when it is monitored.
+struct NodePlace<'a> {
+    ctx: &'a ZmqContext,
     context: usize,
     node: usize,
+    name: &'a str,
+    monitors: Option<Vec<MonitorReader>>,
+}
+
+fn make_socket(
+    registry: &Registry,
+    place: &mut NodePlace<'_>,
     role: &'static str,
     socket_type: SocketType,
     options: &SocketOptions,
 ) -> Result<Made, String> {
-    let socket = ctx.socket(socket_type, options).map_err(|e| {
+    let (context, node) = (place.context, place.node);
+    let socket = place.ctx.socket(socket_type, options).map_err(|e| {
         format!("cannot create the {role} {socket_type} socket of node #{node}: {e}")
     })?;
     let linger_ms = socket.get_linger().ok();
@@ -85,9 +106,12 @@ fn make_socket(
         open: true,
         closed_by: None,
     });
-    Ok(Made {
-        owned: OwnedSocket { id, socket },
-    })
+    let owned = OwnedSocket { id, socket };
+    if let Some(monitors) = &mut place.monitors {
+        let site = (context, node, place.name);
+        monitors.push(monitor::attach(registry, place.ctx, site, &owned, role)?);
+    }
+    Ok(Made { owned })
 }
 
 fn auto_endpoint(transport: Transport, run_dir: &Path, node: &str, side: &str) -> String {
@@ -165,8 +189,15 @@ pub fn build(
     // Pass 1: create every socket and bind the binders.
     let mut bound: Bound = HashMap::new();
     let mut made: Vec<Vec<Made>> = Vec::new();
+    let mut monitor_readers: Vec<Option<Vec<MonitorReader>>> = Vec::new();
     for (i, node) in scenario.nodes.iter().enumerate() {
-        let ctx = &contexts[node.context];
+        let mut place = NodePlace {
+            ctx: &contexts[node.context],
+            context: node.context,
+            node: i,
+            name: &node.name,
+            monitors: node.monitor.then(Vec::new),
+        };
         let mut sockets = Vec::new();
         match &node.body {
             NodeBody::Proxy { engine } => {
@@ -176,18 +207,14 @@ pub fn build(
                 };
                 let frontend = make_socket(
                     registry,
-                    ctx,
-                    node.context,
-                    i,
+                    &mut place,
                     "frontend",
                     SocketType::Xsub,
                     &frontend_options,
                 )?;
                 let backend = make_socket(
                     registry,
-                    ctx,
-                    node.context,
-                    i,
+                    &mut place,
                     "backend",
                     SocketType::Xpub,
                     &node.options,
@@ -205,24 +232,10 @@ pub fn build(
                 sockets.extend([frontend, backend]);
                 if *engine == Engine::Steerable {
                     let plain = SocketOptions::default();
-                    let control = make_socket(
-                        registry,
-                        ctx,
-                        node.context,
-                        i,
-                        "control",
-                        SocketType::Pair,
-                        &plain,
-                    )?;
-                    let steer = make_socket(
-                        registry,
-                        ctx,
-                        node.context,
-                        i,
-                        "steer",
-                        SocketType::Pair,
-                        &plain,
-                    )?;
+                    let control =
+                        make_socket(registry, &mut place, "control", SocketType::Pair, &plain)?;
+                    let steer =
+                        make_socket(registry, &mut place, "steer", SocketType::Pair, &plain)?;
                     let endpoint = bind(
                         registry,
                         &control,
@@ -237,15 +250,8 @@ pub fn build(
                 }
             }
             NodeBody::Endpoint(e) => {
-                let socket = make_socket(
-                    registry,
-                    ctx,
-                    node.context,
-                    i,
-                    "socket",
-                    e.socket_type,
-                    &node.options,
-                )?;
+                let socket =
+                    make_socket(registry, &mut place, "socket", e.socket_type, &node.options)?;
                 if e.socket_type.subscribes() {
                     for topic in &e.subscribe {
                         socket
@@ -276,6 +282,7 @@ pub fn build(
             }
         }
         made.push(sockets);
+        monitor_readers.push(place.monitors.take());
     }
 
     // Pass 2: connect, now that every bound endpoint is known.
@@ -353,8 +360,17 @@ pub fn build(
         };
         nodes.push(handle);
     }
+    let monitors = monitor_readers
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, readers)| {
+            let name = scenario.nodes[i].name.clone();
+            readers.map(|r| (i, monitor::start_readers(Arc::clone(registry), i, name, r)))
+        })
+        .collect();
     Ok(Topology {
         contexts: contexts.into_iter().map(Some).collect(),
+        monitors,
         nodes,
         counters,
         go,

@@ -35,7 +35,8 @@ fn encode(phase: Phase) -> u64 {
         Phase::Setup => 0,
         Phase::Traffic => 1,
         Phase::Step(i) => i as u64 + 2,
-        Phase::End => u64::MAX,
+        Phase::End => u64::MAX - 1,
+        Phase::Monitor => u64::MAX,
     }
 }
 
@@ -43,7 +44,8 @@ fn decode(code: u64) -> Phase {
     match code {
         0 => Phase::Setup,
         1 => Phase::Traffic,
-        u64::MAX => Phase::End,
+        u64::MAX => Phase::Monitor,
+        c if c == u64::MAX - 1 => Phase::End,
         i => Phase::Step((i - 2) as usize),
     }
 }

@@ -50,6 +50,9 @@ pub enum Phase {
     Step(usize),
     /// After the last step (or at the hang): final counts.
     End,
+    /// Socket monitor readers: libzmq reports these events from its own threads, so they are
+    /// ordered per socket, not with the steps.
+    Monitor,
 }
 
 impl Phase {

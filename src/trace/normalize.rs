@@ -18,6 +18,9 @@ use serde::{Deserialize, Serialize};
 use super::{EventKind, LifecycleEvent, Phase, value_text};
 use crate::scenario::Scenario;
 
+/// The registry role of a monitor's reader socket.
+pub const MONITOR_READER_ROLE: &str = "monitor reader";
+
 /// Run-specific values that must not reach a snapshot.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Redactions {
@@ -143,6 +146,10 @@ fn title(scenario: &Scenario, phase: Phase) -> String {
             None => format!("step {}", i + 1),
         },
         Phase::End => "end".to_owned(),
+        Phase::Monitor => {
+            "monitors (reported by libzmq's threads: in order per socket, not with the steps)"
+                .to_owned()
+        }
     }
 }
 
@@ -159,6 +166,39 @@ fn scope_rank(scenario: &Scenario, scope: &str) -> (usize, usize, String) {
     }
 }
 
+/// Monitor events whose presence depends on timing, not on what the scenario does: whether a
+/// connect completed at once, whether libzmq noticed a peer leave before the socket closed, and
+/// whether MONITOR_STOPPED was read before ETERM. They stay in the raw trace.
+const TIMING_DEPENDENT_MONITOR_EVENTS: [&str; 5] = [
+    "CONNECT_DELAYED",
+    "CONNECT_RETRIED",
+    "DISCONNECTED",
+    "CLOSED",
+    "MONITOR_STOPPED",
+];
+
+/// Whether an event says something about behaviour (and so belongs in a snapshot). Closing a
+/// monitor's reader is said once, by `monitor reader closed`: its `socket closed` is left out.
+fn is_stable(event: &LifecycleEvent) -> bool {
+    match event.kind {
+        EventKind::MonitorEvent => !event
+            .field("event")
+            .is_some_and(|name| TIMING_DEPENDENT_MONITOR_EVENTS.contains(&name.as_str())),
+        EventKind::SocketClosed => event.field("role").as_deref() != Some(MONITOR_READER_ROLE),
+        _ => true,
+    }
+}
+
+/// Within the monitor group, a reader thread's start first, its end last, and each watched
+/// socket's events together (two sockets' events interleave at random); elsewhere, no change.
+fn monitor_rank(event: &NormalizedEvent) -> (u8, String) {
+    match event.kind {
+        EventKind::ThreadStarted => (0, String::new()),
+        EventKind::ThreadExited => (2, String::new()),
+        _ => (1, event.fields.get("role").cloned().unwrap_or_default()),
+    }
+}
+
 fn normalize_event(event: &LifecycleEvent, redactions: &Redactions) -> NormalizedEvent {
     let context = event.field("context");
     let scope = match (&event.node, &context) {
@@ -170,6 +210,9 @@ fn normalize_event(event: &LifecycleEvent, redactions: &Redactions) -> Normalize
         .fields
         .iter()
         .filter(|(name, _)| !is_volatile(name))
+        .filter(|(name, _)| {
+            !(event.kind == EventKind::MonitorReaderClosed && name.as_str() == "reason")
+        })
         .filter(|(name, _)| !(event.node.is_none() && name.as_str() == "context"))
         .map(|(name, value)| (name.clone(), redactions.apply(&value_text(value))))
         .collect();
@@ -195,7 +238,7 @@ pub fn normalize(
     ordered.sort_by_key(|e| e.seq);
     let mut groups: BTreeMap<Phase, TraceGroup> = BTreeMap::new();
     let mut last_started = None;
-    for event in ordered {
+    for event in ordered.into_iter().filter(|e| is_stable(e)) {
         let group = groups.entry(event.phase).or_insert_with(|| TraceGroup {
             title: title(scenario, event.phase),
             note: None,
@@ -218,12 +261,14 @@ pub fn normalize(
         group.hung = true;
     }
     let groups = groups
-        .into_values()
-        .map(|mut group| {
+        .into_iter()
+        .map(|(phase, mut group)| {
             // A stable sort keeps each scope's recording order.
-            group
-                .events
-                .sort_by_cached_key(|e| scope_rank(scenario, &e.scope));
+            let in_monitor_group = phase == Phase::Monitor;
+            group.events.sort_by_cached_key(|e| {
+                let monitor_order = in_monitor_group.then(|| monitor_rank(e));
+                (scope_rank(scenario, &e.scope), monitor_order)
+            });
             group
         })
         .collect();
