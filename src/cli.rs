@@ -507,30 +507,42 @@ fn run(args: &RunArgs) -> i32 {
     })
 }
 
-fn repro(args: &ReproArgs) -> i32 {
+/// Loads the one scenario of `repro` and `trace`, and options to run it alone, without
+/// snapshots.
+fn load_one(
+    file: &Path,
+    root: &Path,
+    timeout: Option<Duration>,
+) -> Result<(Scenario, RunOptions), i32> {
     let select = SelectArgs {
-        paths: vec![args.file.clone()],
-        root: args.root.clone(),
+        paths: vec![file.to_owned()],
+        root: root.to_owned(),
         filter: None,
         partition: None,
     };
-    let scenarios = match load(&select) {
-        Ok(s) => s,
+    let mut scenarios = load(&select)?;
+    if scenarios.len() != 1 {
+        eprintln!(
+            "error: {} holds {} scenarios; name one scenario file",
+            file.display(),
+            scenarios.len()
+        );
+        return Err(exit_code::BAD_INPUT);
+    }
+    let snapshots = SnapshotOptions {
+        mode: SnapshotMode::Off,
+        ..SnapshotOptions::default()
+    };
+    let options = run_options(root, Some(1), timeout, snapshots)?;
+    Ok((scenarios.swap_remove(0), options))
+}
+
+fn repro(args: &ReproArgs) -> i32 {
+    let (scenario, options) = match load_one(&args.file, &args.root, args.timeout) {
+        Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    let options = match run_options(
-        &args.root,
-        Some(1),
-        args.timeout,
-        SnapshotOptions {
-            mode: SnapshotMode::Off,
-            ..SnapshotOptions::default()
-        },
-    ) {
-        Ok(o) => o,
-        Err(code) => return code,
-    };
-    let scenario = &scenarios[0];
+    let scenario = &scenario;
     println!("{}: {}", scenario.name, scenario.description.trim());
     println!("expected: {}", runner::describe_expectation(scenario));
     let mut all_met = true;
@@ -612,25 +624,11 @@ fn write_snapshot_notes<'a>(
 
 /// `termwatch trace`: runs one scenario once and writes its trace in the chosen format.
 fn trace(args: &TraceArgs) -> i32 {
-    let select = SelectArgs {
-        paths: vec![args.file.clone()],
-        root: args.root.clone(),
-        filter: None,
-        partition: None,
-    };
-    let scenarios = match load(&select) {
-        Ok(s) => s,
+    let (scenario, options) = match load_one(&args.file, &args.root, args.timeout) {
+        Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    let snapshots = SnapshotOptions {
-        mode: SnapshotMode::Off,
-        ..SnapshotOptions::default()
-    };
-    let options = match run_options(&args.root, Some(1), args.timeout, snapshots) {
-        Ok(o) => o,
-        Err(code) => return code,
-    };
-    let scenario = &scenarios[0];
+    let scenario = &scenario;
     let result = runner::run_one(scenario, &options, &|_| {});
     let events = &result.trace.events;
     let text = match args.format {

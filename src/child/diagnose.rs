@@ -6,6 +6,7 @@ use super::procfs::{self, ProcThread, Syscall};
 use super::registry::{ActiveStep, NodeCounters, OwnerState, RegistryState, SocketEntry};
 use crate::outcome::{Diagnostics, NodeReport, SocketReport, ThreadReport};
 use crate::scenario::{Action, Engine, Mode, NodeBody, OnEterm, Scenario, TRAFFIC_LABEL};
+use crate::trace::normalize::MONITOR_READER_ROLE;
 
 fn linger_words(linger_ms: Option<i32>) -> String {
     match linger_ms {
@@ -37,6 +38,12 @@ fn peers_never_bound(state: &RegistryState, socket: &SocketEntry) -> Option<Stri
 /// Why a socket is still open, from its owner's state.
 fn why_open(scenario: &Scenario, state: &RegistryState, socket: &SocketEntry) -> String {
     let node = &state.nodes[socket.node];
+    if socket.role == MONITOR_READER_ROLE {
+        return format!(
+            "the reader of a socket monitor on node `{}`: it closes itself when the monitor stops (its socket closed) or on ETERM, so it cannot keep term waiting",
+            node.name
+        );
+    }
     let spec = &scenario.nodes[socket.node];
     let thread = &node.owner_thread;
     let mut why = match node.owner {
@@ -69,7 +76,7 @@ pub fn open_sockets(scenario: &Scenario, state: &RegistryState) -> Vec<SocketRep
         .filter_map(|s| {
             let node = &state.nodes[s.node];
             let sent = NodeCounters::get(&node.counters.sent) + NodeCounters::get(&node.counters.probes_sent);
-            let lingering = !s.open && s.linger_ms != Some(0) && sent > 0 && peers_never_bound(state, s).is_some();
+            let lingering = !s.open && s.role != MONITOR_READER_ROLE && s.linger_ms != Some(0) && sent > 0 && peers_never_bound(state, s).is_some();
             if !s.open && !lingering {
                 return None;
             }

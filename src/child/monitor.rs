@@ -8,6 +8,10 @@
 //! context is shut down or termed), or when a call returns ETERM. The readers are in the
 //! registry like every other socket, so a hang report would show one left open.
 
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use super::fail;
@@ -100,56 +104,118 @@ pub fn attach(
     })
 }
 
+/// A node's monitor reader thread, and the channel the main thread asks it to catch up on.
+pub struct MonitorThread {
+    /// The node's index.
+    pub node: usize,
+    /// The reader thread.
+    pub thread: JoinHandle<()>,
+    /// Main's end of the catch-up channel: a byte asks, a byte answers.
+    catch_up: UnixStream,
+}
+
+impl MonitorThread {
+    /// Waits until the reader has traced every event libzmq had already reported; the
+    /// traffic phase ends with this, so that connection events are in every run's trace
+    /// however late the reader thread got to run. Returns at once when the reader has ended.
+    pub fn catch_up(&mut self) {
+        let mut answer = [0u8; 1];
+        if self.catch_up.write_all(b"?").is_ok() {
+            let _ = self.catch_up.read(&mut answer);
+        }
+    }
+}
+
 /// Starts the thread that reads a node's monitors until every reader has closed.
 pub fn start_readers(
-    registry: std::sync::Arc<Registry>,
+    registry: Arc<Registry>,
     node: usize,
     node_name: String,
     readers: Vec<MonitorReader>,
-) -> JoinHandle<()> {
+) -> MonitorThread {
     let mut thread_name = format!("mon-{node_name}");
     while thread_name.len() > 15 {
         thread_name.pop();
     }
     let failure = format!("cannot start the monitor reader of `{node_name}`");
-    std::thread::Builder::new()
+    let (catch_up, requests) =
+        UnixStream::pair().unwrap_or_else(|e| fail(format!("{failure}: {e}")));
+    let thread = std::thread::Builder::new()
         .name(thread_name)
         .spawn(move || {
             let _asynchronous = caused_by(Phase::Monitor);
             registry.thread_started(format!("monitor reader of node `{node_name}`"), Some(node));
-            read_until_stopped(&registry, &node_name, readers);
+            read_until_stopped(&registry, &node_name, readers, requests);
             registry.thread_ended();
         })
-        .unwrap_or_else(|e| fail(format!("{failure}: {e}")))
+        .unwrap_or_else(|e| fail(format!("{failure}: {e}")));
+    MonitorThread {
+        node,
+        thread,
+        catch_up,
+    }
 }
 
-/// Reads events until each reader saw MONITOR_STOPPED or ETERM, closing each as it does.
-fn read_until_stopped(registry: &Registry, node_name: &str, mut readers: Vec<MonitorReader>) {
+/// Why a reader stopped, or `None` while it reads on.
+type Stop = Option<&'static str>;
+
+/// Reads what is there without waiting; the reason to stop, if one came.
+fn read_available(node_name: &str, reader: &MonitorReader) -> Stop {
+    loop {
+        match read_one(node_name, reader, zmq::DONTWAIT) {
+            Ok(true) => return Some("monitor stopped"),
+            Ok(false) => {}
+            Err(zmq::Error::EAGAIN) => return None,
+            Err(zmq::Error::ETERM) => return Some("ETERM"),
+            Err(e) => fail(format!("monitor reader of `{node_name}`: {e}")),
+        }
+    }
+}
+
+/// Reads events until each reader saw MONITOR_STOPPED or ETERM, closing each as it does, and
+/// answers catch-up requests from the main thread.
+fn read_until_stopped(
+    registry: &Registry,
+    node_name: &str,
+    mut readers: Vec<MonitorReader>,
+    mut requests: UnixStream,
+) {
     while !readers.is_empty() {
         let mut items: Vec<zmq::PollItem> = readers
             .iter()
             .map(|r| r.reader.socket.as_poll_item(zmq::POLLIN))
             .collect();
+        items.push(zmq::PollItem::from_fd(requests.as_raw_fd(), zmq::POLLIN));
         let polled = zmq::poll(&mut items, -1);
         let ready: Vec<bool> = items.iter().map(zmq::PollItem::is_readable).collect();
         drop(items);
-        let mut stopped: Vec<(usize, &'static str)> = Vec::new();
-        match polled {
-            Ok(_) => {
-                for (i, reader) in readers.iter().enumerate().filter(|(i, _)| ready[*i]) {
-                    match read_one(node_name, reader) {
-                        Ok(true) => stopped.push((i, "monitor stopped")),
-                        Ok(false) => {}
-                        Err(zmq::Error::ETERM) => stopped.push((i, "ETERM")),
-                        Err(e) => fail(format!("monitor reader of `{node_name}`: {e}")),
-                    }
-                }
-            }
-            Err(zmq::Error::EINTR) => {}
-            Err(zmq::Error::ETERM) => stopped.extend((0..readers.len()).map(|i| (i, "ETERM"))),
+        let catch_up_asked = ready[readers.len()];
+        let mut stops: Vec<Stop> = match polled {
+            Ok(_) => readers
+                .iter()
+                .enumerate()
+                .map(|(i, reader)| {
+                    (ready[i] || catch_up_asked)
+                        .then(|| read_available(node_name, reader))
+                        .flatten()
+                })
+                .collect(),
+            Err(zmq::Error::EINTR) => vec![None; readers.len()],
+            Err(zmq::Error::ETERM) => vec![Some("ETERM"); readers.len()],
             Err(e) => fail(format!("monitor reader of `{node_name}`: poll failed: {e}")),
+        };
+        if catch_up_asked {
+            let mut request = [0u8; 1];
+            if !matches!(requests.read(&mut request), Ok(1)) || requests.write_all(b"!").is_err() {
+                fail(format!(
+                    "monitor reader of `{node_name}`: the main thread went away"
+                ));
+            }
         }
-        for (i, reason) in stopped.into_iter().rev() {
+        for i in (0..readers.len()).rev() {
+            let Some(reason) = stops[i].take() else {
+                continue;
+            };
             let reader = readers.remove(i);
             close_owned(registry, reader.reader);
             lifecycle!(
@@ -163,8 +229,8 @@ fn read_until_stopped(registry: &Registry, node_name: &str, mut readers: Vec<Mon
 }
 
 /// Reads one monitor event and traces it; `Ok(true)` when it was MONITOR_STOPPED.
-fn read_one(node_name: &str, reader: &MonitorReader) -> Result<bool, zmq::Error> {
-    let frames = reader.reader.socket.recv_multipart(0)?;
+fn read_one(node_name: &str, reader: &MonitorReader, flags: i32) -> Result<bool, zmq::Error> {
+    let frames = reader.reader.socket.recv_multipart(flags)?;
     let Some(event) = frames
         .first()
         .and_then(|f| f.get(..2))

@@ -410,22 +410,28 @@ impl Registry {
         }
     }
 
-    /// Whether a node's loop has ended, so that its thread is returning or gone.
+    /// Whether a node's loop has ended, or will end at once: its owner says so, or `term`
+    /// returned on its context (so every socket there, the loop's included, is closed). Either
+    /// way its thread is returning or gone.
     pub fn loop_ended(&self, node: usize) -> bool {
-        matches!(
-            self.lock().nodes[node].owner,
-            OwnerState::ThreadEnded | OwnerState::ThreadEndedKeeping
-        )
+        let state = self.lock();
+        let entry = &state.nodes[node];
+        state.contexts[entry.context].terminated
+            || matches!(
+                entry.owner,
+                OwnerState::ThreadEnded | OwnerState::ThreadEndedKeeping
+            )
     }
 
-    /// Whether every monitor reader of a node has closed, so that its reader thread is
-    /// returning or gone.
+    /// Whether every monitor reader of a node has closed, or `term` returned on its context
+    /// (which means they have), so that its reader thread is returning or gone.
     pub fn monitor_readers_closed(&self, node: usize) -> bool {
-        !self
-            .lock()
-            .sockets
-            .iter()
-            .any(|s| s.node == node && s.role == MONITOR_READER_ROLE && s.open)
+        let state = self.lock();
+        state.contexts[state.nodes[node].context].terminated
+            || !state
+                .sockets
+                .iter()
+                .any(|s| s.node == node && s.role == MONITOR_READER_ROLE && s.open)
     }
 
     /// Starts the watchdog's clock on a phase or step.

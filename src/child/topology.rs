@@ -6,9 +6,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
-use super::monitor::{self, MonitorReader};
+use super::monitor::{self, MonitorReader, MonitorThread};
 use super::nodes::{
     Latch, NodeEnv, NodeHandle, OwnedSocket, ProxySockets, start_async, start_endpoint_thread,
     start_proxy_thread,
@@ -35,8 +34,8 @@ pub struct Topology {
     pub counters: Vec<Arc<NodeCounters>>,
     /// The gate node threads wait on before sending.
     pub go: Arc<Latch>,
-    /// Monitor reader threads, by node index.
-    pub monitors: Vec<(usize, JoinHandle<()>)>,
+    /// Monitor reader threads.
+    pub monitors: Vec<MonitorThread>,
 }
 
 impl Topology {
@@ -59,9 +58,9 @@ impl Topology {
         }
         let (closed, running): (Vec<_>, Vec<_>) = std::mem::take(&mut self.monitors)
             .into_iter()
-            .partition(|(node, _)| registry.monitor_readers_closed(*node));
-        for (_, thread) in closed {
-            let _ = thread.join();
+            .partition(|m| registry.monitor_readers_closed(m.node));
+        for monitor in closed {
+            let _ = monitor.thread.join();
         }
         self.monitors = running;
     }
@@ -365,7 +364,7 @@ pub fn build(
         .enumerate()
         .filter_map(|(i, readers)| {
             let name = scenario.nodes[i].name.clone();
-            readers.map(|r| (i, monitor::start_readers(Arc::clone(registry), i, name, r)))
+            readers.map(|r| monitor::start_readers(Arc::clone(registry), i, name, r))
         })
         .collect();
     Ok(Topology {

@@ -89,8 +89,8 @@ pub fn probe_plan(scenario: &Scenario) -> ProbePlan {
     plan
 }
 
-/// Runs the traffic phase on the main thread.
-pub fn run(scenario: &Scenario, topology: &Topology) {
+/// Runs the traffic phase on the main thread; it ends once every socket monitor has caught up.
+pub fn run(scenario: &Scenario, topology: &mut Topology) {
     let plan = probe_plan(scenario);
     let probes: Vec<(usize, Vec<Vec<u8>>)> = plan
         .publishers
@@ -146,6 +146,9 @@ pub fn run(scenario: &Scenario, topology: &Topology) {
     };
     while !(0..scenario.nodes.len()).all(done) {
         std::thread::sleep(CHECK_INTERVAL);
+    }
+    for monitor in &mut topology.monitors {
+        monitor.catch_up();
     }
 }
 

@@ -282,6 +282,118 @@ pub fn normalize(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trace::snapshot::render;
+
+    fn scenario() -> Scenario {
+        let text = r#"
+            expect = "hang"
+            [[nodes]]
+            name = "bus"
+            kind = "proxy"
+            [[nodes]]
+            name = "sub"
+            kind = "subscriber"
+            connect = "bus"
+            [[steps]]
+            action = "term"
+        "#;
+        crate::scenario::parse(std::path::Path::new("t.toml"), text, "t").expect("valid")
+    }
+
+    fn event(
+        seq: u64,
+        thread: &str,
+        node: Option<&str>,
+        phase: Phase,
+        kind: EventKind,
+    ) -> LifecycleEvent {
+        LifecycleEvent {
+            seq,
+            t_us: seq * 7,
+            thread: thread.to_owned(),
+            tid: 100 + seq as i32,
+            node: node.map(str::to_owned),
+            phase,
+            kind,
+            fields: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn groups_by_step_then_scope_keeping_each_scopes_order() {
+        let mut term_entered = event(3, "main", None, Phase::Step(0), EventKind::TermEntered);
+        term_entered.fields.insert("context".into(), "main".into());
+        let events = vec![
+            event(0, "main", None, Phase::Step(0), EventKind::StepStarted),
+            event(1, "sub", Some("sub"), Phase::Step(0), EventKind::EtermSeen),
+            event(2, "bus", Some("bus"), Phase::Step(0), EventKind::EtermSeen),
+            term_entered,
+            event(
+                4,
+                "sub",
+                Some("sub"),
+                Phase::Step(0),
+                EventKind::ThreadExited,
+            ),
+            event(
+                5,
+                "bus",
+                Some("bus"),
+                Phase::Step(0),
+                EventKind::ThreadExited,
+            ),
+        ];
+        let trace = normalize(&scenario(), &events, "clean", None, &Redactions::default());
+        let group = &trace.groups[0];
+        assert_eq!(group.title, "step 1: term");
+        let order: Vec<(&str, EventKind)> = group
+            .events
+            .iter()
+            .map(|e| (e.scope.as_str(), e.kind))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                ("context main", EventKind::TermEntered),
+                ("bus", EventKind::EtermSeen),
+                ("bus", EventKind::ThreadExited),
+                ("sub", EventKind::EtermSeen),
+                ("sub", EventKind::ThreadExited),
+            ]
+        );
+        // The same events recorded in another interleaving normalize the same.
+        let mut shuffled = events.clone();
+        shuffled.swap(1, 2);
+        shuffled.swap(4, 5);
+        for (seq, e) in shuffled.iter_mut().enumerate() {
+            e.seq = seq as u64;
+        }
+        let again = normalize(
+            &scenario(),
+            &shuffled,
+            "clean",
+            None,
+            &Redactions::default(),
+        );
+        assert_eq!(render(&again), render(&trace));
+    }
+
+    #[test]
+    fn a_child_killed_before_reporting_still_shows_where_it_hung() {
+        let events = vec![
+            event(0, "main", None, Phase::Step(0), EventKind::StepStarted),
+            event(1, "main", None, Phase::Step(0), EventKind::TermEntered),
+        ];
+        let trace = normalize(
+            &scenario(),
+            &events,
+            "hang at `term`",
+            Some("term"),
+            &Redactions::default(),
+        );
+        assert!(trace.groups[0].hung);
+        assert!(render(&trace).contains("step 1: term  ✗ HUNG"));
+    }
 
     #[test]
     fn redactions_replace_ports_run_folders_and_the_pid_only() {
