@@ -519,14 +519,15 @@ impl NodeHandle {
         if command == SteerCommand::Terminate {
             registry.terminate_sent(node);
         }
-        if let Err(e) = owned.socket.send(command.as_str(), 0) {
-            fail(format!("steer {command} failed: {e}"));
-        }
+        // Recorded before the send: after it, the proxy's thread may already be recording.
         lifecycle!(
             EventKind::SteerSent,
             node = registry.lock().nodes[node].name.as_str(),
             command = command.as_str()
         );
+        if let Err(e) = owned.socket.send(command.as_str(), 0) {
+            fail(format!("steer {command} failed: {e}"));
+        }
         format!("sent {command}")
     }
 
