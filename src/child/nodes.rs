@@ -26,7 +26,7 @@ use crate::forwarder::{ForwarderStats, run_forwarder};
 use crate::lifecycle;
 use crate::scenario::{EndpointSpec, Engine, Mode, OnEterm, SteerCommand};
 use crate::trace::EventKind;
-use crate::trace::layer::caused_by;
+use crate::trace::layer::{caused_by, current_phase};
 
 /// A socket and its registry id; closing it through [`close_owned`] keeps the registry true.
 pub struct OwnedSocket {
@@ -323,7 +323,8 @@ fn finish_loop(
         env.registry.set_owner(env.node, OwnerState::ThreadEnded);
     };
     let _cause = match &end {
-        LoopEnd::Close(_) => None,
+        // The main thread waits in the `close` step for the reply, but not for what follows it.
+        LoopEnd::Close(_) => Some(caused_by(current_phase())),
         LoopEnd::Eterm(call) => {
             let cause = env.registry.end_cause(env.node, false).map(caused_by);
             lifecycle!(EventKind::EtermSeen, node = env.name.as_str(), call = *call);

@@ -42,11 +42,13 @@ pub fn start(scenario: Arc<Scenario>, registry: Arc<Registry>) {
                 };
                 let elapsed = active.started.elapsed();
                 let elapsed_us: u64 = elapsed.as_micros().try_into().unwrap_or(u64::MAX);
+                let in_hung_step = caused_by(Phase::of(active.step, &active.label));
                 lifecycle!(
                     EventKind::StepHung,
                     label = active.label.as_str(),
                     elapsed_us = elapsed_us
                 );
+                drop(in_hung_step);
                 let diagnostics = hang_diagnostics(&scenario, &state, &active);
                 drop(state);
                 let _end = caused_by(Phase::End);

@@ -2,7 +2,9 @@
 //!
 //! Every scenario verdict is `{"type": "scenario", "version": 1, "name", "file", "expect",
 //! "expect_hang_at", "outcome", "hang_step", "passed", "failures", "duration_ms", "steps",
-//! "diagnostics": {"summary", "open_sockets", "threads", "nodes", "stderr"}, "leaks"}`; the
+//! "diagnostics": {"summary", "open_sockets", "threads", "nodes", "stderr"}, "leaks"}`, plus
+//! `"snapshot": {"path", "status", "diff"}` when its lifecycle trace was compared with its
+//! snapshot (`status`: `matched`, `changed`, `missing`, `written`; see `docs/traces.md`); the
 //! last line is `{"type": "summary", "version": 1, "total", "passed", "failed", "flaky",
 //! "interrupted", "not_started", "duration_ms"}`. Fields are only ever added within a version.
 //!
