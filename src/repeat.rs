@@ -229,6 +229,8 @@ mod tests {
                 ..Diagnostics::default()
             },
             leaks: Vec::new(),
+            trace: crate::trace::RecordedTrace::default(),
+            snapshot: None,
         }
     }
 

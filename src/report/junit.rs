@@ -197,6 +197,8 @@ mod tests {
                 ..Diagnostics::default()
             },
             leaks: Vec::new(),
+            trace: crate::trace::RecordedTrace::default(),
+            snapshot: None,
         }
     }
 
