@@ -213,6 +213,14 @@ fn the_chrome_trace_of_a_hang_is_valid_and_marks_the_hang() {
         ["setup", "traffic", "close pub", "stop_runtime sub", "term"]
     );
     assert!(with("X").all(|e| e["ts"].is_u64() && e["dur"].is_u64()));
+    let main_lane = with("M")
+        .find(|e| e["name"] == "thread_name" && e["args"]["name"] == "main")
+        .map(|e| e["tid"].clone())
+        .expect("a lane for the main thread");
+    assert!(
+        with("X").all(|e| e["tid"] == main_lane),
+        "steps on the main lane"
+    );
     let hang: Vec<&serde_json::Value> = with("i").filter(|e| e["s"] == "g").collect();
     assert_eq!(hang.len(), 1);
     assert_eq!(hang[0]["name"], "hang at `term`");

@@ -37,11 +37,14 @@ pub fn render(events: &[LifecycleEvent], pid: u32, title: &str, hang_step: Optio
         match e.kind {
             EventKind::StepStarted => open_step = Some(e),
             EventKind::StepFinished | EventKind::StepHung => {
-                let start = open_step.take().map_or(e.t_us, |s| s.t_us);
+                // On the lane of the thread that ran the step (a hang is told by the watchdog).
+                let (start, tid) = open_step
+                    .take()
+                    .map_or((e.t_us, e.tid), |s| (s.t_us, s.tid));
                 let hung = e.kind == EventKind::StepHung;
                 trace_events.push(step_slice(
                     pid,
-                    e.tid,
+                    tid,
                     &label,
                     start,
                     e.t_us,
@@ -50,7 +53,7 @@ pub fn render(events: &[LifecycleEvent], pid: u32, title: &str, hang_step: Optio
                 ));
                 if hung {
                     hang_seen = true;
-                    trace_events.push(hang_instant(pid, e.tid, &label, e.t_us));
+                    trace_events.push(hang_instant(pid, tid, &label, e.t_us));
                 }
             }
             kind => {
