@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use super::fail;
-use super::nodes::{OwnedSocket, close_owned};
+use super::nodes::{OwnedSocket, close_owned, thread_name};
 use super::registry::{EndpointKind, Registry, SocketEntry};
 use super::zmq_ctx::ZmqContext;
 use crate::lifecycle;
@@ -133,15 +133,11 @@ pub fn start_readers(
     node_name: String,
     readers: Vec<MonitorReader>,
 ) -> MonitorThread {
-    let mut thread_name = format!("mon-{node_name}");
-    while thread_name.len() > 15 {
-        thread_name.pop();
-    }
     let failure = format!("cannot start the monitor reader of `{node_name}`");
     let (catch_up, requests) =
         UnixStream::pair().unwrap_or_else(|e| fail(format!("{failure}: {e}")));
     let thread = std::thread::Builder::new()
-        .name(thread_name)
+        .name(thread_name(&format!("mon-{node_name}")))
         .spawn(move || {
             let _asynchronous = caused_by(Phase::Monitor);
             registry.thread_started(format!("monitor reader of node `{node_name}`"), Some(node));

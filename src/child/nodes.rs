@@ -147,7 +147,7 @@ pub struct AsyncNode {
 }
 
 /// Linux limits thread names to 15 bytes.
-fn thread_name(node: &str) -> String {
+pub fn thread_name(node: &str) -> String {
     let mut name = node.to_owned();
     while name.len() > 15 {
         name.pop();
