@@ -1,0 +1,607 @@
+//! Runs one sample of a workload and turns the subscribers' reports into a rate.
+//!
+//! Over ipc and tcp every end runs in its own process with its own context: the runner re-executes
+//! a program (the termwatch binary) with the hidden [`ROLE_SUBCOMMAND`], talks to each role over
+//! its stdin/stdout (one line per step), and kills every role when the sample ends, on success or
+//! error. A role also exits by itself when its stdin closes, so none outlives a killed runner.
+//! Over inproc the same roles run as threads sharing one context.
+//!
+//! The subscribers report when they have every message; only then is anyone torn down, so the
+//! tail of a run never depends on linger (libzmq #4660 loses it over ipc at close).
+
+use super::context::BenchContext;
+use super::roles::{
+    self, Attach, JOIN_TIMEOUT, RoleError, STALL_TIMEOUT, SubscriberReport, open_proxy,
+    open_publisher, open_subscriber,
+};
+use super::workload::{Transport, Workload};
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The hidden subcommand a role process is started with.
+pub const ROLE_SUBCOMMAND: &str = "__bench-role";
+
+/// How long a sample may take once the data started before it is abandoned as hung.
+const DATA_DEADLINE: Duration = Duration::from_secs(300);
+/// How long a role may take to bind or connect.
+const SETUP_DEADLINE: Duration = Duration::from_secs(10);
+
+/// One measured run of a workload.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// Data messages received, summed over the subscribers.
+    pub received: u64,
+    /// Data messages that should have been received, summed over the subscribers.
+    pub expected: u64,
+    /// From the earliest first data message to the latest last one, over all subscribers.
+    pub elapsed_s: f64,
+    /// Messages published per second (each reaching every subscriber); `None` when the run lost
+    /// messages or had none to time.
+    pub msgs_per_s: Option<f64>,
+}
+
+impl Sample {
+    /// Messages that never arrived.
+    pub fn lost(&self) -> u64 {
+        self.expected.saturating_sub(self.received)
+    }
+
+    fn from_reports(reports: &[SubscriberReport], published: u64) -> Sample {
+        let received = reports.iter().map(|r| r.received).sum();
+        let expected = reports.iter().map(|r| r.expected).sum();
+        let first = reports.iter().map(|r| r.first_ns).min().unwrap_or(0);
+        let last = reports.iter().map(|r| r.last_ns).max().unwrap_or(0);
+        let elapsed_s = last.saturating_sub(first) as f64 * 1e-9;
+        let complete = received == expected && reports.iter().all(|r| r.received > 0);
+        // The clock starts at the first message, so it times the other `published - 1`.
+        let msgs_per_s = (complete && elapsed_s > 0.0 && published > 1)
+            .then(|| (published - 1) as f64 / elapsed_s);
+        Sample {
+            received,
+            expected,
+            elapsed_s,
+            msgs_per_s,
+        }
+    }
+}
+
+/// Why a sample could not be measured (a lossy sample is not an error: see [`Sample::lost`]).
+#[derive(Debug, thiserror::Error)]
+pub enum MeasureError {
+    /// A role (thread or process) failed.
+    #[error("{role}: {source}")]
+    Role {
+        /// Which role.
+        role: String,
+        /// What it failed at.
+        source: RoleError,
+    },
+    /// A role process could not be started or talked to.
+    #[error("{role}: {action}: {source}")]
+    Io {
+        /// Which role.
+        role: String,
+        /// What the runner was doing.
+        action: &'static str,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A role process exited or said something unexpected.
+    #[error("{role}: {problem}{}", stderr_suffix(.stderr))]
+    Protocol {
+        /// Which role.
+        role: String,
+        /// What went wrong.
+        problem: String,
+        /// What the role wrote to stderr.
+        stderr: String,
+    },
+    /// The context for an inproc sample could not be created.
+    #[error("creating the inproc context: {0}")]
+    Context(zmq::Error),
+}
+
+fn stderr_suffix(stderr: &str) -> String {
+    let trimmed = stderr.trim();
+    if trimmed.is_empty() {
+        String::new()
+    } else {
+        format!(" (its stderr: {trimmed})")
+    }
+}
+
+/// Measures samples; owns the scratch directory for ipc endpoints (removed on drop).
+pub struct Runner {
+    role_program: PathBuf,
+    scratch: tempfile::TempDir,
+    samples_started: u64,
+    throttle_percent: u8,
+}
+
+impl Runner {
+    /// A runner that starts ipc/tcp roles as `role_program __bench-role ...`; `throttle_percent`
+    /// (tests only) makes every subscriber report a rate that much lower.
+    pub fn new(role_program: &Path, throttle_percent: u8) -> std::io::Result<Runner> {
+        Ok(Runner {
+            role_program: role_program.to_path_buf(),
+            scratch: tempfile::Builder::new().prefix("termwatch-bench").tempdir()?,
+            samples_started: 0,
+            throttle_percent,
+        })
+    }
+
+    /// The throttle this runner applies (0 outside tests).
+    pub fn throttle_percent(&self) -> u8 {
+        self.throttle_percent
+    }
+
+    /// Runs `workload` once, each publisher sending `messages`.
+    pub fn run(&mut self, workload: &Workload, messages: u64) -> Result<Sample, MeasureError> {
+        self.samples_started += 1;
+        let plan = Plan::new(self, workload, messages);
+        let reports = match workload.transport {
+            Transport::Inproc => plan.run_in_threads()?,
+            Transport::Ipc | Transport::Tcp => plan.run_in_processes(&self.role_program)?,
+        };
+        Ok(Sample::from_reports(
+            &reports,
+            messages * u64::from(workload.fan.publishers),
+        ))
+    }
+}
+
+/// Endpoints and parameters of one sample.
+struct Plan {
+    workload: Workload,
+    messages: u64,
+    throttle_percent: u8,
+    proxy_frontend: String,
+    proxy_backend: String,
+    publisher_binds: Vec<String>,
+}
+
+impl Plan {
+    fn new(runner: &Runner, workload: &Workload, messages: u64) -> Plan {
+        let sample = runner.samples_started;
+        let endpoint = |name: &str| match workload.transport {
+            Transport::Inproc => format!("inproc://termwatch-bench-{sample}-{name}"),
+            Transport::Ipc => format!(
+                "ipc://{}/{sample}-{name}",
+                runner.scratch.path().display()
+            ),
+            Transport::Tcp => "tcp://127.0.0.1:*".to_string(),
+        };
+        Plan {
+            workload: *workload,
+            messages,
+            throttle_percent: runner.throttle_percent,
+            proxy_frontend: endpoint("front"),
+            proxy_backend: endpoint("back"),
+            publisher_binds: (0..workload.fan.publishers)
+                .map(|id| endpoint(&format!("pub{id}")))
+                .collect(),
+        }
+    }
+
+    fn expected_per_subscriber(&self) -> u64 {
+        self.messages * u64::from(self.workload.fan.publishers)
+    }
+
+    fn publisher_count(&self) -> u8 {
+        self.workload.fan.publishers
+    }
+
+    fn run_in_threads(&self) -> Result<Vec<SubscriberReport>, MeasureError> {
+        let context = BenchContext::new().map_err(MeasureError::Context)?;
+        let role_error = |role: &str| {
+            let role = role.to_string();
+            move |source| MeasureError::Role { role, source }
+        };
+        let go = AtomicBool::new(false);
+        let (joined_tx, joined_rx) = mpsc::channel::<()>();
+        std::thread::scope(|scope| {
+            // Every exit from this closure shuts the context down first, so no thread stays
+            // blocked in a socket call and the scope can join them all.
+            let shutdown_guard = ShutdownOnDrop(&context);
+            let mut proxy_thread = None;
+            let (publisher_attach, subscriber_endpoints): (Vec<Attach>, Vec<String>) =
+                if self.workload.engine.is_proxy() {
+                    let sockets =
+                        open_proxy(&context, &self.proxy_frontend, &self.proxy_backend)
+                            .map_err(role_error("proxy"))?;
+                    let attach = vec![Attach::Connect(sockets.frontend_endpoint.clone()); self.publisher_binds.len()];
+                    let backend = vec![sockets.backend_endpoint.clone()];
+                    let (context, engine) = (&context, self.workload.engine);
+                    proxy_thread = Some(scope.spawn(move || roles::run_proxy(context, engine, sockets)));
+                    (attach, backend)
+                } else {
+                    let binds = self.publisher_binds.iter().cloned().map(Attach::Bind).collect();
+                    (binds, self.publisher_binds.clone())
+                };
+            let mut publisher_threads = Vec::new();
+            for (id, attach) in publisher_attach.iter().enumerate() {
+                let (socket, _) = open_publisher(&context, attach).map_err(role_error("publisher"))?;
+                let (go, size, messages) = (&go, self.workload.size, self.messages);
+                publisher_threads.push(scope.spawn(move || {
+                    roles::publish(&socket, id as u8, size, messages, go).map(|()| socket)
+                }));
+            }
+            let mut subscriber_threads = Vec::new();
+            for _ in 0..self.workload.fan.subscribers {
+                let socket = open_subscriber(&context, &subscriber_endpoints)
+                    .map_err(role_error("subscriber"))?;
+                let joined = joined_tx.clone();
+                let (publishers, expected, throttle) =
+                    (self.publisher_count(), self.expected_per_subscriber(), self.throttle_percent);
+                subscriber_threads.push(scope.spawn(move || {
+                    roles::subscribe(&socket, publishers, expected, throttle, || {
+                        let _ = joined.send(());
+                    })
+                }));
+            }
+            let join_deadline = Instant::now() + JOIN_TIMEOUT + SETUP_DEADLINE;
+            let mut joined = 0;
+            while joined < subscriber_threads.len() && Instant::now() < join_deadline {
+                if joined_rx.recv_timeout(Duration::from_millis(50)).is_ok() {
+                    joined += 1;
+                } else if subscriber_threads.iter().any(|t| t.is_finished()) {
+                    break;
+                }
+            }
+            go.store(true, Ordering::Release);
+            let mut reports = Vec::new();
+            for thread in subscriber_threads {
+                reports.push(join_role(thread, "subscriber")?);
+            }
+            drop(shutdown_guard);
+            for thread in publisher_threads {
+                match thread.join() {
+                    Ok(Ok(_socket)) => {}
+                    // Blocked on a full queue when the context shut down: a lossy run, which the
+                    // subscribers' counts already show.
+                    Ok(Err(RoleError::Zmq { source: zmq::Error::ETERM, .. })) => {}
+                    Ok(Err(source)) => return Err(role_error("publisher")(source)),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+            if let Some(thread) = proxy_thread {
+                join_role(thread, "proxy")?;
+            }
+            Ok(reports)
+        })
+    }
+
+    fn run_in_processes(&self, program: &Path) -> Result<Vec<SubscriberReport>, MeasureError> {
+        let mut roles = RoleProcesses::new(program);
+        let (publisher_attach, subscriber_endpoints) = if self.workload.engine.is_proxy() {
+            let proxy = roles.spawn(
+                "proxy",
+                [
+                    "proxy",
+                    "--engine",
+                    self.workload.engine.name(),
+                    "--frontend",
+                    &self.proxy_frontend,
+                    "--backend",
+                    &self.proxy_backend,
+                ]
+                .map(OsString::from),
+            )?;
+            let bound = roles.expect_line(proxy, "bound", SETUP_DEADLINE)?;
+            let Some((frontend, backend)) = bound.split_once(' ') else {
+                return Err(roles.protocol_error(proxy, format!("said `bound {bound}`")));
+            };
+            let attach = vec![
+                Attach::Connect(frontend.to_string());
+                self.publisher_binds.len()
+            ];
+            (attach, vec![backend.to_string()])
+        } else {
+            let binds = self.publisher_binds.iter().cloned().map(Attach::Bind).collect();
+            (binds, Vec::new())
+        };
+        let mut publishers = Vec::new();
+        let mut subscriber_endpoints = subscriber_endpoints;
+        for (id, attach) in publisher_attach.iter().enumerate() {
+            let (flag, endpoint) = match attach {
+                Attach::Bind(endpoint) => ("--bind", endpoint),
+                Attach::Connect(endpoint) => ("--connect", endpoint),
+            };
+            let mut args: Vec<OsString> = ["publish", flag, endpoint, "--id"]
+                .map(OsString::from)
+                .into();
+            args.extend(
+                [
+                    id.to_string(),
+                    "--size".into(),
+                    self.workload.size.to_string(),
+                    "--messages".into(),
+                    self.messages.to_string(),
+                ]
+                .map(OsString::from),
+            );
+            let publisher = roles.spawn(&format!("publisher {id}"), args)?;
+            let endpoint = roles.expect_line(publisher, "bound", SETUP_DEADLINE)?;
+            if matches!(attach, Attach::Bind(_)) {
+                subscriber_endpoints.push(endpoint);
+            }
+            publishers.push(publisher);
+        }
+        let mut subscribers = Vec::new();
+        for index in 0..self.workload.fan.subscribers {
+            let mut args: Vec<OsString> = vec!["subscribe".into()];
+            for endpoint in &subscriber_endpoints {
+                args.push("--connect".into());
+                args.push(endpoint.into());
+            }
+            args.extend(
+                [
+                    "--publishers".to_string(),
+                    self.publisher_count().to_string(),
+                    "--messages".into(),
+                    self.expected_per_subscriber().to_string(),
+                    "--throttle-percent".into(),
+                    self.throttle_percent.to_string(),
+                ]
+                .map(OsString::from),
+            );
+            subscribers.push(roles.spawn(&format!("subscriber {index}"), args)?);
+        }
+        for &subscriber in &subscribers {
+            roles.expect_line(subscriber, "joined", JOIN_TIMEOUT + SETUP_DEADLINE)?;
+        }
+        for &publisher in &publishers {
+            roles.send_line(publisher, "go")?;
+        }
+        let mut reports = Vec::new();
+        for &subscriber in &subscribers {
+            let line = roles.expect_line(subscriber, "report", DATA_DEADLINE + STALL_TIMEOUT)?;
+            let report = serde_json::from_str(&line).map_err(|e| {
+                roles.protocol_error(subscriber, format!("sent an unreadable report `{line}`: {e}"))
+            })?;
+            reports.push(report);
+        }
+        Ok(reports)
+    }
+}
+
+/// Shuts the context down when dropped.
+struct ShutdownOnDrop<'a>(&'a BenchContext);
+
+impl Drop for ShutdownOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.shutdown();
+    }
+}
+
+fn join_role<T>(
+    thread: std::thread::ScopedJoinHandle<'_, Result<T, RoleError>>,
+    role: &str,
+) -> Result<T, MeasureError> {
+    match thread.join() {
+        Ok(outcome) => outcome.map_err(|source| MeasureError::Role {
+            role: role.to_string(),
+            source,
+        }),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// A role process, killed and reaped when dropped.
+struct RoleProcess {
+    name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Drop for RoleProcess {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The role processes of one sample and the lines they printed, per process.
+struct RoleProcesses {
+    program: PathBuf,
+    processes: Vec<RoleProcess>,
+    lines_tx: Sender<(usize, Option<String>)>,
+    lines_rx: Receiver<(usize, Option<String>)>,
+    pending: Vec<VecDeque<Option<String>>>,
+}
+
+impl RoleProcesses {
+    fn new(program: &Path) -> RoleProcesses {
+        let (lines_tx, lines_rx) = mpsc::channel();
+        RoleProcesses {
+            program: program.to_path_buf(),
+            processes: Vec::new(),
+            lines_tx,
+            lines_rx,
+            pending: Vec::new(),
+        }
+    }
+
+    fn spawn(
+        &mut self,
+        name: &str,
+        args: impl IntoIterator<Item = OsString>,
+    ) -> Result<usize, MeasureError> {
+        let mut child = Command::new(&self.program)
+            .arg(ROLE_SUBCOMMAND)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| MeasureError::Io {
+                role: name.to_string(),
+                action: "starting the role process",
+                source,
+            })?;
+        let index = self.processes.len();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        if let Some(stdout) = child.stdout.take() {
+            let lines = self.lines_tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    match line {
+                        Ok(line) => {
+                            let _ = lines.send((index, Some(line)));
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let _ = lines.send((index, None));
+            });
+        }
+        if let Some(mut pipe) = child.stderr.take() {
+            let collected = Arc::clone(&stderr);
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                let _ = pipe.read_to_string(&mut text);
+                if let Ok(mut stderr) = collected.lock() {
+                    stderr.push_str(&text);
+                }
+            });
+        }
+        self.processes.push(RoleProcess {
+            name: name.to_string(),
+            stdin: child.stdin.take(),
+            child,
+            stderr,
+        });
+        self.pending.push(VecDeque::new());
+        Ok(index)
+    }
+
+    /// Waits for the next line of role `index`, which must start with `keyword`; returns the rest.
+    fn expect_line(
+        &mut self,
+        index: usize,
+        keyword: &str,
+        timeout: Duration,
+    ) -> Result<String, MeasureError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.pending[index].pop_front() {
+                let Some(line) = line else {
+                    return Err(self.protocol_error(
+                        index,
+                        format!("exited before saying `{keyword}`"),
+                    ));
+                };
+                return match line.split_once(' ') {
+                    Some((word, rest)) if word == keyword => Ok(rest.to_string()),
+                    None if line == keyword => Ok(String::new()),
+                    _ => Err(self.protocol_error(
+                        index,
+                        format!("said `{line}` instead of `{keyword}`"),
+                    )),
+                };
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines_rx.recv_timeout(left) {
+                Ok((from, line)) => self.pending[from].push_back(line),
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
+                    return Err(self.protocol_error(
+                        index,
+                        format!("did not say `{keyword}` within {timeout:?}"),
+                    ));
+                }
+            }
+        }
+    }
+
+    fn send_line(&mut self, index: usize, line: &str) -> Result<(), MeasureError> {
+        let process = &mut self.processes[index];
+        let outcome = match process.stdin.as_mut() {
+            Some(stdin) => writeln!(stdin, "{line}").and_then(|()| stdin.flush()),
+            None => Err(std::io::ErrorKind::BrokenPipe.into()),
+        };
+        outcome.map_err(|source| MeasureError::Io {
+            role: process.name.clone(),
+            action: "writing to the role's stdin",
+            source,
+        })
+    }
+
+    fn protocol_error(&mut self, index: usize, problem: String) -> MeasureError {
+        let process = &mut self.processes[index];
+        // Give a dying role a moment to finish its stderr before reading it.
+        if process.child.try_wait().ok().flatten().is_none() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let stderr = process
+            .stderr
+            .lock()
+            .map(|text| text.clone())
+            .unwrap_or_default();
+        MeasureError::Protocol {
+            role: process.name.clone(),
+            problem,
+            stderr,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(received: u64, expected: u64, first_ns: u64, last_ns: u64) -> SubscriberReport {
+        SubscriberReport {
+            received,
+            expected,
+            first_ns,
+            last_ns,
+        }
+    }
+
+    #[test]
+    fn a_complete_sample_times_from_the_earliest_first_to_the_latest_last_message() {
+        let sample = Sample::from_reports(
+            &[report(1001, 1001, 10, 1_000_000_010), report(1001, 1001, 5, 500)],
+            1001,
+        );
+        assert_eq!(sample.lost(), 0);
+        let rate = sample.msgs_per_s.expect("complete runs have a rate");
+        assert!((rate - 1000.0 / 1.000_000_005).abs() < 1e-6, "{rate}");
+    }
+
+    #[test]
+    fn a_lossy_sample_has_no_rate() {
+        let sample = Sample::from_reports(&[report(900, 1000, 0, 1_000_000)], 1000);
+        assert_eq!(sample.lost(), 100);
+        assert_eq!(sample.msgs_per_s, None);
+    }
+
+    #[test]
+    fn inproc_samples_deliver_every_message_with_every_engine() {
+        let mut runner = Runner::new(Path::new("unused-for-inproc"), 0).expect("scratch dir");
+        for engine in super::super::workload::Engine::ALL {
+            let workload = Workload {
+                transport: Transport::Inproc,
+                size: 16,
+                fan: super::super::workload::Fan {
+                    publishers: 2,
+                    subscribers: 2,
+                },
+                engine,
+            };
+            let sample = runner.run(&workload, 2000).expect("inproc sample");
+            assert_eq!((sample.received, sample.lost()), (8000, 0), "{engine}");
+            assert!(sample.msgs_per_s.is_some());
+        }
+    }
+}
