@@ -17,7 +17,7 @@ pub enum Engine {
     ZmqProxy,
     /// libzmq's `zmq_proxy_steerable` with an idle control socket.
     Steerable,
-    /// The project's own counting loop, [`crate::forwarder::run_forwarder`].
+    /// The project's own counting loop (`termwatch::forwarder::run_forwarder`).
     Forwarder,
 }
 
