@@ -129,9 +129,15 @@ fn sample_summary(sample: &Sample) -> String {
 
 /// The bench's printed summary: medians per workload, then the ratios.
 fn bench_summary(result: &ResultFile) -> String {
-    let header = ["workload", "median msg/s", "median MB/s", "samples", "lossy"]
-        .map(String::from)
-        .to_vec();
+    let header = [
+        "workload",
+        "median msg/s",
+        "median MB/s",
+        "samples",
+        "lossy",
+    ]
+    .map(String::from)
+    .to_vec();
     let rows: Vec<Vec<String>> = result
         .workloads
         .iter()
@@ -140,7 +146,8 @@ fn bench_summary(result: &ResultFile) -> String {
             vec![
                 w.id.clone(),
                 w.median_msgs_per_s.map_or("-".into(), human_rate),
-                w.median_mb_per_s.map_or("-".into(), |mb| format!("{mb:.1}")),
+                w.median_mb_per_s
+                    .map_or("-".into(), |mb| format!("{mb:.1}")),
                 w.samples.len().to_string(),
                 lossy.to_string(),
             ]
@@ -363,9 +370,10 @@ pub fn run_bench_role(args: &BenchRoleArgs) -> anyhow::Result<i32> {
         } => {
             let socket = roles::open_subscriber(&context, connect)?;
             let mut joined = Ok(());
-            let report = roles::subscribe(&socket, *publishers, *messages, *throttle_percent, || {
-                joined = say("joined");
-            })?;
+            let report =
+                roles::subscribe(&socket, *publishers, *messages, *throttle_percent, || {
+                    joined = say("joined");
+                })?;
             joined?;
             say(&format!("report {}", serde_json::to_string(&report)?))?;
             wait_for_teardown();

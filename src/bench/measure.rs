@@ -132,7 +132,9 @@ impl Runner {
     pub fn new(role_program: &Path, throttle_percent: u8) -> std::io::Result<Runner> {
         Ok(Runner {
             role_program: role_program.to_path_buf(),
-            scratch: tempfile::Builder::new().prefix("termwatch-bench").tempdir()?,
+            scratch: tempfile::Builder::new()
+                .prefix("termwatch-bench")
+                .tempdir()?,
             samples_started: 0,
             throttle_percent,
         })
@@ -173,10 +175,7 @@ impl Plan {
         let sample = runner.samples_started;
         let endpoint = |name: &str| match workload.transport {
             Transport::Inproc => format!("inproc://termwatch-bench-{sample}-{name}"),
-            Transport::Ipc => format!(
-                "ipc://{}/{sample}-{name}",
-                runner.scratch.path().display()
-            ),
+            Transport::Ipc => format!("ipc://{}/{sample}-{name}", runner.scratch.path().display()),
             Transport::Tcp => "tcp://127.0.0.1:*".to_string(),
         };
         Plan {
@@ -214,21 +213,30 @@ impl Plan {
             let mut proxy_thread = None;
             let (publisher_attach, subscriber_endpoints): (Vec<Attach>, Vec<String>) =
                 if self.workload.engine.is_proxy() {
-                    let sockets =
-                        open_proxy(&context, &self.proxy_frontend, &self.proxy_backend)
-                            .map_err(role_error("proxy"))?;
-                    let attach = vec![Attach::Connect(sockets.frontend_endpoint.clone()); self.publisher_binds.len()];
+                    let sockets = open_proxy(&context, &self.proxy_frontend, &self.proxy_backend)
+                        .map_err(role_error("proxy"))?;
+                    let attach = vec![
+                        Attach::Connect(sockets.frontend_endpoint.clone());
+                        self.publisher_binds.len()
+                    ];
                     let backend = vec![sockets.backend_endpoint.clone()];
                     let (context, engine) = (&context, self.workload.engine);
-                    proxy_thread = Some(scope.spawn(move || roles::run_proxy(context, engine, sockets)));
+                    proxy_thread =
+                        Some(scope.spawn(move || roles::run_proxy(context, engine, sockets)));
                     (attach, backend)
                 } else {
-                    let binds = self.publisher_binds.iter().cloned().map(Attach::Bind).collect();
+                    let binds = self
+                        .publisher_binds
+                        .iter()
+                        .cloned()
+                        .map(Attach::Bind)
+                        .collect();
                     (binds, self.publisher_binds.clone())
                 };
             let mut publisher_threads = Vec::new();
             for (id, attach) in publisher_attach.iter().enumerate() {
-                let (socket, _) = open_publisher(&context, attach).map_err(role_error("publisher"))?;
+                let (socket, _) =
+                    open_publisher(&context, attach).map_err(role_error("publisher"))?;
                 let (go, size, messages) = (&go, self.workload.size, self.messages);
                 publisher_threads.push(scope.spawn(move || {
                     roles::publish(&socket, id as u8, size, messages, go).map(|()| socket)
@@ -239,8 +247,11 @@ impl Plan {
                 let socket = open_subscriber(&context, &subscriber_endpoints)
                     .map_err(role_error("subscriber"))?;
                 let joined = joined_tx.clone();
-                let (publishers, expected, throttle) =
-                    (self.publisher_count(), self.expected_per_subscriber(), self.throttle_percent);
+                let (publishers, expected, throttle) = (
+                    self.publisher_count(),
+                    self.expected_per_subscriber(),
+                    self.throttle_percent,
+                );
                 subscriber_threads.push(scope.spawn(move || {
                     roles::subscribe(&socket, publishers, expected, throttle, || {
                         let _ = joined.send(());
@@ -267,7 +278,10 @@ impl Plan {
                     Ok(Ok(_socket)) => {}
                     // Blocked on a full queue when the context shut down: a lossy run, which the
                     // subscribers' counts already show.
-                    Ok(Err(RoleError::Zmq { source: zmq::Error::ETERM, .. })) => {}
+                    Ok(Err(RoleError::Zmq {
+                        source: zmq::Error::ETERM,
+                        ..
+                    })) => {}
                     Ok(Err(source)) => return Err(role_error("publisher")(source)),
                     Err(panic) => std::panic::resume_unwind(panic),
                 }
@@ -299,13 +313,15 @@ impl Plan {
             let Some((frontend, backend)) = bound.split_once(' ') else {
                 return Err(roles.protocol_error(proxy, format!("said `bound {bound}`")));
             };
-            let attach = vec![
-                Attach::Connect(frontend.to_string());
-                self.publisher_binds.len()
-            ];
+            let attach = vec![Attach::Connect(frontend.to_string()); self.publisher_binds.len()];
             (attach, vec![backend.to_string()])
         } else {
-            let binds = self.publisher_binds.iter().cloned().map(Attach::Bind).collect();
+            let binds = self
+                .publisher_binds
+                .iter()
+                .cloned()
+                .map(Attach::Bind)
+                .collect();
             (binds, Vec::new())
         };
         let mut publishers = Vec::new();
@@ -365,7 +381,10 @@ impl Plan {
         for &subscriber in &subscribers {
             let line = roles.expect_line(subscriber, "report", DATA_DEADLINE + STALL_TIMEOUT)?;
             let report = serde_json::from_str(&line).map_err(|e| {
-                roles.protocol_error(subscriber, format!("sent an unreadable report `{line}`: {e}"))
+                roles.protocol_error(
+                    subscriber,
+                    format!("sent an unreadable report `{line}`: {e}"),
+                )
             })?;
             reports.push(report);
         }
@@ -496,18 +515,17 @@ impl RoleProcesses {
         loop {
             if let Some(line) = self.pending[index].pop_front() {
                 let Some(line) = line else {
-                    return Err(self.protocol_error(
-                        index,
-                        format!("exited before saying `{keyword}`"),
-                    ));
+                    return Err(
+                        self.protocol_error(index, format!("exited before saying `{keyword}`"))
+                    );
                 };
                 return match line.split_once(' ') {
                     Some((word, rest)) if word == keyword => Ok(rest.to_string()),
                     None if line == keyword => Ok(String::new()),
-                    _ => Err(self.protocol_error(
-                        index,
-                        format!("said `{line}` instead of `{keyword}`"),
-                    )),
+                    _ => {
+                        Err(self
+                            .protocol_error(index, format!("said `{line}` instead of `{keyword}`")))
+                    }
                 };
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -571,7 +589,10 @@ mod tests {
     #[test]
     fn a_complete_sample_times_from_the_earliest_first_to_the_latest_last_message() {
         let sample = Sample::from_reports(
-            &[report(1001, 1001, 10, 1_000_000_010), report(1001, 1001, 5, 500)],
+            &[
+                report(1001, 1001, 10, 1_000_000_010),
+                report(1001, 1001, 5, 500),
+            ],
             1001,
         );
         assert_eq!(sample.lost(), 0);

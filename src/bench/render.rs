@@ -207,7 +207,11 @@ pub fn comparison_svg(comparison: &Comparison) -> String {
     )
     .ok();
     for ratio in [1.0 - comparison.threshold, 1.0, 1.0 + comparison.threshold] {
-        let dash = if ratio == 1.0 { "" } else { r#" stroke-dasharray="4 3""# };
+        let dash = if ratio == 1.0 {
+            ""
+        } else {
+            r#" stroke-dasharray="4 3""#
+        };
         writeln!(
             svg,
             r##"<line x1="{0:.1}" y1="{TOP}" x2="{0:.1}" y2="{1:.1}" stroke="#888"{dash}/>"##,
@@ -252,7 +256,9 @@ pub fn comparison_svg(comparison: &Comparison) -> String {
             )
             .ok();
         }
-        let change = row.estimate.map_or_else(|| "-".to_string(), |e| percent(e.ratio));
+        let change = row
+            .estimate
+            .map_or_else(|| "-".to_string(), |e| percent(e.ratio));
         writeln!(
             svg,
             r#"<text x="{:.1}" y="{:.1}">{} {}</text>"#,
@@ -301,7 +307,10 @@ mod tests {
         assert!(table.contains("tcp/16B/1x1/zmq_proxy"), "{table}");
         assert!(table.contains("slower"), "{table}");
         let markdown = comparison_markdown(&comparison);
-        assert!(markdown.contains("| tcp/16B/1x1/zmq_proxy | 3.30M (n=5) |"), "{markdown}");
+        assert!(
+            markdown.contains("| tcp/16B/1x1/zmq_proxy | 3.30M (n=5) |"),
+            "{markdown}"
+        );
         assert!(markdown.contains("1 slower"), "{markdown}");
     }
 

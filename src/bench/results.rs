@@ -23,12 +23,14 @@ pub struct Machine {
 impl Machine {
     /// Describes the machine this process runs on.
     pub fn current() -> Machine {
-        let cpu_model = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|info| {
-            info.lines()
-                .find_map(|line| line.strip_prefix("model name"))
-                .and_then(|rest| rest.split_once(':'))
-                .map(|(_, model)| model.trim().to_string())
-        });
+        let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|info| {
+                info.lines()
+                    .find_map(|line| line.strip_prefix("model name"))
+                    .and_then(|rest| rest.split_once(':'))
+                    .map(|(_, model)| model.trim().to_string())
+            });
         Machine {
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             cpu_model,
@@ -194,7 +196,11 @@ impl ResultFile {
             ..SampleSet::default()
         };
         for workload in &self.workloads {
-            let rates = workload.samples.iter().filter_map(|s| s.msgs_per_s).collect();
+            let rates = workload
+                .samples
+                .iter()
+                .filter_map(|s| s.msgs_per_s)
+                .collect();
             let lossy = workload.samples.iter().filter(|s| s.lost() > 0).count();
             set.rates.insert(workload.id.clone(), rates);
             if lossy > 0 {
@@ -224,7 +230,9 @@ enum CriterionThroughput {
     BytesDecimal(u64),
     Elements(u64),
     /// Criterion also records `bytes`; the rate is taken in elements.
-    ElementsAndBytes { elements: u64 },
+    ElementsAndBytes {
+        elements: u64,
+    },
 }
 
 impl CriterionThroughput {
@@ -262,8 +270,8 @@ pub fn load_criterion_baseline(
     for dir in sample_files {
         let benchmark_path = dir.join("benchmark.json");
         let sample_path = dir.join("sample.json");
-        let benchmark: CriterionBenchmark = serde_json::from_str(&read(&benchmark_path)?)
-            .map_err(|e| LoadError::Format {
+        let benchmark: CriterionBenchmark =
+            serde_json::from_str(&read(&benchmark_path)?).map_err(|e| LoadError::Format {
                 path: benchmark_path.clone(),
                 what: "criterion benchmark.json",
                 problem: e.to_string(),

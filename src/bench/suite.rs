@@ -2,12 +2,12 @@
 //! fan runs once per repeat, in an order rotated from repeat to repeat), and builds the result
 //! file: samples, medians and the ratios measured within each repeat.
 
+use super::context::HWM;
 use super::measure::{MeasureError, Runner, Sample};
 use super::results::{
-    Machine, RatioResult, ResultFile, Settings, WorkloadResult, FORMAT, git_revision,
+    FORMAT, Machine, RatioResult, ResultFile, Settings, WorkloadResult, git_revision,
     libzmq_version,
 };
-use super::context::HWM;
 use super::stats::median;
 use super::workload::{Engine, Fan, STANDARD_SIZES, Transport, Workload};
 use std::collections::BTreeMap;
@@ -110,7 +110,10 @@ pub fn run_suite(
             }
         }
     }
-    let ratios = groups.iter().flat_map(|group| group_ratios(group, &samples)).collect();
+    let ratios = groups
+        .iter()
+        .flat_map(|group| group_ratios(group, &samples))
+        .collect();
     let workloads = groups
         .iter()
         .flatten()
@@ -153,7 +156,12 @@ fn group_ratios(group: &[Workload], samples: &BTreeMap<Workload, Vec<Sample>>) -
     let find = |engine: Engine| group.iter().find(|w| w.engine == engine);
     let mut pairs = Vec::new();
     if let Some(direct) = find(Engine::Direct) {
-        pairs.extend(group.iter().filter(|w| w.engine.is_proxy()).map(|w| (w, direct)));
+        pairs.extend(
+            group
+                .iter()
+                .filter(|w| w.engine.is_proxy())
+                .map(|w| (w, direct)),
+        );
     }
     if let (Some(forwarder), Some(proxy)) = (find(Engine::Forwarder), find(Engine::ZmqProxy)) {
         pairs.push((forwarder, proxy));

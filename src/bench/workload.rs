@@ -6,8 +6,19 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// What sits between the publishers and the subscribers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[derive(clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Engine {
     /// No proxy: the publishers bind, the subscribers connect to them (the baseline).
@@ -53,8 +64,19 @@ impl fmt::Display for Engine {
 }
 
 /// How the sockets talk to each other.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[derive(clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Transport {
     /// Threads sharing one context.
@@ -168,7 +190,11 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1024,
         "m" | "mb" | "mib" => 1024 * 1024,
-        _ => return Err(format!("`{text}` has an unknown unit `{unit}` (use B, KiB or MiB)")),
+        _ => {
+            return Err(format!(
+                "`{text}` has an unknown unit `{unit}` (use B, KiB or MiB)"
+            ));
+        }
     };
     match number.checked_mul(multiplier) {
         Some(0) => Err("a message needs at least 1 byte".to_string()),
@@ -185,7 +211,9 @@ pub fn parse_fan(text: &str) -> Result<Fan, String> {
     let parse = |part: &str| -> Result<u8, String> {
         match part.trim().parse::<u8>() {
             Ok(n) if (1..=MAX_PUBLISHERS).contains(&n) => Ok(n),
-            _ => Err(format!("`{part}` in `{text}` must be a count from 1 to {MAX_PUBLISHERS}")),
+            _ => Err(format!(
+                "`{part}` in `{text}` must be a count from 1 to {MAX_PUBLISHERS}"
+            )),
         }
     };
     Ok(Fan {

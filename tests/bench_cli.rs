@@ -1,0 +1,331 @@
+//! CLI tests of `termwatch bench` and `termwatch compare`: result files, verdicts, exit codes and
+//! that no role process outlives a bench. Nothing here asserts a throughput figure.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+fn termwatch() -> Command {
+    let mut command = Command::cargo_bin("termwatch").expect("the termwatch binary is built");
+    command.timeout(TIMEOUT);
+    command
+}
+
+/// A marker in the environment of a bench and, by inheritance, of its role processes.
+fn marker(name: &str) -> String {
+    format!("termwatch-test-{name}-{}", std::process::id())
+}
+
+/// Processes whose environment carries `marker`.
+fn processes_with(marker: &str) -> Vec<u32> {
+    let needle = format!("TERMWATCH_TEST_MARKER={marker}");
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .map(|environ| {
+                    environ
+                        .split(|byte| *byte == 0)
+                        .any(|var| var == needle.as_bytes())
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+fn bench(dir: &Path, name: &str, extra: &[&str]) -> (PathBuf, i32) {
+    let output = dir.join(format!("{name}.json"));
+    let outcome = termwatch()
+        .env("TERMWATCH_TEST_MARKER", marker(name))
+        .args(["bench", "--output"])
+        .arg(&output)
+        .args(extra)
+        .output()
+        .expect("bench runs");
+    let code = outcome.status.code().expect("bench exits normally");
+    assert!(
+        processes_with(&marker(name)).is_empty(),
+        "role processes left behind"
+    );
+    (output, code)
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("result file")).expect("JSON")
+}
+
+const SMALL_RUN: [&str; 8] = [
+    "--transport",
+    "tcp,ipc,inproc",
+    "--size",
+    "64",
+    "--messages",
+    "5000",
+    "--repeat",
+    "2",
+];
+
+#[test]
+fn bench_writes_a_complete_result_file_and_leaves_no_process_behind() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (path, code) = bench(dir.path(), "complete", &SMALL_RUN);
+    assert_eq!(code, 0);
+    let result = read_json(&path);
+    assert_eq!(result["format"], "termwatch-bench/1");
+    assert!(result["machine"]["cores"].as_u64().unwrap_or(0) >= 1);
+    assert_eq!(result["libzmq"], "4.3.4");
+    assert_eq!(result["settings"]["hwm"], 1000);
+    let workloads = result["workloads"].as_array().expect("workloads");
+    assert_eq!(workloads.len(), 3 * 4, "3 transports x 4 engines");
+    for workload in workloads {
+        let samples = workload["samples"].as_array().expect("samples");
+        assert_eq!(samples.len(), 2, "{}", workload["id"]);
+        for sample in samples {
+            assert_eq!(sample["received"], sample["expected"], "{}", workload["id"]);
+        }
+        assert!(workload["median_msgs_per_s"].is_number());
+    }
+    let ratios = result["ratios"].as_array().expect("ratios");
+    assert!(
+        ratios
+            .iter()
+            .any(|r| r["id"] == "tcp/64B/1x1/forwarder"
+                && r["baseline_id"] == "tcp/64B/1x1/zmq_proxy")
+    );
+}
+
+#[test]
+fn bench_fans_in_and_out_over_processes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (path, code) = bench(
+        dir.path(),
+        "fan",
+        &[
+            "--transport",
+            "ipc",
+            "--engine",
+            "direct,forwarder",
+            "--fan",
+            "4x1,1x4",
+            "--size",
+            "32",
+            "--messages",
+            "2000",
+            "--repeat",
+            "1",
+        ],
+    );
+    assert_eq!(code, 0);
+    let result = read_json(&path);
+    let ids: Vec<&str> = result["workloads"]
+        .as_array()
+        .expect("workloads")
+        .iter()
+        .filter_map(|w| w["id"].as_str())
+        .collect();
+    assert!(ids.contains(&"ipc/32B/4x1/forwarder"), "{ids:?}");
+    assert!(ids.contains(&"ipc/32B/1x4/direct"), "{ids:?}");
+}
+
+#[test]
+fn comparing_a_run_with_itself_is_never_slower() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (path, _) = bench(dir.path(), "same", &SMALL_RUN);
+    termwatch()
+        .arg("compare")
+        .arg(&path)
+        .arg(&path)
+        .assert()
+        .code(0)
+        .stdout(
+            predicate::str::contains("slower")
+                .not()
+                .or(predicate::str::contains("0 slower")),
+        )
+        .stdout(predicate::str::contains(
+            "12 workloads: 0 slower, 0 lost, 0 faster",
+        ));
+}
+
+/// The deliberate slowdown of the issue: a 20% throttled run against a plain one. The verdict
+/// depends on real timings, so both sides take 7 interleaved samples of a steady tcp workload.
+#[test]
+fn a_twenty_percent_throttle_is_flagged_slower() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let workload = [
+        "--transport",
+        "tcp",
+        "--engine",
+        "direct",
+        "--size",
+        "1KiB",
+        "--messages",
+        "50000",
+        "--repeat",
+        "7",
+    ];
+    let (plain, plain_code) = bench(dir.path(), "plain", &workload);
+    let mut throttled_args = workload.to_vec();
+    throttled_args.extend(["--throttle-percent", "20"]);
+    let (throttled, throttled_code) = bench(dir.path(), "throttled", &throttled_args);
+    assert_eq!((plain_code, throttled_code), (0, 0));
+    assert_eq!(read_json(&throttled)["settings"]["throttle_percent"], 20);
+    let markdown = dir.path().join("report.md");
+    let svg = dir.path().join("report.svg");
+    termwatch()
+        .arg("compare")
+        .arg(&plain)
+        .arg(&throttled)
+        .arg("--markdown")
+        .arg(&markdown)
+        .arg("--svg")
+        .arg(&svg)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("tcp/1KiB/1x1/direct"))
+        .stdout(predicate::str::contains("slower"));
+    let markdown = std::fs::read_to_string(markdown).expect("markdown written");
+    assert!(markdown.contains("| tcp/1KiB/1x1/direct |"), "{markdown}");
+    let svg = std::fs::read_to_string(svg).expect("svg written");
+    assert!(svg.starts_with("<svg") && svg.contains("slower"), "{svg}");
+}
+
+#[test]
+fn compare_rejects_unreadable_inputs_with_exit_2() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let garbage = dir.path().join("garbage.json");
+    std::fs::write(&garbage, "not json").expect("write");
+    let wrong_format = dir.path().join("wrong.json");
+    std::fs::write(&wrong_format, r#"{"format":"something-else/9"}"#).expect("write");
+    let missing = dir.path().join("missing.json");
+    for (old, expected) in [
+        (&missing, "cannot read"),
+        (&garbage, "is not a termwatch bench result file"),
+        (&wrong_format, "is not a termwatch bench result file"),
+    ] {
+        termwatch()
+            .arg("compare")
+            .arg(old)
+            .arg(old)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(expected))
+            .stderr(predicate::str::contains("panicked").not());
+    }
+    termwatch()
+        .args(["compare", "--criterion-dir"])
+        .arg(dir.path())
+        .args(["base", "new"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no criterion benchmark"));
+}
+
+#[test]
+fn bad_flags_exit_2() {
+    for args in [
+        vec!["bench", "--size", "0"],
+        vec!["bench", "--transport", "carrier-pigeon"],
+        vec!["bench", "--fan", "0x1"],
+        vec!["bench", "--repeat", "0"],
+        vec!["bench", "--throttle-percent", "95"],
+        vec!["compare", "a.json", "b.json", "--threshold", "150%"],
+        vec!["compare", "only-one.json"],
+    ] {
+        termwatch().args(&args).assert().code(2);
+    }
+}
+
+#[test]
+fn compare_reads_criterion_baselines() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (baseline, nanos) in [("base", 1_000_000.0), ("slow", 1_400_000.0)] {
+        let bench = dir.path().join("proxy").join("tcp_16B").join(baseline);
+        std::fs::create_dir_all(&bench).expect("dirs");
+        std::fs::write(
+            bench.join("benchmark.json"),
+            r#"{"group_id":"proxy","function_id":"tcp_16B","value_str":null,
+                "throughput":{"ElementsAndBytes":{"elements":1000,"bytes":16000}},
+                "full_id":"proxy/tcp_16B","directory_name":"proxy/tcp_16B","title":"proxy/tcp_16B"}"#,
+        )
+        .expect("benchmark.json");
+        let times: Vec<String> = (0..10)
+            .map(|i| format!("{}", nanos * (1.0 + i as f64 * 0.001)))
+            .collect();
+        std::fs::write(
+            bench.join("sample.json"),
+            format!(
+                r#"{{"sampling_mode":"Flat","iters":[{}],"times":[{}]}}"#,
+                vec!["1.0"; 10].join(","),
+                times.join(",")
+            ),
+        )
+        .expect("sample.json");
+    }
+    termwatch()
+        .args(["compare", "--criterion-dir"])
+        .arg(dir.path())
+        .args(["base", "slow"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("proxy/tcp_16B"))
+        .stdout(predicate::str::contains("elem/s"))
+        .stdout(predicate::str::contains("slower"));
+    termwatch()
+        .args(["compare", "--criterion-dir"])
+        .arg(dir.path())
+        .args(["base", "base"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("no change"));
+}
+
+#[test]
+fn killing_the_bench_ends_its_role_processes() {
+    let marker = marker("killed");
+    let mut bench = std::process::Command::new(assert_cmd::cargo::cargo_bin("termwatch"))
+        .env("TERMWATCH_TEST_MARKER", &marker)
+        .args([
+            "bench",
+            "--transport",
+            "tcp",
+            "--engine",
+            "zmq_proxy",
+            "--size",
+            "16",
+            "--messages",
+            "100000000",
+            "--repeat",
+            "1",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("bench starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while processes_with(&marker).len() < 4 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let started = processes_with(&marker).len();
+    bench.kill().expect("kill the bench");
+    bench.wait().expect("reap the bench");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !processes_with(&marker).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        started, 4,
+        "bench, proxy, publisher and subscriber were running"
+    );
+    assert_eq!(
+        processes_with(&marker),
+        Vec::<u32>::new(),
+        "orphaned role processes"
+    );
+}
