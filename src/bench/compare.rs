@@ -1,8 +1,8 @@
-//! Compares two sample sets workload by workload: the change of the median rate, its bootstrap
-//! interval and the verdict against the threshold.
+//! Compares two sample sets workload by workload: the change in rate, its Mann–Whitney
+//! (Hodges–Lehmann) interval and the verdict against the threshold.
 
 use super::results::SampleSet;
-use super::stats::{RatioEstimate, Verdict, median, ratio_of_medians};
+use super::stats::{RatioEstimate, Verdict, change_estimate, median};
 use serde::Serialize;
 
 /// One workload present on both sides.
@@ -57,7 +57,7 @@ pub fn compare(old: &SampleSet, new: &SampleSet, threshold: f64) -> Comparison {
             only_old.push(id.clone());
             continue;
         };
-        let estimate = ratio_of_medians(old_rates, new_rates);
+        let estimate = change_estimate(old_rates, new_rates);
         let new_lossy_samples = new.lossy.get(id).copied().unwrap_or(0);
         let verdict = if new_lossy_samples > 0 {
             Verdict::Lost
@@ -107,8 +107,8 @@ mod tests {
 
     #[test]
     fn rows_pair_workloads_by_id_and_list_the_unpaired() {
-        let old = set(&[("a", &[10.0, 11.0, 9.0]), ("gone", &[1.0, 1.0])]);
-        let new = set(&[("a", &[7.0, 8.0, 7.5]), ("added", &[1.0, 1.0])]);
+        let old = set(&[("a", &[10.0, 11.0, 9.0, 10.5, 9.5]), ("gone", &[1.0, 1.0])]);
+        let new = set(&[("a", &[7.0, 8.0, 7.5, 7.2, 7.7]), ("added", &[1.0, 1.0])]);
         let comparison = compare(&old, &new, 0.05);
         assert_eq!(comparison.rows.len(), 1);
         assert_eq!(comparison.rows[0].verdict, Verdict::Slower);

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! workload ──▶ measure (roles: threads for inproc, re-executed processes for ipc/tcp)
-//!          ──▶ suite (interleaved repeats) ──▶ results (JSON) ──▶ compare (bootstrap, verdict)
+//!          ──▶ suite (interleaved repeats) ──▶ results (JSON) ──▶ compare (Mann–Whitney, verdict)
 //!                                                               ──▶ render (table, Markdown, SVG)
 //! ```
 //!

@@ -253,10 +253,10 @@ fn await_probes(socket: &zmq::Socket, publishers: u8) -> Result<(), RoleError> {
         }
         match socket.recv(&mut message, 0) {
             Ok(()) => {
-                if let [PROBE_MARK, id] = message[..] {
-                    if id < 64 {
-                        seen |= 1u64 << id;
-                    }
+                if let [PROBE_MARK, id] = message[..]
+                    && id < 64
+                {
+                    seen |= 1u64 << id;
                 }
             }
             Err(zmq::Error::EAGAIN) => {}

@@ -169,7 +169,7 @@ impl Workload {
 
 /// `16B`, `256B`, `1KiB`, `64KiB`: whole KiB when the size is a multiple of 1024.
 pub fn format_size(bytes: usize) -> String {
-    if bytes >= 1024 && bytes % 1024 == 0 {
+    if bytes >= 1024 && bytes.is_multiple_of(1024) {
         format!("{}KiB", bytes / 1024)
     } else {
         format!("{bytes}B")
