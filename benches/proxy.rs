@@ -48,6 +48,14 @@ impl Profile {
         }
     }
 
+    /// Criterion's measurement time: a tiny one makes every sample a single run.
+    fn measurement_time(self) -> Duration {
+        match self {
+            Profile::Full => Duration::from_secs(1),
+            Profile::Quick | Profile::Test => Duration::from_millis(1),
+        }
+    }
+
     fn messages(self, size: usize) -> u64 {
         match self {
             Profile::Full => default_messages(size),
@@ -83,7 +91,7 @@ fn proxy(c: &mut Criterion) {
             .sampling_mode(SamplingMode::Flat)
             .sample_size(10)
             .warm_up_time(Duration::from_millis(1))
-            .measurement_time(Duration::from_secs(1));
+            .measurement_time(profile.measurement_time());
         // The receiver's clock starts at the first message, so it times the other `published - 1`.
         group.throughput(Throughput::ElementsAndBytes {
             elements: published - 1,

@@ -154,6 +154,13 @@ fn bench_summary(result: &ResultFile) -> String {
         })
         .collect();
     let mut out = terminal_table(&header, &rows);
+    let load = |value: Option<f64>| value.map_or("?".to_string(), |v| format!("{v:.2}"));
+    out.push_str(&format!(
+        "load average {} at the start, {} at the end ({} cores)\n",
+        load(result.load_average.start),
+        load(result.load_average.end),
+        result.machine.cores
+    ));
     if !result.ratios.is_empty() {
         out.push('\n');
         let header = ["ratio (same repeat)", "median", "per repeat"]

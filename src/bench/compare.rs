@@ -39,7 +39,14 @@ pub struct Comparison {
     pub only_old: Vec<String>,
     /// Workloads only NEW has.
     pub only_new: Vec<String>,
+    /// Median of the workloads' changes (NEW/OLD), when at least [`COMMON_SHIFT_MIN_ROWS`]
+    /// workloads have one: when every workload moved together, the machine's load probably
+    /// changed between the runs rather than the code.
+    pub common_shift: Option<f64>,
 }
+
+/// Fewest workloads for a meaningful common shift.
+pub const COMMON_SHIFT_MIN_ROWS: usize = 3;
 
 impl Comparison {
     /// Whether any workload is `slower` or `lost`.
@@ -81,12 +88,20 @@ pub fn compare(old: &SampleSet, new: &SampleSet, threshold: f64) -> Comparison {
         .filter(|id| !old.rates.contains_key(*id))
         .cloned()
         .collect();
+    let changes: Vec<f64> = rows
+        .iter()
+        .filter_map(|row| row.estimate.map(|e| e.ratio))
+        .collect();
+    let common_shift = (changes.len() >= COMMON_SHIFT_MIN_ROWS)
+        .then(|| median(&changes))
+        .flatten();
     Comparison {
         unit: new.unit.clone(),
         threshold,
         rows,
         only_old,
         only_new,
+        common_shift,
     }
 }
 

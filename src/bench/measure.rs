@@ -609,18 +609,30 @@ mod tests {
 
     #[test]
     fn inproc_samples_deliver_every_message_with_every_engine() {
-        let mut runner = Runner::new(Path::new("unused-for-inproc"), 0).expect("scratch dir");
-        for engine in super::super::workload::Engine::ALL {
-            let workload = Workload {
-                transport: Transport::Inproc,
-                size: 16,
-                fan: super::super::workload::Fan {
-                    publishers: 2,
-                    subscribers: 2,
-                },
-                engine,
-            };
-            let sample = runner.run(&workload, 2000).expect("inproc sample");
+        use super::super::workload::{Engine, Fan};
+        let (done_tx, done_rx) = mpsc::channel();
+        // The sample runs on its own thread so a hang fails the test instead of stalling it.
+        std::thread::spawn(move || {
+            let mut runner = Runner::new(Path::new("unused-for-inproc"), 0).expect("scratch dir");
+            for engine in Engine::ALL {
+                let workload = Workload {
+                    transport: Transport::Inproc,
+                    size: 16,
+                    fan: Fan {
+                        publishers: 2,
+                        subscribers: 2,
+                    },
+                    engine,
+                };
+                let sample = runner.run(&workload, 2000).map_err(|e| e.to_string());
+                let _ = done_tx.send((engine, sample));
+            }
+        });
+        for _ in Engine::ALL {
+            let (engine, sample) = done_rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("an inproc sample finishes within 60 s");
+            let sample = sample.expect("inproc sample");
             assert_eq!((sample.received, sample.lost()), (8000, 0), "{engine}");
             assert!(sample.msgs_per_s.is_some());
         }

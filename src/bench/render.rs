@@ -69,8 +69,19 @@ fn headers(comparison: &Comparison) -> [String; 6] {
     ]
 }
 
-fn unpaired_lines(comparison: &Comparison) -> Vec<String> {
+/// Notes under the table: workloads on one side only, and a common shift beyond the threshold.
+fn notes(comparison: &Comparison) -> Vec<String> {
     let mut lines = Vec::new();
+    if let Some(shift) = comparison.common_shift
+        && (shift - 1.0).abs() > comparison.threshold
+    {
+        lines.push(format!(
+            "all workloads moved together: median change {}; if the code under test did not \
+             change for all of them, the machine's load differed between the runs: measure both \
+             again, on a quiet machine",
+            percent(shift)
+        ));
+    }
     if !comparison.only_old.is_empty() {
         lines.push(format!("only in OLD: {}", comparison.only_old.join(", ")));
     }
@@ -110,7 +121,7 @@ pub fn terminal_table(header: &[String], rows: &[Vec<String>]) -> String {
 pub fn comparison_table(comparison: &Comparison) -> String {
     let rows: Vec<Vec<String>> = comparison.rows.iter().map(|r| cells(r).to_vec()).collect();
     let mut out = terminal_table(&headers(comparison), &rows);
-    for line in unpaired_lines(comparison) {
+    for line in notes(comparison) {
         out.push_str(&line);
         out.push('\n');
     }
@@ -153,7 +164,7 @@ pub fn comparison_markdown(comparison: &Comparison) -> String {
         writeln!(out, "| {} |", cells.join(" | ")).ok();
     }
     out.push('\n');
-    for line in unpaired_lines(comparison) {
+    for line in notes(comparison) {
         writeln!(out, "{line}  ").ok();
     }
     writeln!(out, "**{}**", summary(comparison)).ok();

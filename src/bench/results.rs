@@ -38,6 +38,26 @@ impl Machine {
     }
 }
 
+/// The machine's 1-minute load average (/proc/loadavg) when a run started and ended: a run
+/// measured under other load is not comparable with one measured on a quiet machine.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LoadAverage {
+    /// At the start of the run.
+    pub start: Option<f64>,
+    /// At the end of the run.
+    pub end: Option<f64>,
+}
+
+/// The current 1-minute load average, when /proc/loadavg is readable.
+pub fn load_average_now() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// The benchmark's fixed socket settings, recorded so a reader knows what was measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
@@ -97,6 +117,8 @@ pub struct ResultFile {
     pub finished_unix_s: u64,
     /// Socket settings and repeats.
     pub settings: Settings,
+    /// Load on the machine around the run.
+    pub load_average: LoadAverage,
     /// Every workload with its samples.
     pub workloads: Vec<WorkloadResult>,
     /// Proxy/direct ratios.

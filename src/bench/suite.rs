@@ -5,8 +5,8 @@
 use super::context::HWM;
 use super::measure::{MeasureError, Runner, Sample};
 use super::results::{
-    FORMAT, Machine, RatioResult, ResultFile, Settings, WorkloadResult, git_revision,
-    libzmq_version,
+    FORMAT, LoadAverage, Machine, RatioResult, ResultFile, Settings, WorkloadResult, git_revision,
+    libzmq_version, load_average_now,
 };
 use super::stats::median;
 use super::workload::{Engine, Fan, STANDARD_SIZES, Transport, Workload};
@@ -97,6 +97,7 @@ pub fn run_suite(
     messages_for: impl Fn(usize) -> u64,
     mut after_sample: impl FnMut(&Workload, &Sample),
 ) -> Result<ResultFile, MeasureError> {
+    let load_at_start = load_average_now();
     let groups = matrix.groups();
     let mut samples: BTreeMap<Workload, Vec<Sample>> = BTreeMap::new();
     for round in 0..repeat {
@@ -132,6 +133,10 @@ pub fn run_suite(
             nodrop: true,
             repeat,
             throttle_percent: runner.throttle_percent(),
+        },
+        load_average: LoadAverage {
+            start: load_at_start,
+            end: load_average_now(),
         },
         workloads,
         ratios,
