@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::bench;
 use crate::child::{self, ChildArgs};
 use crate::errors::{InputErrors, exit_code};
 use crate::events::RunEvent;
@@ -45,6 +46,13 @@ enum Command {
     /// Internal: run one scenario in this process (the child side).
     #[command(name = "__run-scenario", hide = true)]
     RunScenario(ChildCliArgs),
+    /// Measure proxy throughput against direct PUB→SUB.
+    Bench(bench::BenchArgs),
+    /// Compare two benchmark results; exit 1 when a workload got slower.
+    Compare(bench::CompareArgs),
+    /// Internal: one process of a benchmark sample.
+    #[command(name = "__bench-role", hide = true)]
+    BenchRole(bench::BenchRoleArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -213,7 +221,18 @@ pub fn main() -> i32 {
         Command::Run(args) => run(&args),
         Command::Repro(args) => repro(&args),
         Command::Trace(args) => trace(&args),
+        Command::Bench(args) => bench_exit(bench::run_bench(&args)),
+        Command::Compare(args) => bench_exit(bench::run_compare(&args)),
+        Command::BenchRole(args) => bench_exit(bench::run_bench_role(&args)),
     }
+}
+
+/// The exit code of a bench command; an error is reported and is bad input (2).
+fn bench_exit(outcome: anyhow::Result<i32>) -> i32 {
+    outcome.unwrap_or_else(|error| {
+        eprintln!("termwatch: {error:#}");
+        exit_code::BAD_INPUT
+    })
 }
 
 /// Loads and filters scenarios, or prints every input error and returns exit code 2.
