@@ -194,6 +194,20 @@ impl Plan {
         self.messages * u64::from(self.workload.fan.publishers)
     }
 
+    /// Direct: every publisher binds its own endpoint.
+    fn publishers_binding(&self) -> Vec<Attach> {
+        self.publisher_binds
+            .iter()
+            .cloned()
+            .map(Attach::Bind)
+            .collect()
+    }
+
+    /// Through a proxy: every publisher connects to its frontend.
+    fn publishers_connecting_to(&self, frontend: &str) -> Vec<Attach> {
+        vec![Attach::Connect(frontend.to_string()); self.publisher_binds.len()]
+    }
+
     fn publisher_count(&self) -> u8 {
         self.workload.fan.publishers
     }
@@ -215,23 +229,14 @@ impl Plan {
                 if self.workload.engine.is_proxy() {
                     let sockets = open_proxy(&context, &self.proxy_frontend, &self.proxy_backend)
                         .map_err(role_error("proxy"))?;
-                    let attach = vec![
-                        Attach::Connect(sockets.frontend_endpoint.clone());
-                        self.publisher_binds.len()
-                    ];
+                    let attach = self.publishers_connecting_to(&sockets.frontend_endpoint);
                     let backend = vec![sockets.backend_endpoint.clone()];
                     let (context, engine) = (&context, self.workload.engine);
                     proxy_thread =
                         Some(scope.spawn(move || roles::run_proxy(context, engine, sockets)));
                     (attach, backend)
                 } else {
-                    let binds = self
-                        .publisher_binds
-                        .iter()
-                        .cloned()
-                        .map(Attach::Bind)
-                        .collect();
-                    (binds, self.publisher_binds.clone())
+                    (self.publishers_binding(), self.publisher_binds.clone())
                 };
             let mut publisher_threads = Vec::new();
             for (id, attach) in publisher_attach.iter().enumerate() {
@@ -313,16 +318,13 @@ impl Plan {
             let Some((frontend, backend)) = bound.split_once(' ') else {
                 return Err(roles.protocol_error(proxy, format!("said `bound {bound}`")));
             };
-            let attach = vec![Attach::Connect(frontend.to_string()); self.publisher_binds.len()];
-            (attach, vec![backend.to_string()])
+            (
+                self.publishers_connecting_to(frontend),
+                vec![backend.to_string()],
+            )
         } else {
-            let binds = self
-                .publisher_binds
-                .iter()
-                .cloned()
-                .map(Attach::Bind)
-                .collect();
-            (binds, Vec::new())
+            // The subscribers learn the endpoints once the publishers have bound them.
+            (self.publishers_binding(), Vec::new())
         };
         let mut publishers = Vec::new();
         let mut subscriber_endpoints = subscriber_endpoints;
