@@ -5,7 +5,13 @@
 //! backend → frontend, multipart kept whole) but counts what it forwards, so a run can say how
 //! many messages went through the bus. It returns like `zmq_proxy`: with `Err(ETERM)` when the
 //! context is terminated or shut down.
+//!
+//! Like `zmq_proxy` it moves every frame through one reused `zmq_msg_t` (libzmq's `zmq_msg_recv`
+//! and `zmq_msg_send` directly): the `zmq` crate can only send a `Message` by value, which costs
+//! a `zmq_msg_init` and a `zmq_msg_close` per frame — measured at 8% of all CPU samples of an
+//! inproc 16 B run, enough to leave the forwarder at 0.85 of `zmq_proxy`'s rate.
 
+use std::os::raw::{c_int, c_void};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Counters the forwarder keeps; read from any thread.
@@ -33,18 +39,20 @@ pub fn run_forwarder(
     backend: &zmq::Socket,
     stats: &ForwarderStats,
 ) -> Result<(), zmq::Error> {
-    let mut msg = zmq::Message::new();
+    let front = RawSocket::of(frontend);
+    let back = RawSocket::of(backend);
+    let mut msg = RawMessage::new();
     let mut items = [
         frontend.as_poll_item(zmq::POLLIN),
         backend.as_poll_item(zmq::POLLIN),
     ];
     loop {
-        let (messages, bytes) = forward_batch(frontend, backend, &mut msg)?;
+        let (messages, bytes) = forward_batch(front, back, &mut msg)?;
         if messages > 0 {
             stats.messages.fetch_add(messages, Ordering::Relaxed);
             stats.bytes.fetch_add(bytes, Ordering::Relaxed);
         }
-        let (subscriptions, _) = forward_batch(backend, frontend, &mut msg)?;
+        let (subscriptions, _) = forward_batch(back, front, &mut msg)?;
         if subscriptions > 0 {
             stats
                 .subscriptions
@@ -56,33 +64,166 @@ pub fn run_forwarder(
     }
 }
 
+/// A socket's libzmq handle, borrowed from a `zmq::Socket` that outlives the forwarding loop.
+#[derive(Clone, Copy)]
+struct RawSocket(*mut c_void);
+
+// The crate's `PollItem` is `#[repr(C)]` and handed to `zmq_poll` as a `zmq_pollitem_t`; its
+// first field is the socket handle. Fail the build if that layout ever changes.
+const _: () =
+    assert!(std::mem::size_of::<zmq::PollItem>() == std::mem::size_of::<zmq_sys::zmq_pollitem_t>());
+
+impl RawSocket {
+    /// The handle of `socket`. `zmq::Socket` exposes it only through `&mut self` or through its
+    /// poll item, which is the layout of `zmq_pollitem_t`.
+    fn of(socket: &zmq::Socket) -> RawSocket {
+        let item = socket.as_poll_item(zmq::POLLIN);
+        // SAFETY: `PollItem` is `#[repr(C)]` with the layout of `zmq_pollitem_t` (checked in size
+        // above; the crate itself casts a slice of them for `zmq_poll`), so reading `socket` reads
+        // the handle the item was built from.
+        let raw =
+            unsafe { (*(&item as *const zmq::PollItem).cast::<zmq_sys::zmq_pollitem_t>()).socket };
+        RawSocket(raw)
+    }
+}
+
+/// A `zmq_msg_t` initialised once and closed on drop; receives and sends reuse it.
+struct RawMessage(zmq_sys::zmq_msg_t);
+
+impl RawMessage {
+    fn new() -> RawMessage {
+        let mut msg = zmq_sys::zmq_msg_t::default();
+        // SAFETY: zmq_msg_init only writes the message; it cannot fail.
+        unsafe { zmq_sys::zmq_msg_init(&mut msg) };
+        RawMessage(msg)
+    }
+
+    /// Receives the next frame from `from`; `Err(EAGAIN)` when `flags` has DONTWAIT and none is
+    /// queued.
+    fn recv(&mut self, from: RawSocket, flags: c_int) -> Result<(), zmq::Error> {
+        // SAFETY: the message is initialised and the socket open (borrowed by run_forwarder).
+        let rc = unsafe { zmq_sys::zmq_msg_recv(&mut self.0, from.0, flags) };
+        if rc < 0 { Err(last_error()) } else { Ok(()) }
+    }
+
+    /// Sends the frame to `to`, leaving this message empty and ready for the next receive.
+    fn send(&mut self, to: RawSocket, flags: c_int) -> Result<(), zmq::Error> {
+        // SAFETY: as in `recv`; on success libzmq takes the content and re-initialises the message.
+        let rc = unsafe { zmq_sys::zmq_msg_send(&mut self.0, to.0, flags) };
+        if rc < 0 { Err(last_error()) } else { Ok(()) }
+    }
+
+    fn len(&self) -> usize {
+        // SAFETY: the message is initialised; zmq_msg_size only reads it.
+        unsafe { zmq_sys::zmq_msg_size(&self.0) }
+    }
+
+    fn has_more(&self) -> bool {
+        // SAFETY: the message is initialised; zmq_msg_more only reads it.
+        unsafe { zmq_sys::zmq_msg_more(&self.0) != 0 }
+    }
+}
+
+impl Drop for RawMessage {
+    fn drop(&mut self) {
+        // SAFETY: initialised in `new`, closed exactly once here.
+        unsafe { zmq_sys::zmq_msg_close(&mut self.0) };
+    }
+}
+
+fn last_error() -> zmq::Error {
+    // SAFETY: zmq_errno only reads the calling thread's errno.
+    zmq::Error::from_raw(unsafe { zmq_sys::zmq_errno() })
+}
+
 /// Moves up to `BATCH` whole messages from `from` to `to` without blocking on `from`; returns
 /// the number of messages and payload bytes moved.
 fn forward_batch(
-    from: &zmq::Socket,
-    to: &zmq::Socket,
-    msg: &mut zmq::Message,
+    from: RawSocket,
+    to: RawSocket,
+    msg: &mut RawMessage,
 ) -> Result<(u64, u64), zmq::Error> {
     let (mut messages, mut bytes) = (0u64, 0u64);
     while (messages as usize) < BATCH {
-        match from.recv(msg, zmq::DONTWAIT) {
+        match msg.recv(from, zmq::DONTWAIT) {
             Ok(()) => {}
             Err(zmq::Error::EAGAIN) => break,
             Err(e) => return Err(e),
         }
         loop {
             bytes += msg.len() as u64;
-            let more = msg.get_more();
-            to.send(
-                std::mem::replace(msg, zmq::Message::new()),
-                if more { zmq::SNDMORE } else { 0 },
-            )?;
+            let more = msg.has_more();
+            msg.send(to, if more { zmq::SNDMORE } else { 0 })?;
             if !more {
                 break;
             }
-            from.recv(msg, 0)?;
+            msg.recv(from, 0)?;
         }
         messages += 1;
     }
     Ok((messages, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// Multipart messages arrive whole and counted, subscriptions flow upstream, and the loop
+    /// ends with ETERM when the context is terminated.
+    #[test]
+    fn forwards_whole_messages_counts_them_and_ends_at_term() {
+        let mut context = zmq::Context::new();
+        let frontend = context.socket(zmq::XSUB).expect("xsub");
+        let backend = context.socket(zmq::XPUB).expect("xpub");
+        frontend
+            .bind("inproc://forwarder-front")
+            .expect("bind front");
+        backend.bind("inproc://forwarder-back").expect("bind back");
+        let stats = Arc::new(ForwarderStats::default());
+        let thread_stats = Arc::clone(&stats);
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let outcome = run_forwarder(&frontend, &backend, &thread_stats);
+            drop((frontend, backend));
+            let _ = done_tx.send(outcome);
+        });
+        let subscriber = context.socket(zmq::SUB).expect("sub");
+        subscriber.set_subscribe(b"").expect("subscribe");
+        subscriber.set_rcvtimeo(100).expect("timeout");
+        subscriber
+            .connect("inproc://forwarder-back")
+            .expect("connect sub");
+        let publisher = context.socket(zmq::PUB).expect("pub");
+        publisher
+            .connect("inproc://forwarder-front")
+            .expect("connect pub");
+        let received = (0..200).find_map(|_| {
+            publisher
+                .send_multipart([&b"topic"[..], &b"body!"[..]], 0)
+                .expect("send");
+            subscriber.recv_multipart(0).ok()
+        });
+        assert_eq!(received, Some(vec![b"topic".to_vec(), b"body!".to_vec()]));
+        assert!(stats.messages.load(Ordering::Relaxed) >= 1);
+        assert_eq!(
+            stats.bytes.load(Ordering::Relaxed),
+            10 * stats.messages.load(Ordering::Relaxed)
+        );
+        assert!(stats.subscriptions.load(Ordering::Relaxed) >= 1);
+        drop((publisher, subscriber));
+        // Terminate on another thread, so a forwarder that never returns fails the test below
+        // instead of hanging it in zmq_ctx_term.
+        std::thread::spawn(move || {
+            if context.destroy().is_ok() {
+                // destroy() terminated the context; dropping it would terminate it again.
+                std::mem::forget(context);
+            }
+        });
+        let outcome = done_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the forwarder returns after term");
+        assert_eq!(outcome, Err(zmq::Error::ETERM));
+    }
 }
