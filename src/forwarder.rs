@@ -47,21 +47,35 @@ pub fn run_forwarder(
         backend.as_poll_item(zmq::POLLIN),
     ];
     loop {
-        let (messages, bytes) = forward_batch(front, back, &mut msg)?;
-        if messages > 0 {
-            stats.messages.fetch_add(messages, Ordering::Relaxed);
-            stats.bytes.fetch_add(bytes, Ordering::Relaxed);
+        // Counted even when the batch ends in an error: every message sent is in the stats.
+        let mut forwarded = Moved::default();
+        let outcome = forward_batch(front, back, &mut msg, &mut forwarded);
+        if forwarded.messages > 0 {
+            stats
+                .messages
+                .fetch_add(forwarded.messages, Ordering::Relaxed);
+            stats.bytes.fetch_add(forwarded.bytes, Ordering::Relaxed);
         }
-        let (subscriptions, _) = forward_batch(back, front, &mut msg)?;
-        if subscriptions > 0 {
+        outcome?;
+        let mut subscriptions = Moved::default();
+        let outcome = forward_batch(back, front, &mut msg, &mut subscriptions);
+        if subscriptions.messages > 0 {
             stats
                 .subscriptions
-                .fetch_add(subscriptions, Ordering::Relaxed);
+                .fetch_add(subscriptions.messages, Ordering::Relaxed);
         }
-        if messages == 0 && subscriptions == 0 {
+        outcome?;
+        if forwarded.messages == 0 && subscriptions.messages == 0 {
             zmq::poll(&mut items, -1)?;
         }
     }
+}
+
+/// What one batch moved: whole messages and their payload bytes.
+#[derive(Default)]
+struct Moved {
+    messages: u64,
+    bytes: u64,
 }
 
 /// A socket's libzmq handle, borrowed from a `zmq::Socket` that outlives the forwarding loop.
@@ -136,20 +150,21 @@ fn last_error() -> zmq::Error {
     zmq::Error::from_raw(unsafe { zmq_sys::zmq_errno() })
 }
 
-/// Moves up to `BATCH` whole messages from `from` to `to` without blocking on `from`; returns
-/// the number of messages and payload bytes moved.
+/// Moves up to `BATCH` whole messages from `from` to `to` without blocking on `from`, adding
+/// each one to `moved` once its last frame is sent.
 fn forward_batch(
     from: RawSocket,
     to: RawSocket,
     msg: &mut RawMessage,
-) -> Result<(u64, u64), zmq::Error> {
-    let (mut messages, mut bytes) = (0u64, 0u64);
-    while (messages as usize) < BATCH {
+    moved: &mut Moved,
+) -> Result<(), zmq::Error> {
+    while (moved.messages as usize) < BATCH {
         match msg.recv(from, zmq::DONTWAIT) {
             Ok(()) => {}
             Err(zmq::Error::EAGAIN) => break,
             Err(e) => return Err(e),
         }
+        let mut bytes = 0;
         loop {
             bytes += msg.len() as u64;
             let more = msg.has_more();
@@ -159,9 +174,10 @@ fn forward_batch(
             }
             msg.recv(from, 0)?;
         }
-        messages += 1;
+        moved.messages += 1;
+        moved.bytes += bytes;
     }
-    Ok((messages, bytes))
+    Ok(())
 }
 
 #[cfg(test)]
