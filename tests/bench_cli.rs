@@ -39,10 +39,14 @@ fn processes_with(marker: &str) -> Vec<u32> {
         .collect()
 }
 
+/// Runs `termwatch bench` with its temporary files under a directory of its own; checks that no
+/// role process and no scratch directory (ipc endpoints) is left once it exited.
 fn bench(dir: &Path, name: &str, extra: &[&str]) -> (PathBuf, i32) {
     let output = dir.join(format!("{name}.json"));
+    let scratch = tempfile::tempdir().expect("scratch dir");
     let outcome = termwatch()
         .env("TERMWATCH_TEST_MARKER", marker(name))
+        .env("TMPDIR", scratch.path())
         .args(["bench", "--output"])
         .arg(&output)
         .args(extra)
@@ -53,6 +57,10 @@ fn bench(dir: &Path, name: &str, extra: &[&str]) -> (PathBuf, i32) {
         processes_with(&marker(name)).is_empty(),
         "role processes left behind"
     );
+    let leftovers: Vec<_> = std::fs::read_dir(scratch.path())
+        .expect("scratch dir")
+        .collect();
+    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
     (output, code)
 }
 
@@ -337,8 +345,11 @@ fn compare_reads_criterion_baselines() {
 #[test]
 fn killing_the_bench_ends_its_role_processes() {
     let marker = marker("killed");
+    // A killed bench cannot remove its ipc scratch directory: keep it in one the test removes.
+    let scratch = tempfile::tempdir().expect("scratch dir");
     let mut bench = std::process::Command::new(assert_cmd::cargo::cargo_bin("termwatch"))
         .env("TERMWATCH_TEST_MARKER", &marker)
+        .env("TMPDIR", scratch.path())
         .args([
             "bench",
             "--transport",
