@@ -365,9 +365,9 @@ pub fn run_bench_role(args: &BenchRoleArgs) -> anyhow::Result<i32> {
                 (None, Some(endpoint)) => Attach::Connect(endpoint.clone()),
                 (None, None) => anyhow::bail!("the publisher needs --bind or --connect"),
             };
-            let (socket, endpoint) = roles::open_publisher(&context, &attach)?;
+            let (mut socket, endpoint) = roles::open_publisher(&context, &attach)?;
             say(&format!("bound {endpoint}"))?;
-            roles::publish(&socket, *id, *size, *messages, &GO)?;
+            roles::publish(&mut socket, *id, *size, *messages, &GO)?;
             wait_for_teardown();
         }
         Role::Subscribe {

@@ -240,11 +240,11 @@ impl Plan {
                 };
             let mut publisher_threads = Vec::new();
             for (id, attach) in publisher_attach.iter().enumerate() {
-                let (socket, _) =
+                let (mut socket, _) =
                     open_publisher(&context, attach).map_err(role_error("publisher"))?;
                 let (go, size, messages) = (&go, self.workload.size, self.messages);
                 publisher_threads.push(scope.spawn(move || {
-                    roles::publish(&socket, id as u8, size, messages, go).map(|()| socket)
+                    roles::publish(&mut socket, id as u8, size, messages, go).map(|()| socket)
                 }));
             }
             let mut subscriber_threads = Vec::new();

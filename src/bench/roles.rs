@@ -118,7 +118,7 @@ fn last_endpoint(socket: &zmq::Socket) -> Result<String, RoleError> {
 /// Sends probes until `go` is set, then `messages` data messages of `size` bytes. Returns once
 /// all are queued; the caller keeps the socket open until the subscribers have them all.
 pub fn publish(
-    socket: &zmq::Socket,
+    socket: &mut zmq::Socket,
     id: u8,
     size: usize,
     messages: u64,
@@ -137,12 +137,34 @@ pub fn publish(
         }
         std::thread::sleep(PROBE_INTERVAL);
     }
-    let mut payload = vec![0u8; size.max(1)];
-    payload[0] = DATA_MARK;
+    let raw = socket.as_mut_ptr();
     for sent in 0..messages {
-        socket
-            .send(&payload[..], 0)
+        send_data_message(raw, size)
             .during(|| format!("sending data message {sent} of {messages}"))?;
+    }
+    Ok(())
+}
+
+/// Sends one data message the way the C reference does: `zmq_msg_init_size`, the first byte set
+/// to [`DATA_MARK`], `zmq_msg_send`. The rest of the payload is sent as libzmq allocated it, so
+/// the publisher spends nothing on the payload (the `zmq` crate would zero or copy every byte,
+/// which made the direct baseline 0.4–0.7 of the C program's at 64 KiB).
+fn send_data_message(socket: *mut std::os::raw::c_void, size: usize) -> Result<(), zmq::Error> {
+    let mut message = zmq_sys::zmq_msg_t::default();
+    // SAFETY: `message` is a fresh zmq_msg_t; on success it owns `size` bytes (at least 1, the
+    // size parsers reject 0), of which only the first is written, through a raw pointer.
+    // `socket` is the open socket the caller holds mutably. On a failed send the message is
+    // still ours and is closed; on success libzmq owns its content.
+    unsafe {
+        if zmq_sys::zmq_msg_init_size(&mut message, size.max(1)) != 0 {
+            return Err(zmq::Error::from_raw(zmq_sys::zmq_errno()));
+        }
+        *zmq_sys::zmq_msg_data(&mut message).cast::<u8>() = DATA_MARK;
+        if zmq_sys::zmq_msg_send(&mut message, socket, 0) < 0 {
+            let error = zmq::Error::from_raw(zmq_sys::zmq_errno());
+            zmq_sys::zmq_msg_close(&mut message);
+            return Err(error);
+        }
     }
     Ok(())
 }
