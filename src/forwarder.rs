@@ -35,8 +35,8 @@ const BATCH: usize = 1024;
 /// While messages flow it only alternates non-blocking batches in both directions; it blocks in
 /// `zmq_poll` only once both directions came back empty, so a busy bus costs no poll per batch.
 pub fn run_forwarder(
-    frontend: &zmq::Socket,
-    backend: &zmq::Socket,
+    frontend: &mut zmq::Socket,
+    backend: &mut zmq::Socket,
     stats: &ForwarderStats,
 ) -> Result<(), zmq::Error> {
     let front = RawSocket::of(frontend);
@@ -82,22 +82,10 @@ struct Moved {
 #[derive(Clone, Copy)]
 struct RawSocket(*mut c_void);
 
-// The crate's `PollItem` is `#[repr(C)]` and handed to `zmq_poll` as a `zmq_pollitem_t`; its
-// first field is the socket handle. Fail the build if that layout ever changes.
-const _: () =
-    assert!(std::mem::size_of::<zmq::PollItem>() == std::mem::size_of::<zmq_sys::zmq_pollitem_t>());
-
 impl RawSocket {
-    /// The handle of `socket`. `zmq::Socket` exposes it only through `&mut self` or through its
-    /// poll item, which is the layout of `zmq_pollitem_t`.
-    fn of(socket: &zmq::Socket) -> RawSocket {
-        let item = socket.as_poll_item(zmq::POLLIN);
-        // SAFETY: `PollItem` is `#[repr(C)]` with the layout of `zmq_pollitem_t` (checked in size
-        // above; the crate itself casts a slice of them for `zmq_poll`), so reading `socket` reads
-        // the handle the item was built from.
-        let raw =
-            unsafe { (*(&item as *const zmq::PollItem).cast::<zmq_sys::zmq_pollitem_t>()).socket };
-        RawSocket(raw)
+    /// The handle of `socket`, which the caller keeps alive and uses only on this thread.
+    fn of(socket: &mut zmq::Socket) -> RawSocket {
+        RawSocket(socket.as_mut_ptr())
     }
 }
 
@@ -191,8 +179,8 @@ mod tests {
     #[test]
     fn forwards_whole_messages_counts_them_and_ends_at_term() {
         let mut context = zmq::Context::new();
-        let frontend = context.socket(zmq::XSUB).expect("xsub");
-        let backend = context.socket(zmq::XPUB).expect("xpub");
+        let mut frontend = context.socket(zmq::XSUB).expect("xsub");
+        let mut backend = context.socket(zmq::XPUB).expect("xpub");
         frontend
             .bind("inproc://forwarder-front")
             .expect("bind front");
@@ -201,7 +189,7 @@ mod tests {
         let thread_stats = Arc::clone(&stats);
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let outcome = run_forwarder(&frontend, &backend, &thread_stats);
+            let outcome = run_forwarder(&mut frontend, &mut backend, &thread_stats);
             drop((frontend, backend));
             let _ = done_tx.send(outcome);
         });

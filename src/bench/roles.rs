@@ -348,7 +348,7 @@ pub fn run_proxy(
                 .during(|| "creating the steerable proxy's control socket".into())?;
             zmq::proxy_steerable(&mut frontend, &mut backend, &mut control)
         }
-        Engine::Forwarder => run_forwarder(&frontend, &backend, &ForwarderStats::default()),
+        Engine::Forwarder => run_forwarder(&mut frontend, &mut backend, &ForwarderStats::default()),
         Engine::Direct => Ok(()),
     };
     match outcome {

@@ -395,7 +395,9 @@ pub fn start_proxy_thread(
                 &mut backend.socket,
                 &mut control.socket,
             ),
-            (Engine::Forwarder, _) => run_forwarder(&frontend.socket, &backend.socket, &stats),
+            (Engine::Forwarder, _) => {
+                run_forwarder(&mut frontend.socket, &mut backend.socket, &stats)
+            }
             _ => zmq::proxy(&frontend.socket, &backend.socket),
         };
         let end = match result {
