@@ -17,6 +17,12 @@ fn termwatch() -> Command {
     cmd
 }
 
+/// The first JSON line of `run --format json`'s stdout.
+fn first_json_line(stdout: &[u8]) -> Value {
+    let text = String::from_utf8_lossy(stdout);
+    serde_json::from_str(text.lines().next().expect("a line")).expect("JSON")
+}
+
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).expect("fixture written");
@@ -297,13 +303,7 @@ fn the_timeout_flag_overrides_every_deadline() {
         .arg(&file)
         .output()
         .expect("runs");
-    let line: Value = serde_json::from_str(
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .next()
-            .expect("a line"),
-    )
-    .expect("JSON");
+    let line = first_json_line(&output.stdout);
     assert_eq!(line["hang_step"], "term");
     assert!(
         line["diagnostics"]["summary"]
@@ -357,13 +357,7 @@ fn a_scenario_that_cannot_be_set_up_is_an_error_never_a_pass() {
         .output()
         .expect("runs");
     assert_eq!(output.status.code(), Some(1));
-    let line: Value = serde_json::from_str(
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .next()
-            .expect("a line"),
-    )
-    .expect("JSON");
+    let line = first_json_line(&output.stdout);
     assert_eq!(line["outcome"], "error");
     assert_eq!(line["passed"], false);
     assert!(
