@@ -65,6 +65,8 @@ pub fn run_bench(args: &BenchArgs) -> anyhow::Result<i32> {
     let program = std::env::current_exe().context("finding the termwatch executable")?;
     let mut runner = Runner::new(&program, args.throttle_percent)
         .context("creating the scratch directory for ipc endpoints")?;
+    crate::runner::signals::remove_on_interrupt(runner.scratch_dir().to_owned())
+        .context("installing the Ctrl-C handler")?;
     let progress = progress_bar((matrix.len() * repeat) as u64);
     let messages = args.messages;
     let result = run_suite(

@@ -140,6 +140,11 @@ impl Runner {
         })
     }
 
+    /// The scratch directory where ipc endpoints live.
+    pub fn scratch_dir(&self) -> &Path {
+        self.scratch.path()
+    }
+
     /// The throttle this runner applies (0 outside tests).
     pub fn throttle_percent(&self) -> u8 {
         self.throttle_percent

@@ -82,3 +82,21 @@ pub fn install() -> std::io::Result<()> {
     });
     result
 }
+
+/// For commands that start no scenario process groups (`bench`): the first SIGINT or SIGTERM
+/// removes `folder` and exits at once with 128 + the signal. Their helper processes exit by
+/// themselves when this process's pipes to them close.
+pub fn remove_on_interrupt(folder: PathBuf) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    std::thread::Builder::new()
+        .name("signals".to_owned())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                let _ = std::fs::remove_dir_all(&folder);
+                eprintln!("termwatch: interrupted; removed {}", folder.display());
+                std::process::exit(128 + signal);
+            }
+        })?;
+    Ok(())
+}
