@@ -63,49 +63,7 @@ impl fmt::Display for Engine {
     }
 }
 
-/// How the sockets talk to each other.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    clap::ValueEnum,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Transport {
-    /// Threads sharing one context.
-    Inproc,
-    /// Unix domain sockets between processes.
-    Ipc,
-    /// Loopback TCP between processes.
-    Tcp,
-}
-
-impl Transport {
-    /// Every transport.
-    pub const ALL: [Transport; 3] = [Transport::Inproc, Transport::Ipc, Transport::Tcp];
-
-    /// The name used on the command line, in endpoints and in result files.
-    pub fn name(self) -> &'static str {
-        match self {
-            Transport::Inproc => "inproc",
-            Transport::Ipc => "ipc",
-            Transport::Tcp => "tcp",
-        }
-    }
-}
-
-impl fmt::Display for Transport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+pub use crate::scenario::Transport;
 
 /// The message sizes of the matrix, in bytes.
 pub const STANDARD_SIZES: [usize; 4] = [16, 256, 1024, 64 * 1024];

@@ -91,7 +91,7 @@ pub struct RawStep {
 macro_rules! keyword_enum {
     ($(#[$doc:meta])* $name:ident, $case:literal { $($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize)]
         #[serde(rename_all = $case)]
         pub enum $name { $($(#[$vdoc])* $variant),+ }
 
@@ -247,6 +247,27 @@ keyword_enum!(
         Pair => "PAIR",
     }
 );
+
+impl Transport {
+    /// Every transport.
+    pub const ALL: [Transport; 3] = [Transport::Inproc, Transport::Ipc, Transport::Tcp];
+}
+
+/// `Transport` as a command-line value (`termwatch bench --transport`).
+impl clap::ValueEnum for Transport {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Self::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let help = match self {
+            Transport::Inproc => "Threads sharing one context",
+            Transport::Ipc => "Unix domain sockets between processes",
+            Transport::Tcp => "Loopback TCP between processes",
+        };
+        Some(clap::builder::PossibleValue::new(self.as_str()).help(help))
+    }
+}
 
 impl SocketType {
     /// The libzmq constant for `zmq_socket`.
