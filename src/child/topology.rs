@@ -69,11 +69,6 @@ impl Topology {
 /// Where a node (or a proxy side) is bound.
 type Bound = HashMap<(usize, Option<ProxySide>), String>;
 
-/// A socket made during setup, before its node's runtime takes it.
-struct Made {
-    owned: OwnedSocket,
-}
-
 /// The node whose sockets are being made, and its monitor readers when it is monitored.
 struct NodePlace<'a> {
     ctx: &'a ZmqContext,
@@ -89,7 +84,7 @@ fn make_socket(
     role: &'static str,
     socket_type: SocketType,
     options: &SocketOptions,
-) -> Result<Made, String> {
+) -> Result<OwnedSocket, String> {
     let (context, node) = (place.context, place.node);
     let socket = place.ctx.socket(socket_type, options).map_err(|e| {
         format!("cannot create the {role} {socket_type} socket of node #{node}: {e}")
@@ -110,7 +105,7 @@ fn make_socket(
         let site = (context, node, place.name);
         monitors.push(monitor::attach(registry, place.ctx, site, &owned, role)?);
     }
-    Ok(Made { owned })
+    Ok(owned)
 }
 
 fn auto_endpoint(transport: Transport, run_dir: &Path, node: &str, side: &str) -> String {
@@ -121,16 +116,20 @@ fn auto_endpoint(transport: Transport, run_dir: &Path, node: &str, side: &str) -
     }
 }
 
-fn bind(registry: &Registry, made: &Made, endpoint: &str, node: &str) -> Result<String, String> {
-    made.owned
-        .socket
+fn bind(
+    registry: &Registry,
+    made: &OwnedSocket,
+    endpoint: &str,
+    node: &str,
+) -> Result<String, String> {
+    made.socket
         .bind(endpoint)
         .map_err(|e| format!("node `{node}` cannot bind {endpoint}: {e}"))?;
-    let actual = match made.owned.socket.get_last_endpoint() {
+    let actual = match made.socket.get_last_endpoint() {
         Ok(Ok(actual)) if !actual.is_empty() => actual,
         _ => endpoint.to_owned(),
     };
-    registry.socket_endpoint(made.owned.id, EndpointKind::Bind, &actual);
+    registry.socket_endpoint(made.id, EndpointKind::Bind, &actual);
     Ok(actual)
 }
 
@@ -187,7 +186,7 @@ pub fn build(
 
     // Pass 1: create every socket and bind the binders.
     let mut bound: Bound = HashMap::new();
-    let mut made: Vec<Vec<Made>> = Vec::new();
+    let mut made: Vec<Vec<OwnedSocket>> = Vec::new();
     let mut monitor_readers: Vec<Option<Vec<MonitorReader>>> = Vec::new();
     for (i, node) in scenario.nodes.iter().enumerate() {
         let mut place = NodePlace {
@@ -241,10 +240,10 @@ pub fn build(
                         &format!("inproc://{}-control", node.name),
                         &node.name,
                     )?;
-                    steer.owned.socket.connect(&endpoint).map_err(|e| {
+                    steer.socket.connect(&endpoint).map_err(|e| {
                         format!("cannot connect the control pair of `{}`: {e}", node.name)
                     })?;
-                    registry.socket_endpoint(steer.owned.id, EndpointKind::Connect, &endpoint);
+                    registry.socket_endpoint(steer.id, EndpointKind::Connect, &endpoint);
                     sockets.extend([control, steer]);
                 }
             }
@@ -254,7 +253,6 @@ pub fn build(
                 if e.socket_type.subscribes() {
                     for topic in &e.subscribe {
                         socket
-                            .owned
                             .socket
                             .set_subscribe(topic.as_bytes())
                             .map_err(|err| {
@@ -302,11 +300,10 @@ pub fn build(
         };
         let socket = &made[i][0];
         socket
-            .owned
             .socket
             .connect(&endpoint)
             .map_err(|e| format!("node `{}` cannot connect to {endpoint}: {e}", node.name))?;
-        registry.socket_endpoint(socket.owned.id, EndpointKind::Connect, &endpoint);
+        registry.socket_endpoint(socket.id, EndpointKind::Connect, &endpoint);
     }
 
     // Pass 3: hand each node's sockets to their owner.
@@ -321,7 +318,7 @@ pub fn build(
             on_eterm: node.on_eterm,
             go: Arc::clone(&go),
         };
-        let mut owned = sockets.into_iter().map(|m| m.owned);
+        let mut owned = sockets.into_iter();
         let handle = match &node.body {
             NodeBody::Proxy { engine } => {
                 let (Some(frontend), Some(backend)) = (owned.next(), owned.next()) else {
