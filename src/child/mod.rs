@@ -195,10 +195,11 @@ fn run_step(registry: &Arc<Registry>, topology: &mut Topology, action: &Action) 
                 registry.context_ending(context);
                 ctx.shutdown()
                     .unwrap_or_else(|e| fail(format!("zmq_ctx_shutdown failed: {e}")));
-                let mut state = registry.lock();
-                let entry = &mut state.contexts[context];
-                entry.shut_down = true;
-                lifecycle!(EventKind::ShutdownCalled, context = entry.name.as_str());
+                let state = registry.lock();
+                lifecycle!(
+                    EventKind::ShutdownCalled,
+                    context = state.contexts[context].name.as_str()
+                );
                 "blocking calls on the context's sockets now return ETERM".to_owned()
             }
             None => "context already termed".to_owned(),

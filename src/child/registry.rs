@@ -179,8 +179,6 @@ pub struct ActiveStep {
 pub struct ContextEntry {
     /// Its name.
     pub name: String,
-    /// Whether `zmq_ctx_shutdown` was called.
-    pub shut_down: bool,
     /// Whether `zmq_ctx_term` returned.
     pub terminated: bool,
     /// The step that called `zmq_ctx_shutdown` or `zmq_ctx_term` first: what the ETERM its

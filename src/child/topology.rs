@@ -144,7 +144,6 @@ pub fn build(
         contexts.push(ZmqContext::new(spec)?);
         registry.lock().contexts.push(ContextEntry {
             name: spec.name.clone(),
-            shut_down: false,
             terminated: false,
             ended_in: None,
         });
