@@ -2,9 +2,9 @@
 //! and why nobody will close them, what every thread is blocked in, and a one-paragraph summary
 //! that starts with the step that hung.
 
-use super::procfs::{self, ProcThread, Syscall};
 use super::registry::{ActiveStep, NodeCounters, OwnerState, RegistryState, SocketEntry};
 use crate::outcome::{Diagnostics, NodeReport, SocketReport, ThreadReport};
+use crate::procfs::{self, ProcThread, Syscall};
 use crate::scenario::{Action, Engine, Mode, NodeBody, OnEterm, Scenario, TRAFFIC_LABEL};
 use crate::trace::normalize::MONITOR_READER_ROLE;
 

@@ -12,7 +12,6 @@
 mod diagnose;
 mod monitor;
 mod nodes;
-mod procfs;
 pub mod protocol;
 pub mod registry;
 mod topology;
