@@ -12,12 +12,14 @@ use crate::bench;
 use crate::child::{self, ChildArgs};
 use crate::errors::{InputErrors, exit_code};
 use crate::events::RunEvent;
+use crate::exec::{ExecPlan, StopHow, StopWhen};
 use crate::outcome::{Outcome, ScenarioResult};
 use crate::partition::Partition;
+use crate::program::{ProgramSpec, guard};
 use crate::repeat::{Status, Tallies, Tally};
 use crate::report::{Summary, human, json, junit, progress::Progress};
 use crate::runner::{self, RunOptions, signals, stress::Stress};
-use crate::scenario::{Scenario, discover::discover};
+use crate::scenario::{Expect, Scenario, discover::discover};
 use crate::trace::layer::install_subscriber;
 use crate::trace::snapshot::{self, SnapshotMode, SnapshotOptions, SnapshotStatus};
 use crate::trace::{chrome, timeline};
@@ -53,6 +55,98 @@ enum Command {
     /// Internal: one process of a benchmark sample.
     #[command(name = "__bench-role", hide = true)]
     BenchRole(bench::BenchRoleArgs),
+    /// Run one program under a deadline and give it a verdict, with the stacks of every
+    /// thread when it hangs.
+    Exec(ExecArgs),
+    /// Internal: kill a program's process group if termwatch dies.
+    #[command(name = "__guard", hide = true)]
+    Guard(GuardArgs),
+}
+
+#[derive(Debug, Args)]
+struct GuardArgs {
+    #[arg(long)]
+    pgid: i32,
+}
+
+/// How `exec` asks the program to end: `wait`, `signal:NAME`, `stdin-close`.
+fn parse_stop(text: &str) -> Result<StopHow, String> {
+    match text {
+        "wait" => Ok(StopHow::Wait),
+        "stdin-close" => Ok(StopHow::StdinClose),
+        _ => {
+            let name = text.strip_prefix("signal:").ok_or_else(|| {
+                format!("`{text}` is not a stop: use wait, signal:NAME (e.g. signal:SIGINT) or stdin-close")
+            })?;
+            let full = if name.starts_with("SIG") {
+                name.to_owned()
+            } else {
+                format!("SIG{name}")
+            };
+            full.parse::<nix::sys::signal::Signal>()
+                .map(StopHow::Signal)
+                .map_err(|_| format!("`{name}` is not a signal name (e.g. SIGINT, SIGTERM)"))
+        }
+    }
+}
+
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ExpectFlag {
+    /// The program and everything it started exit with code 0 within the deadline.
+    Clean,
+    /// It outlives its deadline.
+    Hang,
+}
+
+#[derive(Debug, Args)]
+struct ExecArgs {
+    /// How long the program may take to exit: after the stop is sent, or from the start with
+    /// `--stop wait`.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    deadline: Duration,
+    /// How it is asked to end: `wait` (it ends by itself), `signal:NAME` (to its process
+    /// group), `stdin-close`.
+    #[arg(long, value_parser = parse_stop, default_value = "wait")]
+    stop: StopHow,
+    /// Send the stop this long after the start [default: at once].
+    #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "stop_on_line")]
+    stop_after: Option<Duration>,
+    /// Send the stop at the first stdout line matching this regular expression (which must
+    /// come within the deadline).
+    #[arg(long)]
+    stop_on_line: Option<String>,
+    /// Turn the run into a regression check: exit 0 when the outcome is this, 1 when not
+    /// [default: clean].
+    #[arg(long, value_enum)]
+    expect: Option<ExpectFlag>,
+    /// Run it this many times and count the verdicts; one that varies is flaky (exit 1).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    repeat: u32,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+    /// Write the `json` or `junit` output to this file; human output then goes to stdout.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// A variable for the program, `KEY=VALUE` (repeatable).
+    #[arg(long, value_parser = parse_env)]
+    env: Vec<(String, String)>,
+    /// The program's working folder.
+    #[arg(long)]
+    cwd: Option<PathBuf>,
+    /// With `--repeat`, every attempt's line.
+    #[arg(long, short)]
+    verbose: bool,
+    /// The program and its arguments (after `--`).
+    #[arg(required = true, last = true)]
+    command: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -187,7 +281,7 @@ struct ChildCliArgs {
 /// Parses the command line, runs it and returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::RunScenario(_)) {
+    if !matches!(cli.command, Command::RunScenario(_) | Command::Guard(_)) {
         install_subscriber(None);
     }
     match cli.command {
@@ -224,6 +318,8 @@ pub fn main() -> i32 {
         Command::Bench(args) => bench_exit(bench::run_bench(&args)),
         Command::Compare(args) => bench_exit(bench::run_compare(&args)),
         Command::BenchRole(args) => bench_exit(bench::run_bench_role(&args)),
+        Command::Exec(args) => exec(&args),
+        Command::Guard(args) => guard::run(args.pgid),
     }
 }
 
@@ -318,8 +414,13 @@ enum MachineOutput {
 }
 
 impl MachineOutput {
-    /// Opens the output `args` ask for; a file that cannot be created is bad input.
-    fn open(args: &RunArgs, jobs: usize) -> Result<Self, i32> {
+    /// Opens the output `format` and `output` ask for; a file that cannot be created is bad
+    /// input.
+    fn open(
+        format: Format,
+        output: &Option<PathBuf>,
+        properties: Vec<(&'static str, String)>,
+    ) -> Result<Self, i32> {
         let create = |path: &Path| {
             std::fs::File::create(path).map_err(|e| {
                 eprintln!(
@@ -329,7 +430,7 @@ impl MachineOutput {
                 exit_code::BAD_INPUT
             })
         };
-        match (args.format, &args.output) {
+        match (format, output) {
             (Format::Human, Some(_)) => {
                 eprintln!("error: --output needs --format json or --format junit");
                 Err(exit_code::BAD_INPUT)
@@ -345,7 +446,7 @@ impl MachineOutput {
                 }
                 Ok(MachineOutput::Junit {
                     path: path.clone(),
-                    properties: junit_properties(args, jobs),
+                    properties,
                 })
             }
         }
@@ -400,8 +501,8 @@ impl MachineOutput {
     }
 
     /// Whether the machine output has stdout, so human output must go to stderr.
-    fn owns_stdout(&self, args: &RunArgs) -> bool {
-        args.output.is_none() && !matches!(self, MachineOutput::None)
+    fn owns_stdout(&self, output: &Option<PathBuf>) -> bool {
+        output.is_none() && !matches!(self, MachineOutput::None)
     }
 }
 
@@ -441,7 +542,8 @@ fn run(args: &RunArgs) -> i32 {
         Ok(o) => o,
         Err(code) => return code,
     };
-    let mut machine = match MachineOutput::open(args, options.jobs) {
+    let properties = junit_properties(args, options.jobs);
+    let mut machine = match MachineOutput::open(args.format, &args.output, properties) {
         Ok(m) => m,
         Err(code) => return code,
     };
@@ -458,7 +560,7 @@ fn run(args: &RunArgs) -> i32 {
 
     let started = Instant::now();
     let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
-    let human_out: &mut dyn Write = if machine.owns_stdout(args) {
+    let human_out: &mut dyn Write = if machine.owns_stdout(&args.output) {
         &mut stderr
     } else {
         &mut stdout
@@ -691,6 +793,117 @@ fn trace(args: &TraceArgs) -> i32 {
         let _ = human::write_result(&mut std::io::stderr(), &result);
     }
     interrupted_exit().unwrap_or(if result.passed {
+        exit_code::OK
+    } else {
+        exit_code::FAILED
+    })
+}
+
+/// `termwatch exec`: one program, `--repeat` times, reported like a scenario.
+fn exec(args: &ExecArgs) -> i32 {
+    let when = match (&args.stop_on_line, args.stop_after) {
+        (Some(_), _) | (_, Some(_)) if args.stop == StopHow::Wait => {
+            eprintln!(
+                "error: --stop-after and --stop-on-line need --stop signal:NAME or --stop stdin-close (with `wait` the deadline counts from the start)"
+            );
+            return exit_code::BAD_INPUT;
+        }
+        (Some(pattern), _) => match regex::Regex::new(pattern) {
+            Ok(re) => StopWhen::OnLine(re),
+            Err(e) => {
+                eprintln!("error: --stop-on-line: {e}");
+                return exit_code::BAD_INPUT;
+            }
+        },
+        (None, after) => StopWhen::After(after.unwrap_or_default()),
+    };
+    let plan = ExecPlan {
+        name: args.command.join(" "),
+        spec: ProgramSpec {
+            command: args.command.clone(),
+            env: args.env.clone(),
+            cwd: args.cwd.clone(),
+        },
+        deadline: args.deadline,
+        stop: args.stop,
+        when,
+        expect: match args.expect {
+            Some(ExpectFlag::Hang) => Expect::Hang,
+            Some(ExpectFlag::Clean) | None => Expect::Clean,
+        },
+    };
+    let executable = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("error: cannot find termwatch's own executable (the guard runs it): {e}");
+            return exit_code::BAD_INPUT;
+        }
+    };
+    if let Err(e) = signals::install() {
+        eprintln!("error: cannot install the Ctrl-C handler: {e}");
+        return exit_code::BAD_INPUT;
+    }
+    crate::program::become_subreaper();
+    let properties = vec![
+        ("termwatch.version", env!("CARGO_PKG_VERSION").to_owned()),
+        ("repeat", args.repeat.to_string()),
+    ];
+    let mut machine = match MachineOutput::open(args.format, &args.output, properties) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    let started = Instant::now();
+    let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
+    let human_out: &mut dyn Write = if machine.owns_stdout(&args.output) {
+        &mut stderr
+    } else {
+        &mut stdout
+    };
+    let repeat = args.repeat as usize;
+    let progress = Progress::new(repeat);
+    let mut attempts = Vec::new();
+    for _ in 0..repeat {
+        let send = |event: RunEvent| progress.on_event(&event);
+        match crate::exec::run_once(&plan, &executable, &send) {
+            Ok(result) => {
+                progress.on_event(&RunEvent::ScenarioFinished(Box::new(result.clone())));
+                if repeat > 1 && args.verbose {
+                    progress
+                        .suspend(|| human::write_result(human_out, &result))
+                        .ok();
+                }
+                attempts.push(result);
+            }
+            Err(message) => {
+                progress.finish();
+                eprintln!("error: {message}");
+                return exit_code::BAD_INPUT;
+            }
+        }
+        if signals::interrupted_by().is_some() {
+            break;
+        }
+    }
+    progress.finish();
+    let tally = Tally::of(attempts);
+    let _ = human::write_tally(human_out, &tally);
+    let first_hang = tally.attempts.iter().find(|a| a.outcome == Outcome::Hang);
+    let shown = match first_hang {
+        Some(hang) if repeat > 1 => hang.clone(),
+        _ => tally.verdict_result(),
+    };
+    if shown.outcome != Outcome::Clean || !tally.passed() {
+        let _ = human::write_details(human_out, &shown);
+    }
+    let done = vec![tally];
+    let summary = Summary::of(&done);
+    let elapsed = started.elapsed();
+    let mut write_failed = machine.scenario_done(&done, repeat > 1, elapsed).is_err();
+    write_failed |= machine.finish(&done, summary, elapsed).is_err();
+    if write_failed {
+        eprintln!("error: could not write the machine-readable output (--format, --output)");
+    }
+    interrupted_exit().unwrap_or(if summary.failed == 0 && !write_failed {
         exit_code::OK
     } else {
         exit_code::FAILED

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::scenario::Expect;
+use crate::stacks::StackCapture;
 use crate::trace::RecordedTrace;
 use crate::trace::snapshot::SnapshotVerdict;
 
@@ -129,6 +130,30 @@ pub struct Diagnostics {
     pub nodes: Vec<NodeReport>,
     /// The child's stderr (tail), when it crashed or failed.
     pub stderr: Option<String>,
+    /// Programs under test (`termwatch exec`, `program` nodes): how each ended, its output and,
+    /// at a hang, the stacks of every thread.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub programs: Vec<ProgramReport>,
+}
+
+/// A program under test, as it ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramReport {
+    /// Its node, or `program` for `termwatch exec`.
+    pub name: String,
+    /// The command line it ran.
+    pub command: Vec<String>,
+    /// Its pid (also its process group).
+    pub pid: i32,
+    /// How it ended, in words (`exited with code 0`, `was killed by SIGKILL`).
+    pub exit: String,
+    /// The tail of its stdout.
+    pub stdout: String,
+    /// The tail of its stderr.
+    pub stderr: String,
+    /// Every thread of it and of what it started, captured at the hang before it was killed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stacks: Option<StackCapture>,
 }
 
 /// How long one phase or step took.

@@ -159,6 +159,10 @@ pub fn decode_syscall(text: &str) -> Syscall {
             ("sleep", String::new())
         }
         n if n == libc::SYS_wait4 => ("wait4", String::new()),
+        n if n == libc::SYS_restart_syscall => (
+            "restart_syscall",
+            "a wait resumed after the thread was stopped".to_owned(),
+        ),
         n => {
             return Syscall::Blocked {
                 name: format!("syscall {n}"),

@@ -334,6 +334,6 @@ pub fn hang_diagnostics(
         threads: thread_reports(scenario, state, Some(active)),
         nodes: node_reports(state),
         open_sockets,
-        stderr: None,
+        ..Diagnostics::default()
     }
 }

@@ -5,7 +5,7 @@
 use std::io::Write;
 
 use super::Summary;
-use crate::outcome::{Diagnostics, Outcome, ScenarioResult};
+use crate::outcome::{Diagnostics, Outcome, ProgramReport, ScenarioResult};
 use crate::repeat::{Status, Tally};
 
 fn expected(result: &ScenarioResult) -> String {
@@ -96,7 +96,9 @@ pub fn write_details(
 }
 
 fn write_diagnostics(out: &mut (impl Write + ?Sized), d: &Diagnostics) -> std::io::Result<()> {
-    writeln!(out, "  {}", d.summary)?;
+    for line in d.summary.lines() {
+        writeln!(out, "  {line}")?;
+    }
     if !d.open_sockets.is_empty() {
         writeln!(out, "  sockets still open:")?;
         for s in &d.open_sockets {
@@ -134,10 +136,60 @@ fn write_diagnostics(out: &mut (impl Write + ?Sized), d: &Diagnostics) -> std::i
             )?;
         }
     }
+    for program in &d.programs {
+        write_program(out, program)?;
+    }
     if let Some(stderr) = &d.stderr {
         writeln!(out, "  stderr of the scenario's process:")?;
         for line in stderr.lines() {
             writeln!(out, "    | {line}")?;
+        }
+    }
+    Ok(())
+}
+
+/// How many frames of each stack are shown (the innermost ones).
+const FRAMES_SHOWN: usize = 12;
+
+/// A program under test: how it ended, its stacks at the hang, the tail of its output.
+fn write_program(out: &mut (impl Write + ?Sized), p: &ProgramReport) -> std::io::Result<()> {
+    writeln!(out, "  program `{}` (pid {}) {}", p.name, p.pid, p.exit)?;
+    if let Some(stacks) = &p.stacks {
+        for note in &stacks.notes {
+            writeln!(out, "    note: {note}")?;
+        }
+        for process in &stacks.processes {
+            writeln!(out, "    process {}: {}", process.pid, process.command)?;
+            for t in &process.threads {
+                writeln!(
+                    out,
+                    "      thread {} `{}` {} [syscall {}, wchan {}]",
+                    t.tid,
+                    t.display_name(),
+                    t.state,
+                    t.syscall,
+                    if t.wchan.is_empty() { "-" } else { &t.wchan }
+                )?;
+                for f in t.python.iter().take(FRAMES_SHOWN) {
+                    writeln!(out, "        py  {f}")?;
+                }
+                // Below the Python frames, only the native ones under the interpreter.
+                let native = t.native.iter().take_while(|f| {
+                    t.python.is_empty()
+                        || !f.function.contains("PyEval_") && !f.function.contains("PyObject_")
+                });
+                for f in native.take(FRAMES_SHOWN) {
+                    writeln!(out, "        native {f}")?;
+                }
+            }
+        }
+    }
+    for (stream, text) in [("stdout", &p.stdout), ("stderr", &p.stderr)] {
+        if !text.trim().is_empty() {
+            writeln!(out, "    {stream} (tail):")?;
+            for line in text.lines() {
+                writeln!(out, "    | {line}")?;
+            }
         }
     }
     Ok(())

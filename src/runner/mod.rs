@@ -321,7 +321,7 @@ fn listen(
                     open_sockets,
                     threads: Vec::new(),
                     nodes,
-                    stderr: None,
+                    ..Diagnostics::default()
                 });
                 return t;
             }

@@ -251,6 +251,8 @@ pub fn capture(pids: &[i32], tools: &Tools) -> StackCapture {
     let mut python_seen = false;
     for &pid in pids {
         let command = command_line(pid);
+        // /proc first: attaching a tracer interrupts the system call each thread is in.
+        let proc_threads = procfs::threads_of(pid);
         let is_python = command
             .split_whitespace()
             .next()
@@ -272,7 +274,7 @@ pub fn capture(pids: &[i32], tools: &Tools) -> StackCapture {
             }),
             None => Default::default(),
         };
-        let threads: Vec<ThreadStack> = procfs::threads_of(pid)
+        let threads: Vec<ThreadStack> = proc_threads
             .into_iter()
             .map(|t| {
                 let py = python.remove(&t.tid);

@@ -1,0 +1,295 @@
+//! Programs under test: one user program started in a process group of its own with its stdin
+//! a pipe and its stdout/stderr captured (bounded, the tail kept), every process it starts
+//! tracked, and everything killed and reaped at the end: also when termwatch itself dies, by
+//! the kernel (the parent-death signal) and by a [`guard`] process that kills the group.
+//!
+//! ```text
+//! termwatch (child subreaper) ─spawn─▶ program (own pgid, PDEATHSIG) ─fork─▶ its children
+//!      └─spawn─▶ guard (own pgid): stdin closes without a word ─▶ kill the program's group
+//! ```
+//! Both `termwatch exec` and `kind = "program"` scenario nodes run programs through this.
+
+pub mod guard;
+mod tree;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+
+/// How much of each output stream is kept.
+pub const OUTPUT_TAIL: usize = 16 * 1024;
+
+/// What to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramSpec {
+    /// The program and its arguments.
+    pub command: Vec<String>,
+    /// Variables added to termwatch's environment.
+    pub env: Vec<(String, String)>,
+    /// Its working folder (default: termwatch's).
+    pub cwd: Option<PathBuf>,
+}
+
+impl ProgramSpec {
+    /// The command line as one string, for reports.
+    pub fn display(&self) -> String {
+        self.command.join(" ")
+    }
+}
+
+/// Makes this process the reaper of every orphan among its descendants, so that a process a
+/// program started and left behind is still seen, killed and reaped here.
+pub fn become_subreaper() {
+    // SAFETY: prctl with integer arguments only.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+}
+
+/// The bounded tail of one output stream.
+#[derive(Debug, Default)]
+struct Tail(Vec<u8>);
+
+impl Tail {
+    fn push(&mut self, bytes: &[u8]) {
+        self.0.extend_from_slice(bytes);
+        if self.0.len() > OUTPUT_TAIL {
+            self.0.drain(..self.0.len() - OUTPUT_TAIL);
+        }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0).into_owned()
+    }
+}
+
+/// A line the program wrote on stdout.
+pub type Line = String;
+
+/// A running program.
+#[derive(Debug)]
+pub struct Program {
+    child: Child,
+    /// Its pid, which is also its process group id.
+    pub pid: i32,
+    stdin: Option<ChildStdin>,
+    stdout: Arc<Mutex<Tail>>,
+    stderr: Arc<Mutex<Tail>>,
+    lines: Receiver<Line>,
+    /// Every process seen in its tree or group, the program itself included.
+    seen: BTreeSet<i32>,
+    status: Option<ExitStatus>,
+    guard: Option<guard::Guard>,
+}
+
+fn lock(tail: &Mutex<Tail>) -> std::sync::MutexGuard<'_, Tail> {
+    tail.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Copies one stream into its tail; stdout lines also go to `lines`.
+fn drain(
+    mut pipe: impl Read + Send + 'static,
+    tail: Arc<Mutex<Tail>>,
+    lines: Option<Sender<Line>>,
+) {
+    std::thread::spawn(move || match lines {
+        Some(lines) => {
+            let mut reader = BufReader::new(pipe);
+            let mut line = Vec::new();
+            while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                lock(&tail).push(&line);
+                let text = String::from_utf8_lossy(&line)
+                    .trim_end_matches(['\n', '\r'])
+                    .to_owned();
+                let _ = lines.send(text);
+                line.clear();
+            }
+        }
+        None => {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                lock(&tail).push(&buf[..n]);
+            }
+        }
+    });
+}
+
+impl Program {
+    /// Starts `spec`; `guard_exe` is this binary, run as the guard. An error means nothing runs.
+    pub fn spawn(spec: &ProgramSpec, guard_exe: &Path) -> std::io::Result<Program> {
+        let (program, args) = spec
+            .command
+            .split_first()
+            .ok_or_else(|| std::io::Error::other("the command is empty"))?;
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        if let Some(cwd) = &spec.cwd {
+            command.current_dir(cwd);
+        }
+        let parent = std::process::id() as libc::pid_t;
+        // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                // Dies with us; and our descendants (gdb) may trace it under Yama's default.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+                libc::prctl(libc::PR_SET_PTRACER, parent as libc::c_ulong, 0, 0, 0);
+                if libc::getppid() != parent {
+                    libc::_exit(127);
+                }
+                Ok(())
+            });
+        }
+        let mut child = command.spawn()?;
+        let pid = child.id() as i32;
+        let guard = match guard::Guard::start(guard_exe, pid) {
+            Ok(guard) => guard,
+            Err(e) => {
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+                let _ = child.wait();
+                return Err(std::io::Error::other(format!(
+                    "cannot start the guard process: {e}"
+                )));
+            }
+        };
+        let (stdout, stderr) = (Arc::default(), Arc::default());
+        let (tx, lines) = mpsc::channel();
+        if let Some(pipe) = child.stdout.take() {
+            drain(pipe, Arc::clone(&stdout), Some(tx));
+        }
+        if let Some(pipe) = child.stderr.take() {
+            drain(pipe, Arc::clone(&stderr), None);
+        }
+        Ok(Program {
+            stdin: child.stdin.take(),
+            child,
+            pid,
+            stdout,
+            stderr,
+            lines,
+            seen: BTreeSet::from([pid]),
+            status: None,
+            guard: Some(guard),
+        })
+    }
+
+    /// Stdout lines written since the last call.
+    pub fn new_lines(&self) -> Vec<Line> {
+        self.lines.try_iter().collect()
+    }
+
+    /// The program's own exit status, once it has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().ok().flatten();
+        }
+        self.status
+    }
+
+    /// Processes of the program still alive: itself and every process it started (in its group
+    /// or below it), lowest pid first. Reaps those that ended and were reparented here.
+    pub fn alive(&mut self) -> Vec<i32> {
+        self.exited();
+        let alive = tree::alive_descendants(self.pid, &mut self.seen);
+        tree::reap_orphans(&self.seen, self.pid);
+        alive
+    }
+
+    /// Sends `signal` to the program's process group (as a terminal's Ctrl-C would).
+    pub fn signal(&self, signal: Signal) -> nix::Result<()> {
+        killpg(Pid::from_raw(self.pid), signal)
+    }
+
+    /// Closes the program's stdin.
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Writes to the program's stdin; an error when it was closed or the program is gone.
+    pub fn write_stdin(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match &mut self.stdin {
+            Some(stdin) => stdin.write_all(bytes),
+            None => Err(std::io::Error::other("stdin is closed")),
+        }
+    }
+
+    /// Kills every process of the program and reaps it; returns the program's status and the
+    /// processes that were still alive (`pid (comm)`), the program itself left out.
+    pub fn kill_all(&mut self) -> (Option<ExitStatus>, Vec<String>) {
+        let alive = self.alive();
+        let others: Vec<String> = alive
+            .iter()
+            .filter(|&&p| p != self.pid)
+            .map(|&p| format!("{p} ({})", tree::comm(p)))
+            .collect();
+        let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);
+        for &pid in &alive {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        if self.status.is_none() {
+            self.status = self.child.wait().ok();
+        }
+        // Orphans end a moment after the kill; reap them before saying what is left.
+        for _ in 0..200 {
+            if self.alive().is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if let Some(guard) = self.guard.take() {
+            guard.disarm();
+        }
+        (self.status, others)
+    }
+
+    /// The tails of stdout and stderr so far.
+    pub fn output(&self) -> (String, String) {
+        (lock(&self.stdout).text(), lock(&self.stderr).text())
+    }
+}
+
+impl Drop for Program {
+    fn drop(&mut self) {
+        if self.guard.is_some() {
+            self.kill_all();
+        }
+    }
+}
+
+/// An exit status in words: `exited with code 3`, `was killed by SIGSEGV (core dumped)`.
+pub fn describe_status(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with code {code}"),
+        (None, Some(signal)) => format!(
+            "was killed by {}{}",
+            signal_name(signal),
+            if status.core_dumped() {
+                " (core dumped)"
+            } else {
+                ""
+            }
+        ),
+        (None, None) => "ended".to_owned(),
+    }
+}
+
+/// `SIGINT`, or `signal 42`.
+pub fn signal_name(signal: i32) -> String {
+    Signal::try_from(signal).map_or_else(|_| format!("signal {signal}"), |s| s.as_str().to_owned())
+}
