@@ -133,7 +133,7 @@ pub fn run_once(
         }
         let lines = program.new_lines();
         let main_exited = program.exited().is_some();
-        if main_exited || tick % TREE_EVERY == 0 {
+        if main_exited || tick.is_multiple_of(TREE_EVERY) {
             let alive = program.alive();
             if alive.is_empty() {
                 break End::Exited;
@@ -359,7 +359,7 @@ fn send_stop(program: &mut Program, stop: StopHow) -> Option<String> {
 fn hung(program: &mut Program, plan: &ExecPlan, label: &str) -> End {
     let alive = program.alive();
     let tools = Tools::find(&plan.spec.command[0]);
-    let stacks = stacks::capture(&alive, &tools);
+    let stacks = stacks::capture(program.pid, &alive, &tools);
     End::Hung {
         label: label.to_owned(),
         stacks: Box::new(stacks),

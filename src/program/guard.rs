@@ -1,20 +1,19 @@
 //! The guard: a small process (this binary, `__guard`) in a process group of its own that
-//! kills a program's process group when termwatch dies without saying goodbye. It reads its
-//! stdin, a pipe whose only writer is termwatch: one byte means "done, leave it"; the end of
-//! the pipe (termwatch was killed) means "kill the group". The kernel's parent-death signal
-//! already kills the program itself; the guard gets what the program started.
+//! kills a program's processes when termwatch dies without saying goodbye. It reads its stdin,
+//! a pipe whose only writer is termwatch: `pid N` lines name processes the program started
+//! (also those that left its group), `done` means "leave them"; the end of the pipe without
+//! `done` (termwatch was killed) means "kill the group and every process named". The kernel's
+//! parent-death signal already kills the program itself.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Write};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 
-use nix::sys::signal::{Signal, killpg};
+use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
-/// The byte that disarms a guard.
-const DONE: u8 = b'd';
-
-/// A running guard of one process group.
+/// A running guard of one program.
 #[derive(Debug)]
 pub struct Guard {
     child: Child,
@@ -22,7 +21,7 @@ pub struct Guard {
 }
 
 impl Guard {
-    /// Starts a guard of process group `pgid`.
+    /// Starts a guard of the program whose process group is `pgid`.
     pub fn start(exe: &Path, pgid: i32) -> std::io::Result<Guard> {
         let mut child = Command::new(exe)
             .arg("__guard")
@@ -40,23 +39,35 @@ impl Guard {
         Ok(Guard { child, stdin })
     }
 
-    /// Tells the guard the group is gone, and reaps it.
+    /// Names a process of the program that may leave its group.
+    pub fn watch(&mut self, pid: i32) {
+        let _ = writeln!(self.stdin, "pid {pid}");
+    }
+
+    /// Tells the guard everything is gone, and reaps it.
     pub fn disarm(mut self) {
-        let _ = self.stdin.write_all(&[DONE]);
+        let _ = writeln!(self.stdin, "done");
         drop(self.stdin);
         let _ = self.child.wait();
     }
 }
 
-use std::os::unix::process::CommandExt;
-
-/// The guard's whole life: waits on stdin, kills `pgid` unless told it is done. Returns the
-/// exit code.
+/// The guard's whole life: reads its stdin to the end, then kills `pgid` and every process
+/// named unless told `done`. Returns the exit code.
 pub fn run(pgid: i32) -> i32 {
-    let mut byte = [0u8; 1];
-    let done = matches!(std::io::stdin().read(&mut byte), Ok(1) if byte[0] == DONE);
-    if !done {
-        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+    let mut pids = Vec::new();
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        if line == "done" {
+            return 0;
+        }
+        if let Some(pid) = line.strip_prefix("pid ").and_then(|p| p.parse().ok()) {
+            pids.push(pid);
+        }
+    }
+    let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+    for pid in pids {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
     }
     0
 }

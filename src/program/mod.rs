@@ -206,7 +206,15 @@ impl Program {
     /// or below it), lowest pid first. Reaps those that ended and were reparented here.
     pub fn alive(&mut self) -> Vec<i32> {
         self.exited();
+        let known = self.seen.len();
         let alive = tree::alive_descendants(self.pid, &mut self.seen);
+        if self.seen.len() > known
+            && let Some(guard) = &mut self.guard
+        {
+            for &pid in alive.iter().filter(|&&p| p != self.pid) {
+                guard.watch(pid);
+            }
+        }
         tree::reap_orphans(&self.seen, self.pid);
         alive
     }

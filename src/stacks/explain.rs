@@ -67,11 +67,12 @@ fn is_pyzmq(frame: &Frame) -> bool {
         .is_some_and(|l| l.starts_with("zmq/") || l.contains("/zmq/"))
 }
 
-/// One sentence per thread that matters, for every process.
-pub fn explain(processes: &[ProcessStacks]) -> Vec<String> {
-    let several = processes.len() > 1;
+/// One sentence per thread that matters, for every process; `program` is the program's own pid
+/// (a process it started is named by its pid and command).
+pub fn explain(program: i32, processes: &[ProcessStacks]) -> Vec<String> {
     let mut lines = Vec::new();
     for process in processes {
+        let several = processes.len() > 1 || process.pid != program;
         for thread in &process.threads {
             if thread.name.starts_with("ZMQbg") {
                 continue;
@@ -213,7 +214,7 @@ mod tests {
                 (19933, "ZMQbg/IO/0"),
             ],
         );
-        let lines = explain(&[p]);
+        let lines = explain(p.pid, std::slice::from_ref(&p));
         assert_eq!(
             lines,
             vec!["main thread blocked in zmq_ctx_term (pyzmq `Context.term`, app.py:16): libzmq waits for sockets that are still open (and for what they still have to send, as long as their linger allows)".to_owned()],
@@ -228,7 +229,7 @@ mod tests {
             include_str!("../../tests/fixtures/stacks/pyspy-python-recv.txt"),
             &[(20076, "python"), (20078, "python")],
         );
-        let lines = explain(&[p]);
+        let lines = explain(p.pid, std::slice::from_ref(&p));
         assert_eq!(lines.len(), 2, "{lines:?}");
         assert!(
             lines[0].starts_with(
@@ -255,7 +256,7 @@ mod tests {
             &[(19929, "python")],
         );
         assert_eq!(
-            explain(&[p])[0],
+            explain(p.pid, std::slice::from_ref(&p))[0],
             "main thread blocked in pyzmq `Context.term` (app.py:16): libzmq waits for sockets that are still open (and for what they still have to send, as long as their linger allows)"
         );
     }

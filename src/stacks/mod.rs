@@ -233,8 +233,9 @@ fn command_line(pid: i32) -> String {
         .unwrap_or_default()
 }
 
-/// Captures every thread of `pids` (the program first) with what `tools` allow.
-pub fn capture(pids: &[i32], tools: &Tools) -> StackCapture {
+/// Captures every thread of `pids`, the processes of the program whose pid is `program`, with
+/// what `tools` allow.
+pub fn capture(program: i32, pids: &[i32], tools: &Tools) -> StackCapture {
     let mut notes = Vec::new();
     let refusal = ptrace_refusal();
     let (gdb, py_spy) = match &refusal {
@@ -301,7 +302,7 @@ pub fn capture(pids: &[i32], tools: &Tools) -> StackCapture {
     if python_seen && refusal.is_none() && py_spy.is_none() {
         notes.push("py-spy is not installed: no Python frames (pip install py-spy)".to_owned());
     }
-    let explanation = explain::explain(&processes);
+    let explanation = explain::explain(program, &processes);
     StackCapture {
         processes,
         notes,
