@@ -241,7 +241,7 @@ pub fn start_endpoint_thread(
     let purpose = format!("node `{}` ({} receive loop)", env.name, spec.mode);
     let thread = spawn_node_thread(&env.clone(), purpose, move || {
         let end = endpoint_loop(&env, &spec, &socket, &inbox);
-        finish_loop(&env, end, vec![socket], &kept_by_thread, None);
+        finish_loop(&env, end, vec![socket], inbox, &kept_by_thread, None);
     });
     ThreadedNode {
         commands,
@@ -302,12 +302,15 @@ fn endpoint_loop(
 }
 
 /// What a node's thread does when its loop ends: close or keep its sockets, then return.
-/// Requests still queued are dropped unanswered, which tells the main thread to act itself.
+/// Requests still queued are dropped unanswered, which tells the main thread to act itself;
+/// the inbox is dropped last, once the sockets are closed or in `kept` and the thread's end is
+/// recorded, so that a main thread told to act finds every socket the loop kept.
 /// What follows ETERM or TERMINATE is traced to the step that caused it.
 fn finish_loop(
     env: &NodeEnv,
     end: LoopEnd,
     sockets: Vec<OwnedSocket>,
+    inbox: Receiver<Command>,
     kept: &Mutex<Vec<OwnedSocket>>,
     steer: Option<&Mutex<Option<OwnedSocket>>>,
 ) {
@@ -356,6 +359,7 @@ fn finish_loop(
         },
     }
     env.registry.thread_ended();
+    drop(inbox);
 }
 
 /// The sockets of a proxy node.
@@ -405,13 +409,13 @@ pub fn start_proxy_thread(
             Err(zmq::Error::ETERM) => LoopEnd::Eterm("proxy"),
             Err(e) => unexpected(&env, "proxy", e),
         };
-        drop(inbox);
         let mut owned = vec![frontend, backend];
         owned.extend(control);
         finish_loop(
             &env,
             end,
             owned,
+            inbox,
             &kept_by_thread,
             steer_by_thread.as_deref(),
         );
