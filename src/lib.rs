@@ -24,3 +24,4 @@ pub mod runner;
 pub mod scenario;
 pub mod stacks;
 pub mod trace;
+pub mod zmq_raw;

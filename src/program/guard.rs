@@ -39,6 +39,11 @@ impl Guard {
         Ok(Guard { child, stdin })
     }
 
+    /// The guard's pid.
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
     /// Names a process of the program that may leave its group.
     pub fn watch(&mut self, pid: i32) {
         let _ = writeln!(self.stdin, "pid {pid}");

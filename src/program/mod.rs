@@ -54,6 +54,10 @@ pub fn become_subreaper() {
     }
 }
 
+/// The processes this process started on purpose (programs and their guards): a process
+/// reparented here that is not one of them was left behind by a program.
+static OWN_CHILDREN: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+
 /// The bounded tail of one output stream.
 #[derive(Debug, Default)]
 struct Tail(Vec<u8>);
@@ -90,8 +94,8 @@ pub struct Program {
     guard: Option<guard::Guard>,
 }
 
-fn lock(tail: &Mutex<Tail>) -> std::sync::MutexGuard<'_, Tail> {
-    tail.lock().unwrap_or_else(|p| p.into_inner())
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Copies one stream into its tail; stdout lines also go to `lines`.
@@ -158,6 +162,7 @@ impl Program {
         }
         let mut child = command.spawn()?;
         let pid = child.id() as i32;
+        lock(&OWN_CHILDREN).insert(pid);
         let guard = match guard::Guard::start(guard_exe, pid) {
             Ok(guard) => guard,
             Err(e) => {
@@ -168,6 +173,7 @@ impl Program {
                 )));
             }
         };
+        lock(&OWN_CHILDREN).insert(guard.pid());
         let (stdout, stderr) = (Arc::default(), Arc::default());
         let (tx, lines) = mpsc::channel();
         if let Some(pipe) = child.stdout.take() {
@@ -207,7 +213,8 @@ impl Program {
     pub fn alive(&mut self) -> Vec<i32> {
         self.exited();
         let known = self.seen.len();
-        let alive = tree::alive_descendants(self.pid, &mut self.seen);
+        let own = lock(&OWN_CHILDREN).clone();
+        let alive = tree::alive_descendants(self.pid, &mut self.seen, &own);
         if self.seen.len() > known
             && let Some(guard) = &mut self.guard
         {
@@ -261,7 +268,9 @@ impl Program {
             std::thread::sleep(Duration::from_millis(5));
         }
         if let Some(guard) = self.guard.take() {
+            let guard_pid = guard.pid();
             guard.disarm();
+            lock(&OWN_CHILDREN).retain(|&p| p != guard_pid && p != self.pid);
         }
         (self.status, others)
     }

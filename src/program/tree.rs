@@ -34,16 +34,17 @@ fn all() -> Vec<Stat> {
         .collect()
 }
 
-/// The living processes of the program `root` (also its group id): members of its group and
+/// The living processes of the program `root` (also its group id): members of its group,
 /// descendants of anything in `seen`, which grows with every process found (so that a process
-/// reparented after its parent died is still known).
-pub fn alive_descendants(root: i32, seen: &mut BTreeSet<i32>) -> Vec<i32> {
+/// reparented after its parent died is still known), and orphans reparented to this process
+/// that it did not start itself (`own`).
+pub fn alive_descendants(root: i32, seen: &mut BTreeSet<i32>, own: &BTreeSet<i32>) -> Vec<i32> {
     let processes = all();
     let me = std::process::id() as i32;
     loop {
         let before = seen.len();
         for p in &processes {
-            let reparented_here = p.ppid == me && p.pgrp == root;
+            let reparented_here = p.ppid == me && !own.contains(&p.pid);
             if p.pgrp == root || seen.contains(&p.ppid) || reparented_here {
                 seen.insert(p.pid);
             }
