@@ -16,6 +16,7 @@ pub mod exec;
 pub mod forwarder;
 pub mod outcome;
 pub mod partition;
+pub mod probe;
 pub mod procfs;
 pub mod program;
 pub mod repeat;

@@ -287,6 +287,16 @@ impl SocketType {
         }) as i32
     }
 
+    /// The type with libzmq constant `raw`.
+    pub fn from_raw(raw: i32) -> Option<SocketType> {
+        use SocketType::*;
+        [
+            Pub, Sub, Xpub, Xsub, Push, Pull, Dealer, Router, Req, Rep, Pair,
+        ]
+        .into_iter()
+        .find(|t| t.raw() == raw)
+    }
+
     /// Whether messages of this type carry a topic frame first (pub/sub family).
     pub fn has_topic(self) -> bool {
         matches!(self, Self::Pub | Self::Xpub)
