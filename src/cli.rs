@@ -67,6 +67,8 @@ enum Command {
 struct GuardArgs {
     #[arg(long)]
     pgid: i32,
+    #[arg(long)]
+    remove: PathBuf,
 }
 
 /// How `exec` asks the program to end: `wait`, `signal:NAME`, `stdin-close`.
@@ -319,7 +321,7 @@ pub fn main() -> i32 {
         Command::Compare(args) => bench_exit(bench::run_compare(&args)),
         Command::BenchRole(args) => bench_exit(bench::run_bench_role(&args)),
         Command::Exec(args) => exec(&args),
-        Command::Guard(args) => guard::run(args.pgid),
+        Command::Guard(args) => guard::run(args.pgid, &args.remove),
     }
 }
 

@@ -16,6 +16,7 @@ use regex::Regex;
 
 use crate::events::RunEvent;
 use crate::outcome::{Diagnostics, Outcome, ProgramReport, ScenarioResult, StepTiming};
+use crate::probe::ProbeReport;
 use crate::program::{self, Program, ProgramSpec};
 use crate::runner::signals;
 use crate::scenario::Expect;
@@ -94,6 +95,7 @@ enum End {
     Hung {
         label: String,
         stacks: Box<stacks::StackCapture>,
+        probe: Option<Box<ProbeReport>>,
         alive: Vec<i32>,
     },
     /// termwatch was interrupted.
@@ -108,8 +110,19 @@ pub fn run_once(
     send: &dyn Fn(RunEvent),
 ) -> Result<ScenarioResult, String> {
     let started = Instant::now();
-    let mut program = Program::spawn(&plan.spec, exe)
-        .map_err(|e| format!("cannot start `{}`: {e}", plan.spec.display()))?;
+    let run_dir = tempfile::Builder::new()
+        .prefix("tw-exec-")
+        .tempdir()
+        .map_err(|e| format!("cannot create a run folder: {e}"))?;
+    signals::register_folder(run_dir.path().to_owned());
+    let spawned = Program::spawn(&plan.spec, exe, run_dir.path());
+    let mut program = match spawned {
+        Ok(program) => program,
+        Err(e) => {
+            signals::unregister_folder(run_dir.path());
+            return Err(format!("cannot start `{}`: {e}", plan.spec.display()));
+        }
+    };
     signals::register_group(program.pid);
     send(RunEvent::ScenarioStarted {
         name: plan.name.clone(),
@@ -187,6 +200,15 @@ pub fn run_once(
     }
     let (status, killed) = program.kill_all();
     signals::unregister_group(program.pid);
+    let mut leaks = Vec::new();
+    let run_dir_path = run_dir.path().to_owned();
+    if let Err(e) = run_dir.close() {
+        leaks.push(format!(
+            "could not remove the run folder {}: {e}",
+            run_dir_path.display()
+        ));
+    }
+    signals::unregister_folder(&run_dir_path);
     let (stdout, stderr) = program.output();
     let exit = status.map_or_else(
         || "could not be waited for".to_owned(),
@@ -200,6 +222,7 @@ pub fn run_once(
         stdout,
         stderr,
         stacks: None,
+        probe: None,
     };
     let (outcome, hang_step, summary) = match end {
         End::Interrupted => (
@@ -210,6 +233,7 @@ pub fn run_once(
         End::Hung {
             label,
             stacks,
+            probe,
             alive,
         } => {
             let who = if alive.contains(&program.pid) {
@@ -237,7 +261,15 @@ pub fn run_once(
             for line in &stacks.explanation {
                 summary.push_str(&format!("\n{line}"));
             }
+            match &probe {
+                Some(probe) => summary.push_str(&format!("\n{probe}")),
+                None => summary.push_str(&format!(
+                    "\n{}",
+                    program.probe_note.as_deref().unwrap_or("no probe report")
+                )),
+            }
             report.stacks = Some(*stacks);
+            report.probe = probe.and_then(|p| serde_json::to_value(&*p).ok());
             (Outcome::Hang, Some(label), summary)
         }
         End::Exited => match status {
@@ -301,7 +333,7 @@ pub fn run_once(
             programs: vec![report],
             ..Diagnostics::default()
         },
-        leaks: Vec::new(),
+        leaks,
         trace: RecordedTrace::default(),
         snapshot: None,
     })
@@ -360,9 +392,11 @@ fn hung(program: &mut Program, plan: &ExecPlan, label: &str) -> End {
     let alive = program.alive();
     let tools = Tools::find(&plan.spec.command[0]);
     let stacks = stacks::capture(program.pid, &alive, &tools);
+    let probe = program.probe_report(&stacks).map(Box::new);
     End::Hung {
         label: label.to_owned(),
         stacks: Box::new(stacks),
+        probe,
         alive,
     }
 }

@@ -164,6 +164,10 @@ pub struct ProgramReport {
     /// Every thread of it and of what it started, captured at the hang before it was killed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stacks: Option<StackCapture>,
+    /// At the hang, the preloaded probe's report (contexts, terms in progress, every socket
+    /// still open with its type, endpoints, linger and creating thread), as JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<serde_json::Value>,
 }
 
 /// How long one phase or step took.

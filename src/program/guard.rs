@@ -2,8 +2,8 @@
 //! kills a program's processes when termwatch dies without saying goodbye. It reads its stdin,
 //! a pipe whose only writer is termwatch: `pid N` lines name processes the program started
 //! (also those that left its group), `done` means "leave them"; the end of the pipe without
-//! `done` (termwatch was killed) means "kill the group and every process named". The kernel's
-//! parent-death signal already kills the program itself.
+//! `done` (termwatch was killed) means "kill the group and every process named, and remove the
+//! run folder". The kernel's parent-death signal already kills the program itself.
 
 use std::io::{BufRead, Write};
 use std::os::unix::process::CommandExt;
@@ -21,12 +21,14 @@ pub struct Guard {
 }
 
 impl Guard {
-    /// Starts a guard of the program whose process group is `pgid`.
-    pub fn start(exe: &Path, pgid: i32) -> std::io::Result<Guard> {
+    /// Starts a guard of the program whose process group is `pgid` and of its run folder.
+    pub fn start(exe: &Path, pgid: i32, run_dir: &Path) -> std::io::Result<Guard> {
         let mut child = Command::new(exe)
             .arg("__guard")
             .arg("--pgid")
             .arg(pgid.to_string())
+            .arg("--remove")
+            .arg(run_dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -58,8 +60,8 @@ impl Guard {
 }
 
 /// The guard's whole life: reads its stdin to the end, then kills `pgid` and every process
-/// named unless told `done`. Returns the exit code.
-pub fn run(pgid: i32) -> i32 {
+/// named and removes `run_dir`, unless told `done`. Returns the exit code.
+pub fn run(pgid: i32, run_dir: &Path) -> i32 {
     let mut pids = Vec::new();
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
@@ -74,5 +76,6 @@ pub fn run(pgid: i32) -> i32 {
     for pid in pids {
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
     }
+    let _ = std::fs::remove_dir_all(run_dir);
     0
 }

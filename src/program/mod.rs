@@ -24,6 +24,9 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
+use crate::probe::{ProbeMonitor, ProbeReport, ProbeSetup};
+use crate::stacks::StackCapture;
+
 /// How much of each output stream is kept.
 pub const OUTPUT_TAIL: usize = 16 * 1024;
 
@@ -92,6 +95,9 @@ pub struct Program {
     seen: BTreeSet<i32>,
     status: Option<ExitStatus>,
     guard: Option<guard::Guard>,
+    probe: Option<ProbeMonitor>,
+    /// Why the probe is not loaded, when it is not.
+    pub probe_note: Option<String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -130,8 +136,10 @@ fn drain(
 }
 
 impl Program {
-    /// Starts `spec`; `guard_exe` is this binary, run as the guard. An error means nothing runs.
-    pub fn spawn(spec: &ProgramSpec, guard_exe: &Path) -> std::io::Result<Program> {
+    /// Starts `spec` with the probe preloaded; `guard_exe` is this binary, run as the guard;
+    /// `run_dir` is the run's private folder (the probe library is written there, and the
+    /// guard removes it if termwatch dies). An error means nothing runs.
+    pub fn spawn(spec: &ProgramSpec, guard_exe: &Path, run_dir: &Path) -> std::io::Result<Program> {
         let (program, args) = spec
             .command
             .split_first()
@@ -160,10 +168,23 @@ impl Program {
                 Ok(())
             });
         }
+        let probe = ProbeSetup::new(run_dir).and_then(|probe| {
+            probe.configure(&mut command)?;
+            Ok(probe)
+        });
         let mut child = command.spawn()?;
         let pid = child.id() as i32;
         lock(&OWN_CHILDREN).insert(pid);
-        let guard = match guard::Guard::start(guard_exe, pid) {
+        let (probe, probe_note) = match probe.and_then(|p| p.start(pid as u32)) {
+            Ok(monitor) => (Some(monitor), None),
+            Err(e) => (
+                None,
+                Some(format!(
+                    "the probe could not be loaded: {e}; no socket report"
+                )),
+            ),
+        };
+        let guard = match guard::Guard::start(guard_exe, pid, run_dir) {
             Ok(guard) => guard,
             Err(e) => {
                 let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
@@ -192,6 +213,8 @@ impl Program {
             seen: BTreeSet::from([pid]),
             status: None,
             guard: Some(guard),
+            probe,
+            probe_note,
         })
     }
 
@@ -267,12 +290,31 @@ impl Program {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
+        if let Some(probe) = self.probe.take() {
+            probe.finish(Duration::from_millis(200));
+        }
         if let Some(guard) = self.guard.take() {
             let guard_pid = guard.pid();
             guard.disarm();
             lock(&OWN_CHILDREN).retain(|&p| p != guard_pid && p != self.pid);
         }
         (self.status, others)
+    }
+
+    /// What the probe knows now, with the Python thread names of `stacks`; `None` without a
+    /// probe.
+    pub fn probe_report(&self, stacks: &StackCapture) -> Option<ProbeReport> {
+        self.probe.as_ref().map(|monitor| {
+            monitor.report(|view| {
+                for process in &stacks.processes {
+                    for thread in &process.threads {
+                        if let Some(name) = &thread.python_name {
+                            view.name_thread(process.pid, thread.tid, name.clone());
+                        }
+                    }
+                }
+            })
+        })
     }
 
     /// The tails of stdout and stderr so far.
