@@ -7,6 +7,7 @@
 //! small pair to check it works. Needs Python with pyzmq (`TERMWATCH_PYTHON`, else
 //! `target/venv/bin/python`).
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -26,8 +27,10 @@ fn python() -> Option<PathBuf> {
     ok.then_some(python)
 }
 
-/// One run's rate (messages per second), with the probe or without.
-fn rate(python: &Path, messages: u64, probed: bool) -> f64 {
+/// One run: its rate (messages per second) and the CPU time it used per message (ns, user +
+/// system, all threads), with the probe or without. CPU time is the steadier figure on a
+/// shared machine: waiting for a core does not count.
+fn run(python: &Path, messages: u64, probed: bool) -> (f64, f64) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/pubsub_rate.py");
     let mut command = Command::new(python);
     command
@@ -42,9 +45,20 @@ fn rate(python: &Path, messages: u64, probed: bool) -> f64 {
             .expect("the probe's environment");
     }
     command.stdout(Stdio::piped());
-    let child = command.spawn().expect("python runs");
+    let mut child = command.spawn().expect("python runs");
     let monitor = setup.map(|s| s.start(child.id()).expect("the probe's reader"));
-    let output = child.wait_with_output().expect("python ends");
+    let mut text = String::new();
+    child
+        .stdout
+        .take()
+        .expect("piped")
+        .read_to_string(&mut text)
+        .expect("python's output");
+    // SAFETY: an all-zero rusage is valid; waiting for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let mut status = 0;
+    // SAFETY: as above.
+    unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
     if let Some(monitor) = monitor {
         let state = monitor.finish(Duration::from_secs(5));
         assert!(
@@ -52,11 +66,16 @@ fn rate(python: &Path, messages: u64, probed: bool) -> f64 {
             "the probe saw no libzmq call: the measurement would not include it"
         );
     }
-    let text = String::from_utf8_lossy(&output.stdout);
-    text.trim()
+    let rate = text
+        .trim()
         .strip_prefix("rate ")
         .and_then(|r| r.parse().ok())
-        .unwrap_or_else(|| panic!("no rate in {text:?}"))
+        .unwrap_or_else(|| panic!("no rate in {text:?}"));
+    let ns = |t: libc::timeval| t.tv_sec as f64 * 1e9 + t.tv_usec as f64 * 1e3;
+    (
+        rate,
+        (ns(usage.ru_utime) + ns(usage.ru_stime)) / messages as f64,
+    )
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -84,30 +103,39 @@ fn main() {
     } else {
         (1, 20_000)
     };
-    let (mut plain, mut probed, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let mut rates = (Vec::new(), Vec::new(), Vec::new());
+    let mut cpu = (Vec::new(), Vec::new(), Vec::new());
     for pair in 0..pairs {
         // Alternate which goes first, so drift affects both alike.
-        let (a, b) = if pair % 2 == 0 {
-            let a = rate(&python, messages, false);
-            (a, rate(&python, messages, true))
+        let ((ra, ca), (rb, cb)) = if pair % 2 == 0 {
+            let a = run(&python, messages, false);
+            (a, run(&python, messages, true))
         } else {
-            let b = rate(&python, messages, true);
-            (rate(&python, messages, false), b)
+            let b = run(&python, messages, true);
+            (run(&python, messages, false), b)
         };
         println!(
-            "pair {pair}: without {a:.0}/s, with {b:.0}/s, ratio {:.3}",
-            b / a
+            "pair {pair}: rate {ra:.0}/s vs {rb:.0}/s with the probe (x{:.3}); CPU {ca:.0} vs \
+             {cb:.0} ns/message (x{:.3})",
+            rb / ra,
+            cb / ca
         );
-        plain.push(a);
-        probed.push(b);
-        ratios.push(b / a);
+        rates.0.push(ra);
+        rates.1.push(rb);
+        rates.2.push(rb / ra);
+        cpu.0.push(ca);
+        cpu.1.push(cb);
+        cpu.2.push(cb / ca);
     }
-    let ratio = median(ratios);
     println!(
-        "probe overhead on pyzmq PUB->SUB tcp 64 B ({pairs} pairs of {messages} messages): \
-         median without {:.0}/s, with {:.0}/s; median ratio {ratio:.3} ({:+.1}% rate)",
-        median(plain),
-        median(probed),
-        (ratio - 1.0) * 100.0
+        "probe overhead, pyzmq PUB->SUB tcp 64 B, {pairs} pairs of {messages} messages (medians): \
+         rate {:.0}/s without, {:.0}/s with, ratio {:.3}; CPU {:.0} ns/message without, {:.0} \
+         with, ratio {:.3}",
+        median(rates.0),
+        median(rates.1),
+        median(rates.2),
+        median(cpu.0),
+        median(cpu.1),
+        median(cpu.2)
     );
 }
