@@ -21,3 +21,4 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod trace;
+pub mod zmq_raw;
