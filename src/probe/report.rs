@@ -540,8 +540,14 @@ impl Display for ProbeReport {
                 if term.holding.is_empty() {
                     writeln!(f, "; the probe saw no socket of this context still open")?;
                 }
+                let all_open = term.holding.iter().all(|s| s.holding == Holding::Open);
+                let header = if all_open {
+                    "; still open:\n"
+                } else {
+                    "; waiting for:\n"
+                };
                 for (i, socket) in term.holding.iter().enumerate() {
-                    let lead = if i == 0 { "; still open:\n" } else { "" };
+                    let lead = if i == 0 { header } else { "" };
                     writeln!(f, "{lead}  - {socket}")?;
                 }
             }
