@@ -12,10 +12,10 @@ use crate::bench;
 use crate::child::{self, ChildArgs};
 use crate::errors::{InputErrors, exit_code};
 use crate::events::RunEvent;
-use crate::exec::{ExecPlan, StopHow, StopWhen};
+use crate::exec::{ExecPlan, StopWhen};
 use crate::outcome::{Outcome, ScenarioResult, SnapshotStatus, in_words};
 use crate::partition::Partition;
-use crate::program::{ProgramSpec, guard};
+use crate::program::{ProgramSpec, StopHow, guard};
 use crate::repeat::{Status, Tallies, Tally};
 use crate::report::{Summary, human, json, junit, progress::Progress};
 use crate::runner::{self, RunOptions, signals, stress::Stress};
@@ -23,6 +23,7 @@ use crate::scenario::{Expect, Scenario, discover::discover};
 use crate::trace::layer::install_subscriber;
 use crate::trace::snapshot::{self, SnapshotMode, SnapshotOptions};
 use crate::trace::{chrome, timeline};
+use std::str::FromStr;
 
 /// termwatch: run ZeroMQ bus scenarios in isolated processes and turn shutdown hangs into
 /// verdicts with diagnostics.
@@ -71,27 +72,6 @@ struct GuardArgs {
     remove: PathBuf,
 }
 
-/// How `exec` asks the program to end: `wait`, `signal:NAME`, `stdin-close`.
-fn parse_stop(text: &str) -> Result<StopHow, String> {
-    match text {
-        "wait" => Ok(StopHow::Wait),
-        "stdin-close" => Ok(StopHow::StdinClose),
-        _ => {
-            let name = text.strip_prefix("signal:").ok_or_else(|| {
-                format!("`{text}` is not a stop: use wait, signal:NAME (e.g. signal:SIGINT) or stdin-close")
-            })?;
-            let full = if name.starts_with("SIG") {
-                name.to_owned()
-            } else {
-                format!("SIG{name}")
-            };
-            full.parse::<nix::sys::signal::Signal>()
-                .map(StopHow::Signal)
-                .map_err(|_| format!("`{name}` is not a signal name (e.g. SIGINT, SIGTERM)"))
-        }
-    }
-}
-
 fn parse_env(text: &str) -> Result<(String, String), String> {
     text.split_once('=')
         .filter(|(k, _)| !k.is_empty())
@@ -115,7 +95,7 @@ struct ExecArgs {
     deadline: Duration,
     /// How it is asked to end: `wait` (it ends by itself), `signal:NAME` (to its process
     /// group), `stdin-close`.
-    #[arg(long, value_parser = parse_stop, default_value = "wait")]
+    #[arg(long, value_parser = StopHow::from_str, default_value = "wait")]
     stop: StopHow,
     /// Send the stop this long after the start [default: at once].
     #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "stop_on_line")]

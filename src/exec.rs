@@ -11,13 +11,12 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
 use regex::Regex;
 
 use crate::events::RunEvent;
 use crate::outcome::{Diagnostics, Outcome, ProgramReport, ScenarioResult, StepTiming};
 use crate::probe::ProbeReport;
-use crate::program::{self, Program, ProgramSpec};
+use crate::program::{self, Program, ProgramSpec, StopHow};
 use crate::runner::signals;
 use crate::scenario::Expect;
 use crate::stacks::{self, Tools};
@@ -27,28 +26,6 @@ use crate::trace::RecordedTrace;
 const TICK: Duration = Duration::from_millis(5);
 /// How often its process tree is read from /proc.
 const TREE_EVERY: u32 = 10;
-
-/// How the program is asked to end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopHow {
-    /// Not at all: it ends by itself.
-    Wait,
-    /// A signal to its process group.
-    Signal(Signal),
-    /// Its stdin is closed.
-    StdinClose,
-}
-
-impl StopHow {
-    /// The label of the step that waits for the program to exit.
-    pub fn label(self) -> String {
-        match self {
-            StopHow::Wait => "exit".to_owned(),
-            StopHow::Signal(s) => format!("stop ({s})"),
-            StopHow::StdinClose => "stop (stdin-close)".to_owned(),
-        }
-    }
-}
 
 /// When the stop is sent.
 #[derive(Debug, Clone)]
@@ -219,6 +196,7 @@ pub fn run_once(
         command: plan.spec.command.clone(),
         pid: program.pid,
         exit: exit.clone(),
+        exit_status: status.map(program::exit_of),
         stdout,
         stderr,
         stacks: None,

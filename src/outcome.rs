@@ -146,6 +146,24 @@ pub struct Diagnostics {
     pub programs: Vec<ProgramReport>,
 }
 
+/// How a program's process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum ProgramExit {
+    /// It exited with this code.
+    Code {
+        /// The exit code.
+        code: i32,
+    },
+    /// A signal ended it.
+    Signal {
+        /// The signal's number.
+        signal: i32,
+        /// Whether it dumped core.
+        core_dumped: bool,
+    },
+}
+
 /// A program under test, as it ended.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProgramReport {
@@ -157,6 +175,8 @@ pub struct ProgramReport {
     pub pid: i32,
     /// How it ended, in words (`exited with code 0`, `was killed by SIGKILL`).
     pub exit: String,
+    /// How it ended, as data; `None` when it could not be waited for.
+    pub exit_status: Option<ProgramExit>,
     /// The tail of its stdout.
     pub stdout: String,
     /// The tail of its stderr.

@@ -289,6 +289,10 @@ fn owner_cannot_hear(scenario: &Scenario, node: usize) -> String {
             spec.name
         ),
         NodeBody::Endpoint(_) => format!("the owner of node `{}` did not answer.", spec.name),
+        NodeBody::Program(_) => format!(
+            "program `{}` did not exit: see its stacks below.",
+            spec.name
+        ),
     }
 }
 

@@ -12,6 +12,7 @@
 mod diagnose;
 mod monitor;
 mod nodes;
+mod programs;
 pub mod protocol;
 pub mod registry;
 mod topology;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nodes::Note;
+use programs::Programs;
 use protocol::{ChildMessage, Emitter};
 use registry::Registry;
 use topology::Topology;
@@ -137,11 +139,20 @@ pub fn run(args: ChildArgs) -> ! {
     let scenario = Arc::new(scenario);
     let registry = Arc::new(Registry::default());
     registry.thread_started("main thread (runs the steps)".to_owned(), None);
-    watchdog::start(Arc::clone(&scenario), Arc::clone(&registry));
+    let programs = Arc::new(Programs::default());
+    watchdog::start(
+        Arc::clone(&scenario),
+        Arc::clone(&registry),
+        Arc::clone(&programs),
+    );
 
     let mut topology = phase(&registry, SETUP_LABEL, None, scenario.step_timeout, || {
         let built = topology::build(&scenario, &registry, &args.run_dir);
-        (built.unwrap_or_else(|e| fail(e)), Note::new())
+        let built = built.unwrap_or_else(|e| fail(e));
+        if let Err(e) = programs.start(&scenario, &built.bound, &args.run_dir) {
+            fail(e)
+        }
+        (built, Note::new())
     });
     phase(
         &registry,
@@ -152,9 +163,13 @@ pub fn run(args: ChildArgs) -> ! {
     );
     for (i, step) in scenario.steps.iter().enumerate() {
         phase(&registry, &step.label, Some(i), step.timeout, || {
-            ((), run_step(&registry, &mut topology, &step.action))
+            (
+                (),
+                run_step(&registry, &mut topology, &programs, &step.action),
+            )
         });
     }
+    let program_reports = programs.finish();
     topology.join_ended_threads(&registry);
     layer::enter_phase(Phase::End);
     registry.trace_final_state();
@@ -162,6 +177,7 @@ pub fn run(args: ChildArgs) -> ! {
     Emitter.send(&ChildMessage::Finished {
         open_sockets: diagnose::open_sockets(&scenario, &state),
         nodes: diagnose::node_reports(&state),
+        programs: program_reports,
     });
     drop(state);
     // SAFETY: see the module docs: nothing is closed or termed on the way out.
@@ -169,8 +185,14 @@ pub fn run(args: ChildArgs) -> ! {
 }
 
 /// Carries out one step on the main thread; returns a note on what it found.
-fn run_step(registry: &Arc<Registry>, topology: &mut Topology, action: &Action) -> Note {
+fn run_step(
+    registry: &Arc<Registry>,
+    topology: &mut Topology,
+    programs: &Programs,
+    action: &Action,
+) -> Note {
     match *action {
+        Action::Stop { node, how } => programs.stop(node, how),
         Action::Close { node } => topology.nodes[node].close(registry),
         Action::SetLinger { node, linger_ms } => {
             topology.nodes[node].set_linger(registry, linger_ms)

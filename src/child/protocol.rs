@@ -6,7 +6,7 @@ use std::io::Write;
 
 use serde::{Deserialize, Serialize};
 
-use crate::outcome::{Diagnostics, NodeReport, SocketReport};
+use crate::outcome::{Diagnostics, NodeReport, ProgramReport, SocketReport};
 use crate::trace::LifecycleEvent;
 
 /// Bumped whenever a message changes shape.
@@ -58,6 +58,9 @@ pub enum ChildMessage {
         open_sockets: Vec<SocketReport>,
         /// Traffic counters.
         nodes: Vec<NodeReport>,
+        /// Program nodes, as they ended.
+        #[serde(default)]
+        programs: Vec<ProgramReport>,
     },
     /// The scenario could not be set up or run.
     Failed {

@@ -36,6 +36,8 @@ pub struct Topology {
     pub go: Arc<Latch>,
     /// Monitor reader threads.
     pub monitors: Vec<MonitorThread>,
+    /// Where each node (or proxy side) is bound, as resolved: what program commands name.
+    pub bound: Bound,
 }
 
 impl Topology {
@@ -67,7 +69,7 @@ impl Topology {
 }
 
 /// Where a node (or a proxy side) is bound.
-type Bound = HashMap<(usize, Option<ProxySide>), String>;
+pub type Bound = HashMap<(usize, Option<ProxySide>), String>;
 
 /// The node whose sockets are being made, and its monitor readers when it is monitored.
 struct NodePlace<'a> {
@@ -152,6 +154,7 @@ pub fn build(
     for (i, node) in scenario.nodes.iter().enumerate() {
         let (owner, mode) = match &node.body {
             NodeBody::Proxy { .. } => (OwnerState::ThreadRunning, None),
+            NodeBody::Program(_) => (OwnerState::Main, None),
             NodeBody::Endpoint(e) => (
                 match e.mode {
                     Mode::Idle => OwnerState::Main,
@@ -172,7 +175,7 @@ pub fn build(
         registry.lock().nodes.push(NodeEntry {
             name: node.name.clone(),
             mode,
-            is_proxy: endpoint.is_none(),
+            is_proxy: matches!(node.body, NodeBody::Proxy { .. }),
             owner,
             owner_thread,
             counters: Arc::clone(&counters[i]),
@@ -276,6 +279,7 @@ pub fn build(
                 }
                 sockets.push(socket);
             }
+            NodeBody::Program(_) => {}
         }
         made.push(sockets);
         monitor_readers.push(place.monitors.take());
@@ -352,6 +356,8 @@ pub fn build(
                     Mode::Async => NodeHandle::Async(start_async(env, socket)),
                 }
             }
+            // A program's process is started and owned by the child's program set.
+            NodeBody::Program(_) => NodeHandle::Main(Vec::new()),
         };
         nodes.push(handle);
     }
@@ -369,5 +375,6 @@ pub fn build(
         nodes,
         counters,
         go,
+        bound,
     })
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::diagnose::hang_diagnostics;
+use super::programs::Programs;
 use super::protocol::{ChildMessage, Emitter};
 use super::registry::Registry;
 use crate::lifecycle;
@@ -20,7 +21,7 @@ pub const HANG_EXIT: i32 = 3;
 
 /// Starts the watchdog thread; returns once it has entered itself in the registry, so that
 /// every run's trace and hang report list it.
-pub fn start(scenario: Arc<Scenario>, registry: Arc<Registry>) {
+pub fn start(scenario: Arc<Scenario>, registry: Arc<Registry>, programs: Arc<Programs>) {
     let (started, has_started) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new()
         .name("watchdog".to_owned())
@@ -49,8 +50,13 @@ pub fn start(scenario: Arc<Scenario>, registry: Arc<Registry>) {
                     elapsed_us = elapsed_us
                 );
                 drop(in_hung_step);
-                let diagnostics = hang_diagnostics(&scenario, &state, &active);
+                let mut diagnostics = hang_diagnostics(&scenario, &state, &active);
                 drop(state);
+                let (reports, words) = programs.at_hang();
+                for line in words {
+                    diagnostics.summary.push_str(&format!("\n{line}"));
+                }
+                diagnostics.programs = reports;
                 let _end = caused_by(Phase::End);
                 registry.trace_final_state();
                 Emitter.send(&ChildMessage::Hang {

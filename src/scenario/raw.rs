@@ -70,6 +70,12 @@ pub struct RawNode {
     pub monitor: Option<Spanned<bool>>,
     pub poll_ms: Option<Spanned<u64>>,
     pub on_eterm: Option<Spanned<OnEterm>>,
+    pub command: Option<Spanned<Vec<String>>>,
+    pub env: Option<Spanned<std::collections::BTreeMap<String, String>>>,
+    pub cwd: Option<Spanned<String>>,
+    pub ready_line: Option<Spanned<String>>,
+    pub ready_after: Option<Spanned<String>>,
+    pub trace_lines: Option<Spanned<String>>,
 }
 
 /// A `[[steps]]` table.
@@ -86,6 +92,7 @@ pub struct RawStep {
     pub duration: Option<Spanned<String>>,
     pub linger_ms: Option<Spanned<i32>>,
     pub expect_at_least: Option<Spanned<String>>,
+    pub how: Option<Spanned<String>>,
 }
 
 macro_rules! keyword_enum {
@@ -145,6 +152,8 @@ keyword_enum!(
         Subscriber => "subscriber",
         /// Any socket type.
         Socket => "socket",
+        /// A program under test, run as a process of its own.
+        Program => "program",
     }
 );
 
@@ -205,6 +214,8 @@ keyword_enum!(
         Sleep => "sleep",
         /// Set ZMQ_LINGER on a node's sockets.
         SetLinger => "set_linger",
+        /// Ask a program node to end, and wait for it to exit.
+        Stop => "stop",
     }
 );
 

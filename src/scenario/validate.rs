@@ -112,6 +112,7 @@ impl Validator<'_> {
             .map(|n| self.node(n, &contexts, scenario_monitor))
             .collect();
         self.connects(&raw.nodes, &mut nodes, &node_index);
+        self.program_commands(&raw.nodes, &mut nodes, &node_index);
         let steps: Vec<StepSpec> = raw
             .steps
             .iter()
@@ -247,6 +248,19 @@ impl Validator<'_> {
         let on_eterm = n.on_eterm.as_ref().map_or(OnEterm::Close, |v| *v.get_ref());
         let monitor = scenario_monitor || n.monitor.as_ref().is_some_and(|m| *m.get_ref());
         let what = format!("a {kind} node");
+        if kind != NodeKindName::Program {
+            self.reject_fields(
+                &what,
+                &[
+                    field("command", &n.command),
+                    field("env", &n.env),
+                    field("cwd", &n.cwd),
+                    field("ready_line", &n.ready_line),
+                    field("ready_after", &n.ready_after),
+                    field("trace_lines", &n.trace_lines),
+                ],
+            );
+        }
         let body = match kind {
             NodeKindName::Proxy => {
                 self.reject_fields(
@@ -310,6 +324,35 @@ impl Validator<'_> {
                 let mode = n.mode.as_ref().map_or(Mode::Blocking, |m| *m.get_ref());
                 NodeBody::Endpoint(self.endpoint(n, SocketType::Sub, mode, None))
             }
+            NodeKindName::Program => {
+                self.reject_fields(
+                    &what,
+                    &[
+                        field("engine", &n.engine),
+                        field("type", &n.socket_type),
+                        field("mode", &n.mode),
+                        field("bind", &n.bind),
+                        field("connect", &n.connect),
+                        field("topic", &n.topic),
+                        field("subscribe", &n.subscribe),
+                        field("messages", &n.messages),
+                        field("send", &n.send),
+                        field("size", &n.size),
+                        field("rate", &n.rate),
+                        field("expect_messages", &n.expect_messages),
+                        field("context", &n.context),
+                        field("linger_ms", &n.linger_ms),
+                        field("sndhwm", &n.sndhwm),
+                        field("rcvhwm", &n.rcvhwm),
+                        field("immediate", &n.immediate),
+                        field("nodrop", &n.nodrop),
+                        field("monitor", &n.monitor),
+                        field("poll_ms", &n.poll_ms),
+                        field("on_eterm", &n.on_eterm),
+                    ],
+                );
+                NodeBody::Program(self.program(n))
+            }
             NodeKindName::Socket => {
                 self.reject_fields(
                     &what,
@@ -344,6 +387,129 @@ impl Validator<'_> {
             monitor,
             body,
         }
+    }
+
+    /// A program node's own fields; its command's endpoints are resolved by
+    /// [`Self::program_commands`] once every node is known.
+    fn program(&mut self, n: &RawNode) -> ProgramNode {
+        match &n.command {
+            Some(c) if c.get_ref().is_empty() || c.get_ref()[0].is_empty() => {
+                self.error(c.span(), "command must name a program, e.g. [\"python3\", \"app.py\"]")
+            }
+            Some(_) => {}
+            None => self.error(
+                n.name.span(),
+                "a program node needs `command`, e.g. [\"python3\", \"app.py\", \"{bus.frontend}\"]",
+            ),
+        }
+        for pattern in [&n.ready_line, &n.trace_lines].into_iter().flatten() {
+            if let Err(e) = regex::Regex::new(pattern.get_ref()) {
+                let first = e.to_string().lines().last().unwrap_or("").trim().to_owned();
+                self.error(pattern.span(), format!("not a regular expression: {first}"));
+            }
+        }
+        let ready = match (&n.ready_line, &n.ready_after) {
+            (Some(_), Some(after)) => {
+                self.error(after.span(), "a program is ready on a line (`ready_line`) or after a delay (`ready_after`), not both");
+                Readiness::Spawned
+            }
+            (Some(line), None) => Readiness::Line(line.get_ref().clone()),
+            (None, Some(after)) => self
+                .duration(after, "ready_after")
+                .map_or(Readiness::Spawned, Readiness::After),
+            (None, None) => Readiness::Spawned,
+        };
+        let cwd = n.cwd.as_ref().map(|c| {
+            let folder = self.file.parent().unwrap_or(Path::new("."));
+            folder.join(c.get_ref())
+        });
+        ProgramNode {
+            command: Vec::new(),
+            env: n
+                .env
+                .as_ref()
+                .map(|e| {
+                    e.get_ref()
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            cwd,
+            ready,
+            trace_lines: n.trace_lines.as_ref().map(|t| t.get_ref().clone()),
+        }
+    }
+
+    /// Splits every program command's arguments into text and `{node}` / `{proxy.side}`
+    /// endpoints, each naming a node that binds.
+    fn program_commands(
+        &mut self,
+        raw: &[RawNode],
+        nodes: &mut [NodeSpec],
+        index: &HashMap<String, usize>,
+    ) {
+        for (i, n) in raw.iter().enumerate() {
+            let (Some(command), NodeBody::Program(_)) = (&n.command, &nodes[i].body) else {
+                continue;
+            };
+            let mut parts = Vec::new();
+            for arg in command.get_ref() {
+                match split_placeholders(arg) {
+                    Ok(pieces) => {
+                        let resolved: Vec<CommandPart> = pieces
+                            .into_iter()
+                            .filter_map(|piece| match piece {
+                                Piece::Text(t) => Some(CommandPart::Text(t)),
+                                Piece::Name(name) => {
+                                    self.placeholder(command.span(), &name, nodes, index)
+                                }
+                            })
+                            .collect();
+                        parts.push(resolved);
+                    }
+                    Err(message) => self.error(command.span(), message),
+                }
+            }
+            if let NodeBody::Program(p) = &mut nodes[i].body {
+                p.command = parts;
+            }
+        }
+    }
+
+    fn placeholder(
+        &mut self,
+        span: Range<usize>,
+        name: &str,
+        nodes: &[NodeSpec],
+        index: &HashMap<String, usize>,
+    ) -> Option<CommandPart> {
+        let (node_name, side) = match name.split_once('.') {
+            Some((n, s)) => (n, Some(s)),
+            None => (name, None),
+        };
+        let Some(&node) = index.get(node_name) else {
+            let known: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+            self.error(
+                span,
+                format!("`{{{name}}}` names no node (nodes: {})", known.join(", ")),
+            );
+            return None;
+        };
+        let side = match (&nodes[node].body, side) {
+            (NodeBody::Proxy { .. }, Some("frontend")) => Some(ProxySide::Frontend),
+            (NodeBody::Proxy { .. }, Some("backend")) => Some(ProxySide::Backend),
+            (NodeBody::Proxy { .. }, _) => {
+                self.error(span, format!("`{{{name}}}`: say which side of proxy `{node_name}`: `{{{node_name}.frontend}}` or `{{{node_name}.backend}}`"));
+                return None;
+            }
+            (NodeBody::Endpoint(e), None) if e.bind.is_some() => None,
+            _ => {
+                self.error(span, format!("`{{{name}}}`: node `{node_name}` binds nothing, so it has no endpoint to give a program"));
+                return None;
+            }
+        };
+        Some(CommandPart::Endpoint { node, side })
     }
 
     fn single_endpoint(&mut self, n: &RawNode, what: &str) {
@@ -524,6 +690,10 @@ impl Validator<'_> {
                         continue;
                     }
                 },
+                (NodeBody::Program(_), _) => {
+                    self.error(connect.span(), format!("node `{target_name}` is a program: termwatch does not know where it binds (connect to its endpoint written out, e.g. \"tcp://127.0.0.1:5555\")"));
+                    continue;
+                }
                 (NodeBody::Endpoint(_), Some(side)) => {
                     self.error(
                         connect.span(),
@@ -579,6 +749,9 @@ impl Validator<'_> {
         if action != ActionName::SetLinger {
             self.reject_fields(&what, &[field("linger_ms", &s.linger_ms)]);
         }
+        if action != ActionName::Stop {
+            self.reject_fields(&what, &[field("how", &s.how)]);
+        }
         let node = if takes_node {
             self.step_node(s, &what, nodes, index)
         } else {
@@ -606,6 +779,19 @@ impl Validator<'_> {
             self.error(span, format!(
                 "expect_at_least {} is not shorter than the step's deadline {}: the step would hang before it could pass",
                 humantime::format_duration(at_least), humantime::format_duration(timeout)));
+        }
+        let is_program = |n: &NodeSpec| matches!(n.body, NodeBody::Program(_));
+        if let Some(n) = node
+            && is_program(&nodes[n])
+            && action != ActionName::Stop
+        {
+            self.node_error(
+                s,
+                format!(
+                    "`{}` is a program: the only step it takes is `stop`",
+                    nodes[n].name
+                ),
+            );
         }
         let node_ref = |kind: fn(&NodeSpec) -> bool| node.filter(|&n| kind(&nodes[n]));
         let is_async = |n: &NodeSpec| n.endpoint().is_some_and(|e| e.mode == Mode::Async);
@@ -657,6 +843,18 @@ impl Validator<'_> {
                     None
                 }
             },
+            ActionName::Stop => {
+                if let Some(n) = node
+                    && !is_program(&nodes[n])
+                {
+                    self.node_error(s, format!("`stop` applies only to program nodes; `{}` is not one", nodes[n].name));
+                }
+                let how = match &s.how {
+                    Some(h) => h.get_ref().parse::<StopHow>().map_err(|e| self.error(h.span(), e)).ok(),
+                    None => Some(StopHow::Wait),
+                };
+                node.filter(|&n| is_program(&nodes[n])).zip(how).map(|(node, how)| Action::Stop { node, how })
+            }
             ActionName::Term => Some(Action::Term { context }),
             ActionName::Shutdown => Some(Action::Shutdown { context }),
             ActionName::Sleep => match &s.duration {
@@ -765,5 +963,80 @@ fn default_label(action: ActionName, node: Option<&str>, context: Option<&str>) 
         (Some(node), _) => format!("{action} {node}"),
         (None, Some(context)) if context != MAIN_CONTEXT => format!("{action} {context}"),
         _ => action.as_str().to_owned(),
+    }
+}
+
+/// A piece of a program argument before names are resolved.
+#[derive(Debug, PartialEq, Eq)]
+enum Piece {
+    Text(String),
+    Name(String),
+}
+
+/// `"--connect={bus.frontend}"` → text `--connect=`, name `bus.frontend`; `{{` and `}}` are
+/// literal braces.
+fn split_placeholders(arg: &str) -> Result<Vec<Piece>, String> {
+    let mut pieces = Vec::new();
+    let mut text = String::new();
+    let mut chars = arg.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+                text.push('{');
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+                text.push('}');
+            }
+            '{' => {
+                let name: String = chars.by_ref().take_while(|&c| c != '}').collect();
+                if name.is_empty() {
+                    return Err(format!(
+                        "`{arg}`: an empty `{{}}` (write `{{{{` for a literal brace)"
+                    ));
+                }
+                if !text.is_empty() {
+                    pieces.push(Piece::Text(std::mem::take(&mut text)));
+                }
+                pieces.push(Piece::Name(name));
+            }
+            '}' => {
+                return Err(format!(
+                    "`{arg}`: a `}}` without `{{` (write `}}}}` for a literal brace)"
+                ));
+            }
+            c => text.push(c),
+        }
+    }
+    if !text.is_empty() || pieces.is_empty() {
+        pieces.push(Piece::Text(text));
+    }
+    Ok(pieces)
+}
+
+#[cfg(test)]
+mod placeholder_tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_split_from_text_and_double_braces_are_literal() {
+        assert_eq!(
+            split_placeholders("--connect={bus.frontend}").unwrap(),
+            vec![
+                Piece::Text("--connect=".into()),
+                Piece::Name("bus.frontend".into())
+            ]
+        );
+        assert_eq!(
+            split_placeholders("print({{}})").unwrap(),
+            vec![Piece::Text("print({})".into())]
+        );
+        assert_eq!(
+            split_placeholders("").unwrap(),
+            vec![Piece::Text(String::new())]
+        );
+        assert!(split_placeholders("a}b").is_err());
+        assert!(split_placeholders("{}").is_err());
     }
 }

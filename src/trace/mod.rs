@@ -125,6 +125,12 @@ pub enum EventKind {
     MonitorEvent,
     /// A monitor's reader closed its socket (`role`, `reason`).
     MonitorReaderClosed,
+    /// A program node's process started (`command`).
+    ProgramStarted,
+    /// A program node printed a line matching its `trace_lines` (`line`).
+    ProgramLine,
+    /// A program node's process ended (`exit`, in words).
+    ProgramExited,
 }
 
 impl EventKind {
@@ -158,6 +164,9 @@ impl EventKind {
             EventKind::MonitorStarted => "monitor_started",
             EventKind::MonitorEvent => "monitor_event",
             EventKind::MonitorReaderClosed => "monitor_reader_closed",
+            EventKind::ProgramStarted => "program_started",
+            EventKind::ProgramLine => "program_line",
+            EventKind::ProgramExited => "program_exited",
         }
     }
 
