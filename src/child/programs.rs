@@ -15,6 +15,7 @@ use super::nodes::Note;
 use super::topology::Bound;
 use crate::lifecycle;
 use crate::outcome::ProgramReport;
+use crate::probe::ProbeReport;
 use crate::program::{self, Program, ProgramSpec, StopHow};
 use crate::scenario::{CommandPart, NodeBody, Readiness, Scenario};
 use crate::stacks::{self, Tools};
@@ -50,13 +51,14 @@ impl Slot {
         lines
     }
 
-    /// Kills what is left and records the report; `stacks` were taken just before.
-    fn end(&mut self, stacks: Option<stacks::StackCapture>) -> &ProgramReport {
+    /// Kills what is left and records the report; `stacks` and `probe` were taken just before.
+    fn end(
+        &mut self,
+        stacks: Option<stacks::StackCapture>,
+        probe: Option<&ProbeReport>,
+    ) -> &ProgramReport {
         if self.ended.is_none() {
-            let probe = stacks
-                .as_ref()
-                .and_then(|s| self.program.probe_report(s))
-                .and_then(|p| serde_json::to_value(p).ok());
+            let probe = probe.and_then(|p| serde_json::to_value(p).ok());
             let (status, _) = self.program.kill_all();
             let exit = status.map_or_else(
                 || "could not be waited for".to_owned(),
@@ -181,7 +183,7 @@ impl Programs {
                     return Ok(());
                 }
                 if slot.program.exited().is_some() {
-                    let report = slot.end(None);
+                    let report = slot.end(None, None);
                     return Err(format!(
                         "program `{}` {} before it was ready{}",
                         report.name,
@@ -218,7 +220,7 @@ impl Programs {
                 };
                 slot.lines();
                 if slot.ended.is_some() || slot.program.alive().is_empty() {
-                    return format!("program {}", slot.end(None).exit);
+                    return format!("program {}", slot.end(None, None).exit);
                 }
             }
             std::thread::sleep(TICK);
@@ -233,12 +235,17 @@ impl Programs {
         for slot in slots.iter_mut().filter(|s| s.ended.is_none()) {
             let alive = slot.program.alive();
             if alive.is_empty() {
-                slot.end(None);
+                slot.end(None, None);
                 continue;
             }
             let tools = Tools::find(&slot.command[0]);
             let captured = stacks::capture(slot.program.pid, &alive, &tools);
-            let report = slot.end(Some(captured));
+            let probe = slot.program.probe_report(&captured);
+            let probe_words = match &probe {
+                Some(p) => p.to_string(),
+                None => slot.program.probe_note.clone().unwrap_or_default(),
+            };
+            let report = slot.end(Some(captured), probe.as_ref());
             if let Some(stacks) = &report.stacks {
                 words.extend(
                     stacks
@@ -247,6 +254,7 @@ impl Programs {
                         .map(|l| format!("program `{}`: {l}", report.name)),
                 );
             }
+            words.extend(probe_words.lines().map(str::to_owned));
         }
         let reports = slots.iter().filter_map(|s| s.ended.clone()).collect();
         (reports, words)
@@ -256,7 +264,10 @@ impl Programs {
     /// killed.
     pub fn finish(&self) -> Vec<ProgramReport> {
         let mut slots = self.lock();
-        slots.iter_mut().map(|s| s.end(None).clone()).collect()
+        slots
+            .iter_mut()
+            .map(|s| s.end(None, None).clone())
+            .collect()
     }
 }
 
