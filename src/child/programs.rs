@@ -86,6 +86,11 @@ impl Slot {
     }
 }
 
+/// Held by the watchdog from a hang until the process exits.
+pub struct HangGuard<'a>(
+    #[expect(dead_code, reason = "held, never read")] MutexGuard<'a, Vec<Slot>>,
+);
+
 /// Every program node of the scenario.
 #[derive(Default)]
 pub struct Programs {
@@ -228,8 +233,10 @@ impl Programs {
     }
 
     /// At a hang: the stacks (and probe report) of every program still running, taken before
-    /// it is killed, then every program's report. Also gives the plain-words lines.
-    pub fn at_hang(&self) -> (Vec<ProgramReport>, Vec<String>) {
+    /// it is killed, then every program's report, and the plain-words lines. The returned
+    /// guard keeps the main thread out of [`Programs::stop`] (which would see the killed
+    /// program as ended and finish the step) until the watchdog has reported and exited.
+    pub fn at_hang(&self) -> (Vec<ProgramReport>, Vec<String>, HangGuard<'_>) {
         let mut slots = self.lock();
         let mut words = Vec::new();
         for slot in slots.iter_mut().filter(|s| s.ended.is_none()) {
@@ -257,7 +264,7 @@ impl Programs {
             words.extend(probe_words.lines().map(str::to_owned));
         }
         let reports = slots.iter().filter_map(|s| s.ended.clone()).collect();
-        (reports, words)
+        (reports, words, HangGuard(slots))
     }
 
     /// At the end of the run: every program's report; one still running (no `stop` step) is

@@ -52,7 +52,7 @@ pub fn start(scenario: Arc<Scenario>, registry: Arc<Registry>, programs: Arc<Pro
                 drop(in_hung_step);
                 let mut diagnostics = hang_diagnostics(&scenario, &state, &active);
                 drop(state);
-                let (reports, words) = programs.at_hang();
+                let (reports, words, _programs_held) = programs.at_hang();
                 for line in words {
                     diagnostics.summary.push_str(&format!("\n{line}"));
                 }

@@ -1,0 +1,187 @@
+//! `kind = "program"` scenarios: the pyzmq examples under `scenarios/programs/` give their
+//! expected verdicts, and every hang report names the blocked call (from the stacks) and the
+//! sockets still open (from the probe); program nodes are validated like every other node.
+//! The examples need a Python with pyzmq (`TERMWATCH_PYTHON`, set by `.ci/run`, or
+//! `target/venv/bin/python`); without one they are skipped with a note.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn termwatch() -> Command {
+    let mut cmd = Command::cargo_bin("termwatch").expect("binary built");
+    cmd.timeout(Duration::from_secs(300));
+    cmd
+}
+
+/// The folder of a Python with pyzmq, to put first on PATH (the scenarios run `python3`).
+fn python_dir() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = std::env::var_os("TERMWATCH_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target/venv/bin/python"));
+    let works = std::process::Command::new(&python)
+        .args(["-c", "import zmq"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !works {
+        eprintln!(
+            "note: no Python with pyzmq at {} (set TERMWATCH_PYTHON): the program scenarios are skipped",
+            python.display()
+        );
+    }
+    works.then(|| python.parent().map(Path::to_owned)).flatten()
+}
+
+#[test]
+fn the_pyzmq_examples_give_their_verdicts_and_hangs_name_the_call_and_the_sockets() {
+    let Some(dir) = python_dir() else { return };
+    let path = std::env::join_paths(std::iter::once(dir).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .expect("PATH");
+    let out = termwatch()
+        .env("PATH", path)
+        .args([
+            "run",
+            "scenarios/programs",
+            "--format",
+            "json",
+            "--snapshots",
+            "off",
+        ])
+        .output()
+        .expect("ran");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    let scenarios: Vec<&Value> = lines.iter().filter(|l| l["type"] == "scenario").collect();
+    assert_eq!(scenarios.len(), 7, "{text}");
+    for s in &scenarios {
+        assert_eq!(
+            s["passed"], true,
+            "{}: {}",
+            s["name"], s["diagnostics"]["summary"]
+        );
+        if s["outcome"] != "hang" {
+            continue;
+        }
+        let summary = s["diagnostics"]["summary"].as_str().unwrap();
+        assert!(
+            summary.contains("main thread blocked in zmq_ctx_term (pyzmq `Context.term`"),
+            "{}: {summary}",
+            s["name"]
+        );
+        assert!(summary.contains("still open"), "{}: {summary}", s["name"]);
+        assert!(
+            summary.contains("socket created by thread") && summary.contains("tcp://127.0.0.1:"),
+            "{}: {summary}",
+            s["name"]
+        );
+        let program = &s["diagnostics"]["programs"][0];
+        assert!(program["probe"].is_object(), "{program}");
+        assert!(
+            program["stacks"]["processes"]
+                .as_array()
+                .is_some_and(|p| !p.is_empty())
+        );
+    }
+    assert_eq!(out.status.code(), Some(0), "{text}");
+}
+
+#[test]
+fn program_nodes_are_checked_with_positions() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (text, at, message) in [
+        (
+            "expect = \"clean\"\n[[nodes]]\nname = \"app\"\nkind = \"program\"\ncommand = [\"x\"]\nbind = \"auto\"\n",
+            "6:8",
+            "field `bind` does not apply to a program node",
+        ),
+        (
+            "expect = \"clean\"\n[[nodes]]\nname = \"app\"\nkind = \"program\"\ncommand = [\"x\", \"{nope}\"]\n",
+            "5:11",
+            "`{nope}` names no node",
+        ),
+        (
+            "expect = \"clean\"\n[[nodes]]\nname = \"s\"\nkind = \"subscriber\"\nmode = \"idle\"\nconnect = \"tcp://127.0.0.1:1\"\n[[steps]]\naction = \"stop\"\nnode = \"s\"\n",
+            "9:8",
+            "`stop` applies only to program nodes",
+        ),
+        (
+            "expect = \"clean\"\n[[nodes]]\nname = \"app\"\nkind = \"program\"\ncommand = [\"x\"]\n[[steps]]\naction = \"stop\"\nnode = \"app\"\nhow = \"signal:NOPE\"\n",
+            "9:7",
+            "`NOPE` is not a signal name",
+        ),
+        (
+            "expect = \"clean\"\n[[nodes]]\nname = \"app\"\nkind = \"program\"\ncommand = [\"x\"]\nready_line = \"(\"\n",
+            "6:14",
+            "not a regular expression",
+        ),
+    ] {
+        let file = dir.path().join("s.toml");
+        std::fs::write(&file, text).expect("written");
+        let out = termwatch().arg("check").arg(&file).output().expect("ran");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(&format!("s.toml:{at}: ")) && stderr.contains(message),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_program_reads_the_endpoint_of_a_bound_node_and_its_exit_code_decides() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("s.toml");
+    let scenario = |exit: u8| {
+        format!(
+            "expect = \"clean\"\n[[nodes]]\nname = \"pub\"\nkind = \"publisher\"\nbind = \"auto\"\n[[nodes]]\nname = \"app\"\nkind = \"program\"\ncommand = [\"sh\", \"-c\", \"echo at {{pub}}; read line; exit {exit}\"]\nready_line = \"^at tcp://127.0.0.1:[0-9]+$\"\ntrace_lines = \"^at \"\n[[steps]]\naction = \"stop\"\nnode = \"app\"\nhow = \"stdin-close\"\n[[steps]]\naction = \"close\"\nnode = \"pub\"\n[[steps]]\naction = \"term\"\n"
+        )
+    };
+    std::fs::write(&file, scenario(0)).expect("written");
+    let out = termwatch()
+        .args(["run", "--format", "json", "--snapshots", "off"])
+        .arg(&file)
+        .output()
+        .expect("ran");
+    let line: Value = serde_json::from_str(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .expect("a line"),
+    )
+    .expect("JSON");
+    assert_eq!(line["outcome"], "clean", "{line}");
+    let stdout = line["diagnostics"]["programs"][0]["stdout"]
+        .as_str()
+        .unwrap();
+    assert!(stdout.starts_with("at tcp://127.0.0.1:"), "{stdout}");
+    std::fs::write(&file, scenario(5)).expect("written");
+    let out = termwatch()
+        .args(["run", "--format", "json", "--snapshots", "off"])
+        .arg(&file)
+        .output()
+        .expect("ran");
+    let line: Value = serde_json::from_str(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .expect("a line"),
+    )
+    .expect("JSON");
+    assert_eq!(line["outcome"], "error", "{line}");
+    assert!(
+        line["diagnostics"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("program `app` exited with code 5")
+    );
+}
