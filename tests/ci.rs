@@ -525,3 +525,132 @@ fn junit_output_validates_and_carries_the_hang_diagnostics() {
     assert_eq!(code, 1, "{err}");
     assert_valid_junit(&flaky_report);
 }
+
+/// Per scenario name, whether it passed: from the human lines, the JSON lines and the JUnit
+/// test cases of one run.
+type Verdicts = std::collections::BTreeMap<String, bool>;
+
+fn human_verdicts(stdout: &str) -> Verdicts {
+    stdout
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            let passed = match words.next()? {
+                "PASS" => true,
+                "FAIL" => false,
+                _ => return None,
+            };
+            Some((words.next()?.to_owned(), passed))
+        })
+        .collect()
+}
+
+fn json_verdicts(text: &str) -> Verdicts {
+    scenario_lines(text)
+        .iter()
+        .map(|v| {
+            let name = v["name"].as_str().expect("a name").to_owned();
+            (name, v["passed"].as_bool().expect("passed"))
+        })
+        .collect()
+}
+
+fn junit_verdicts(xml: &str) -> Verdicts {
+    xml.split("<testcase ")
+        .skip(1)
+        .map(|case| {
+            let name = case
+                .split_once("name=\"")
+                .and_then(|(_, rest)| rest.split_once('"'))
+                .expect("a testcase name")
+                .0;
+            let passed = !case.contains("<failure") && !case.contains("<skipped");
+            (name.to_owned(), passed)
+        })
+        .collect()
+}
+
+/// One run writes the human report to stdout, JSON Lines and JUnit XML to files, and the
+/// three say the same about every scenario.
+#[test]
+fn one_run_writes_human_json_and_junit_that_agree() {
+    let out = tempfile::tempdir().expect("a temporary folder");
+    let (json, xml) = (out.path().join("a.json"), out.path().join("a.xml"));
+    let (code, stdout, stderr) = run(&[
+        "run",
+        "scenarios/",
+        "--json",
+        json.to_str().expect("utf-8 path"),
+        "--junit",
+        xml.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let human = human_verdicts(&stdout);
+    let json_text = std::fs::read_to_string(&json).expect("the JSON file is written");
+    let xml_text = std::fs::read_to_string(&xml).expect("the JUnit file is written");
+    assert!(human.len() > 10, "{stdout}");
+    assert_eq!(human, json_verdicts(&json_text));
+    assert_eq!(human, junit_verdicts(&xml_text));
+    let summary: serde_json::Value =
+        serde_json::from_str(json_text.lines().last().expect("a summary line")).expect("JSON");
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(summary["total"], human.len());
+    assert!(
+        stdout.contains(&format!("{} passed, 0 failed", human.len())),
+        "{stdout}"
+    );
+    assert_valid_junit(&xml);
+}
+
+/// A scenario that fails shows as failed in all three reports, with `--format json` on stdout
+/// beside both files (the human report then on stderr).
+#[test]
+fn reports_agree_on_a_failure_with_json_on_stdout_too() {
+    let sandbox = Sandbox::new();
+    sandbox.add(
+        "unexpected-hang",
+        &HANGING
+            .replace(
+                "expect = \"hang\"\nexpect_hang_at = \"term\"",
+                "expect = \"clean\"",
+            )
+            .replace("timeout = \"60s\"", "timeout = \"200ms\""),
+    );
+    sandbox.add(
+        "expected-hang",
+        &HANGING.replace("timeout = \"60s\"", "timeout = \"200ms\""),
+    );
+    let (json, xml) = (
+        sandbox.root.path().join("a.json"),
+        sandbox.root.path().join("a.xml"),
+    );
+    let child = sandbox.start_run(&[
+        "--format",
+        "json",
+        "--json",
+        json.to_str().expect("utf-8 path"),
+        "--junit",
+        xml.to_str().expect("utf-8 path"),
+    ]);
+    let (status, stdout, stderr) = finish(child);
+    assert_eq!(status.code(), Some(1), "{stdout}\n{stderr}");
+    let human = human_verdicts(&stderr);
+    let expected: Verdicts = [
+        ("expected-hang".to_owned(), true),
+        ("unexpected-hang".to_owned(), false),
+    ]
+    .into();
+    assert_eq!(human, expected, "{stderr}");
+    assert_eq!(json_verdicts(&stdout), expected);
+    let file = std::fs::read_to_string(&json).expect("the JSON file is written");
+    assert_eq!(json_verdicts(&file), expected);
+    let xml_text = std::fs::read_to_string(&xml).expect("the JUnit file is written");
+    assert_eq!(junit_verdicts(&xml_text), expected);
+}
+
+#[test]
+fn two_reports_on_stdout_are_bad_input() {
+    let (code, _, err) = run(&["run", "scenarios/", "--format", "json", "--junit", "-"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("only one report can go to stdout"), "{err}");
+}

@@ -2,11 +2,112 @@
 //! verdict), the diagnostics of every unexpected result (for a flaky scenario, of its least
 //! frequent verdict), then a summary whose last line is the plain `N passed, M failed`.
 
-use std::io::Write;
+use std::collections::BTreeSet;
+use std::io::{self, Write};
 
-use super::Summary;
-use crate::outcome::{Diagnostics, Outcome, ScenarioResult};
+use super::{RunState, Sink, Summary};
+use crate::events::RunEvent;
+use crate::outcome::{Diagnostics, Outcome, ScenarioResult, SnapshotStatus};
 use crate::repeat::{Status, Tally};
+
+/// The report for people, as a [`Sink`]: a line per scenario as it finishes (with `verbose`
+/// and repeats, a line per attempt too), then the details of what did not pass (with
+/// `verbose`, of every hang), the snapshot notes and the summary.
+pub struct HumanSink {
+    out: Box<dyn Write + Send>,
+    to_stdout: bool,
+    verbose: bool,
+    repeat: usize,
+}
+
+impl HumanSink {
+    /// Writes to stdout, or to stderr when `to_stdout` is false (a report has stdout).
+    pub fn new(to_stdout: bool, verbose: bool, repeat: usize) -> Self {
+        let out: Box<dyn Write + Send> = if to_stdout {
+            Box::new(io::stdout())
+        } else {
+            Box::new(io::stderr())
+        };
+        HumanSink {
+            out,
+            to_stdout,
+            verbose,
+            repeat,
+        }
+    }
+}
+
+impl Sink for HumanSink {
+    fn describe(&self) -> String {
+        format!(
+            "the report on {}",
+            if self.to_stdout { "stdout" } else { "stderr" }
+        )
+    }
+
+    fn writes_stdout(&self) -> bool {
+        self.to_stdout
+    }
+
+    fn event(&mut self, event: &RunEvent) -> io::Result<()> {
+        match event {
+            RunEvent::ScenarioFinished(result) if self.repeat > 1 && self.verbose => {
+                write_result(&mut self.out, result)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn scenario_finished(&mut self, tally: &Tally, _run: RunState<'_>) -> io::Result<()> {
+        write_tally(&mut self.out, tally)
+    }
+
+    fn run_finished(&mut self, run: RunState<'_>, summary: Summary) -> io::Result<()> {
+        for tally in run.done {
+            let shown = tally.representative();
+            let unexpected = matches!(tally.status, Status::Failed | Status::Flaky);
+            let notable = self.verbose && shown.outcome != Outcome::Clean;
+            if unexpected || notable || !shown.leaks.is_empty() {
+                write_details(&mut self.out, shown, &tally.failures())?;
+            }
+        }
+        write_snapshot_notes(
+            &mut self.out,
+            run.done.iter().flat_map(|t| t.attempts.iter()),
+        )?;
+        write_summary(&mut self.out, summary, run.elapsed.as_secs_f64())?;
+        self.out.flush()
+    }
+}
+
+/// Lists the snapshots written, and the ones missing (which `auto` only notes).
+fn write_snapshot_notes<'a>(
+    out: &mut (impl Write + ?Sized),
+    results: impl Iterator<Item = &'a ScenarioResult> + Clone,
+) -> io::Result<()> {
+    let with_status = |status| -> Vec<&str> {
+        let paths: BTreeSet<&str> = results
+            .clone()
+            .filter_map(|r| r.snapshot.as_ref().filter(|s| s.status == status))
+            .map(|s| s.path.as_str())
+            .collect();
+        paths.into_iter().collect()
+    };
+    let written = with_status(SnapshotStatus::Written);
+    if !written.is_empty() {
+        writeln!(out, "\nsnapshots written: {}", written.join(", "))?;
+    }
+    let missing = with_status(SnapshotStatus::Missing);
+    if !missing.is_empty() {
+        writeln!(
+            out,
+            "\nnote: no snapshot yet for {} scenario(s): {} (`--snapshots update` writes them)",
+            missing.len(),
+            missing.join(", ")
+        )?;
+    }
+    Ok(())
+}
 
 /// The one line of a scenario's verdict.
 pub fn result_line(result: &ScenarioResult) -> String {

@@ -50,16 +50,17 @@ pub struct RunOptions {
 }
 
 /// Runs every scenario, `jobs` at a time, calling `on_event` on the calling thread in the
-/// order events arrive. Returns the results in the order of `scenarios`; scenarios not started
-/// because the run was interrupted are left out.
+/// order events arrive (each scenario's [`RunEvent::ScenarioStarted`] first, its
+/// [`RunEvent::ScenarioFinished`] last). Returns the indices of the scenarios that never
+/// started because the run was stopped, in order.
 pub fn run_all(
     scenarios: &[Scenario],
     options: &RunOptions,
     mut on_event: impl FnMut(&RunEvent),
-) -> Vec<ScenarioResult> {
+) -> Vec<usize> {
     let next = Mutex::new(0usize);
     let (tx, rx) = mpsc::channel::<(usize, RunEvent)>();
-    let mut results: Vec<Option<ScenarioResult>> = vec![None; scenarios.len()];
+    let mut finished = vec![false; scenarios.len()];
     std::thread::scope(|scope| {
         for _ in 0..options.jobs.max(1).min(scenarios.len().max(1)) {
             let tx = tx.clone();
@@ -72,7 +73,7 @@ pub fn run_all(
                         *n += 1;
                         i
                     };
-                    if index >= scenarios.len() || signals::interrupted_by().is_some() {
+                    if index >= scenarios.len() || signals::stopping() {
                         break;
                     }
                     let send = |event| {
@@ -86,12 +87,10 @@ pub fn run_all(
         drop(tx);
         for (index, event) in rx {
             on_event(&event);
-            if let RunEvent::ScenarioFinished(result) = event {
-                results[index] = Some(*result);
-            }
+            finished[index] |= matches!(event, RunEvent::ScenarioFinished(_));
         }
     });
-    results.into_iter().flatten().collect()
+    (0..scenarios.len()).filter(|&i| !finished[i]).collect()
 }
 
 /// What the reader threads pass to the worker.
@@ -240,7 +239,7 @@ pub fn run_one(
         status,
         stderr: stderr_text,
         leaks,
-        interrupted: signals::interrupted_by().is_some(),
+        interrupted: signals::stopping(),
         duration_ms: started.elapsed().as_secs_f64() * 1000.0,
     };
     let garbage = transcript.garbage.len();

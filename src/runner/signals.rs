@@ -5,12 +5,13 @@
 
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
 static INTERRUPTED_BY: AtomicI32 = AtomicI32::new(0);
+static STOPPED: AtomicBool = AtomicBool::new(false);
 static ACTIVE_GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 static RUN_FOLDERS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
@@ -26,6 +27,21 @@ pub fn interrupted_by() -> Option<i32> {
     }
 }
 
+/// Stops the run without a signal (its report's reader went away): no scenario starts any
+/// more and the running ones are killed, as on a first Ctrl-C but quietly.
+pub fn stop() {
+    if !STOPPED.swap(true, Ordering::AcqRel) {
+        for &pgid in lock(&ACTIVE_GROUPS).iter() {
+            kill_group(pgid);
+        }
+    }
+}
+
+/// Whether the run is being stopped, by a signal or by [`stop`].
+pub fn stopping() -> bool {
+    interrupted_by().is_some() || STOPPED.load(Ordering::Acquire)
+}
+
 /// Kills a process group; a group that is already gone is fine.
 pub fn kill_group(pgid: i32) {
     let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
@@ -34,7 +50,7 @@ pub fn kill_group(pgid: i32) {
 /// Records a running child's process group; kills it at once if the run was interrupted.
 pub fn register_group(pgid: i32) {
     lock(&ACTIVE_GROUPS).push(pgid);
-    if interrupted_by().is_some() {
+    if stopping() {
         kill_group(pgid);
     }
 }
