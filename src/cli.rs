@@ -50,8 +50,8 @@ enum Command {
     /// Run one scenario once and show its lifecycle trace.
     Trace(TraceArgs),
     /// Internal: run one scenario in this process (the child side).
-    #[command(name = "__run-scenario", hide = true)]
-    RunScenario(ChildCliArgs),
+    #[command(name = child::protocol::RUN_SCENARIO, hide = true)]
+    RunScenario(ChildArgs),
     /// Measure proxy throughput against direct PUB→SUB.
     Bench(bench::BenchArgs),
     /// Compare two benchmark results; exit 1 when a workload got slower.
@@ -194,18 +194,6 @@ struct ReproArgs {
     report: ReportArgs,
 }
 
-#[derive(Debug, Args)]
-struct ChildCliArgs {
-    #[arg(long)]
-    file: PathBuf,
-    #[arg(long)]
-    root: PathBuf,
-    #[arg(long)]
-    run_dir: PathBuf,
-    #[arg(long, value_parser = humantime::parse_duration)]
-    timeout: Option<Duration>,
-}
-
 /// Parses the command line, runs it and returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
@@ -213,12 +201,7 @@ pub fn main() -> i32 {
         install_subscriber(None);
     }
     let ending = match cli.command {
-        Command::RunScenario(a) => child::run(ChildArgs {
-            file: a.file,
-            root: a.root,
-            timeout: a.timeout,
-            run_dir: a.run_dir,
-        }),
+        Command::RunScenario(args) => child::run(args),
         Command::Check(select) => Ok(check(&select)),
         Command::List(select) => Ok(list(&select)),
         Command::Run(args) => Ok(run(&args)),

@@ -368,3 +368,32 @@ fn a_scenario_that_cannot_be_set_up_is_an_error_never_a_pass() {
         "{line}"
     );
 }
+
+#[test]
+fn a_scenario_process_refuses_a_parent_of_another_protocol_version() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = write(
+        dir.path(),
+        "ok.toml",
+        &format!("expect = \"clean\"\n{VALID_NODES}"),
+    );
+    let output = termwatch()
+        .args(["__run-scenario", "--root"])
+        .arg(dir.path())
+        .arg("--file")
+        .arg(&file)
+        .arg("--run-dir")
+        .arg(dir.path())
+        .args(["--protocol", "999"])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(4));
+    let message = first_json_line(&output.stdout);
+    assert_eq!(message["msg"], "failed");
+    assert!(
+        message["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("protocol version 999")),
+        "{message}"
+    );
+}

@@ -1,5 +1,5 @@
-//! The parent side: runs scenarios in child processes (the binary re-executing itself through
-//! `__run-scenario`, each in a process group of its own), turns their streamed messages into
+//! The parent side: runs scenarios in child processes (the binary re-executing itself with
+//! [`ChildArgs`], each in a process group of its own), turns their streamed messages into
 //! [`RunEvent`]s and owns every verdict.
 //!
 //! ```text
@@ -20,7 +20,7 @@ use std::sync::Mutex;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use crate::child::protocol::ChildMessage;
+use crate::child::protocol::{self, ChildArgs, ChildMessage, PROTOCOL_VERSION};
 use crate::events::RunEvent;
 use crate::outcome::{Diagnostics, Outcome, ScenarioResult, StepTiming};
 use crate::scenario::{SETUP_LABEL, Scenario};
@@ -148,24 +148,20 @@ pub fn run_one(
         }
     };
     signals::register_folder(run_dir.path().to_owned());
+    let args = ChildArgs {
+        file: scenario.file.clone(),
+        root: options.root.clone(),
+        timeout: options.timeout,
+        run_dir: run_dir.path().to_owned(),
+        protocol: PROTOCOL_VERSION,
+    };
     let mut command = Command::new(&options.executable);
     command
-        .arg("__run-scenario")
-        .arg("--file")
-        .arg(&scenario.file)
-        .arg("--root")
-        .arg(&options.root)
-        .arg("--run-dir")
-        .arg(run_dir.path())
+        .args(args.command_line())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    if let Some(t) = options.timeout {
-        command
-            .arg("--timeout")
-            .arg(humantime::format_duration(t).to_string());
-    }
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
@@ -272,7 +268,13 @@ fn listen(
             }
         };
         match message {
-            ChildMessage::Hello { pid, .. } => t.trace.redactions.pid = Some(pid),
+            ChildMessage::Hello { version, pid } => {
+                if let Err(message) = protocol::version_matches(version, "the scenario's process") {
+                    t.failed = Some(message);
+                    return t;
+                }
+                t.trace.redactions.pid = Some(pid);
+            }
             ChildMessage::Trace { event } => t.trace.events.push(event),
             ChildMessage::PhaseStarted {
                 label,
