@@ -52,6 +52,9 @@ enum Command {
     /// Internal: run one scenario in this process (the child side).
     #[command(name = child::protocol::RUN_SCENARIO, hide = true)]
     RunScenario(ChildArgs),
+    /// Internal: removes what a run leaves behind when the run dies.
+    #[command(name = runner::guard::JANITOR, hide = true)]
+    Janitor,
     /// Measure proxy throughput against direct PUB→SUB.
     Bench(bench::BenchArgs),
     /// Compare two benchmark results; exit 1 when a workload got slower.
@@ -202,6 +205,7 @@ pub fn main() -> i32 {
     }
     let ending = match cli.command {
         Command::RunScenario(args) => child::run(args),
+        Command::Janitor => runner::guard::janitor_main(),
         Command::Check(select) => Ok(check(&select)),
         Command::List(select) => Ok(list(&select)),
         Command::Run(args) => Ok(run(&args)),

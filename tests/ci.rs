@@ -654,3 +654,146 @@ fn two_reports_on_stdout_are_bad_input() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("only one report can go to stdout"), "{err}");
 }
+
+/// How the parent of a run is made to die.
+#[derive(Debug, Clone, Copy)]
+enum Death {
+    /// `kill -9 PID`.
+    Kill9,
+    /// `kill -9 -PGID`: the parent's whole process group.
+    Kill9Group,
+    /// SIGHUP: its terminal closed.
+    HangUp,
+}
+
+/// Live processes that belong to the sandbox's runs: their command line or their environment
+/// (TMPDIR) names the sandbox, so the janitor is found too.
+fn run_processes(sandbox: &Sandbox) -> Vec<i32> {
+    let needle = sandbox.root.path().to_string_lossy().into_owned();
+    processes_where(|_, _| true)
+        .into_iter()
+        .filter(|pid| {
+            let read = |what: &str| {
+                std::fs::read(format!("/proc/{pid}/{what}"))
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default()
+            };
+            read("cmdline").contains(&needle) || read("environ").contains(&needle)
+        })
+        .collect()
+}
+
+/// Starts a suite of four scenarios that hang for an hour (two at a time), lets it run for
+/// `after`, makes its parent die as `death` says, and returns how long it took until no
+/// process of the run and no run folder was left (at most 1 s, or the test fails), and how
+/// many scenario processes were running when it died.
+fn die_during_hanging_suite(death: Death, after: Duration) -> (Duration, usize) {
+    let sandbox = Sandbox::new();
+    for i in 0..4 {
+        sandbox.add(
+            &format!("hang-{i}"),
+            &HANGING.replace("timeout = \"60s\"", "timeout = \"1h\""),
+        );
+    }
+    let mut command = termwatch();
+    command
+        .arg("run")
+        .arg(sandbox.scenarios())
+        .arg("--root")
+        .arg(sandbox.scenarios())
+        .args(["--jobs", "2"])
+        .env("TMPDIR", sandbox.tmp())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let mut child = command.spawn().expect("termwatch starts");
+    std::thread::sleep(after);
+    let pid = child.id() as i32;
+    let running = sandbox.children().len();
+    let killed = Instant::now();
+    // SAFETY: kill(2) on our own child (or its own process group), not reaped yet.
+    unsafe {
+        match death {
+            Death::Kill9 => libc::kill(pid, libc::SIGKILL),
+            Death::Kill9Group => libc::kill(-pid, libc::SIGKILL),
+            Death::HangUp => libc::kill(pid, libc::SIGHUP),
+        };
+    }
+    let exited = eventually(Duration::from_secs(1), || {
+        matches!(child.try_wait(), Ok(Some(_)))
+    });
+    let tmp_empty = || {
+        std::fs::read_dir(sandbox.tmp())
+            .map(|mut entries| entries.next().is_none())
+            .unwrap_or(false)
+    };
+    let clean = eventually(Duration::from_secs(1), || {
+        run_processes(&sandbox).is_empty() && tmp_empty()
+    });
+    let took = killed.elapsed();
+    let left = run_processes(&sandbox);
+    let folders: Vec<_> = std::fs::read_dir(sandbox.tmp())
+        .expect("tmp readable")
+        .filter_map(|e| e.ok().map(|e| e.file_name()))
+        .collect();
+    for &pid in &left {
+        // SAFETY: kill(2) of a process this test's run left behind.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    let output = child.wait_with_output().expect("reaped");
+    assert!(exited, "{death:?} after {after:?}: termwatch did not exit");
+    assert!(
+        clean && took <= Duration::from_secs(1),
+        "{death:?} after {after:?}: after {took:?}, processes {left:?}, folders {folders:?}"
+    );
+    if let Death::HangUp = death {
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        // A SIGHUP before the handler is installed kills it the default way: also 129 to a
+        // shell, and nothing had started.
+        let by_default =
+            std::os::unix::process::ExitStatusExt::signal(&output.status) == Some(libc::SIGHUP);
+        if !by_default {
+            assert_eq!(output.status.code(), Some(129), "{stdout}");
+            assert!(
+                stdout.contains("passed,"),
+                "results so far printed: {stdout}"
+            );
+        }
+    }
+    (took, running)
+}
+
+/// The moments at which the parent dies: before, while and after its children start and
+/// reach their hang.
+const MOMENTS_MS: [u64; 10] = [0, 5, 15, 30, 60, 100, 200, 350, 600, 1000];
+
+fn die_at_every_moment(death: Death) {
+    let runs: Vec<(Duration, usize)> = MOMENTS_MS
+        .iter()
+        .map(|&ms| die_during_hanging_suite(death, Duration::from_millis(ms)))
+        .collect();
+    let worst = runs.iter().map(|r| r.0).max().unwrap_or_default();
+    eprintln!(
+        "{death:?}: everything gone within {worst:?} at worst; (time, scenario processes running) per moment: {runs:?}"
+    );
+    assert!(
+        runs.iter().any(|r| r.1 == 2),
+        "the parent never died with two hanging children: {runs:?}"
+    );
+}
+
+#[test]
+fn kill_9_of_the_parent_leaves_no_process_and_no_folder() {
+    die_at_every_moment(Death::Kill9);
+}
+
+#[test]
+fn kill_9_of_the_process_group_leaves_no_process_and_no_folder() {
+    die_at_every_moment(Death::Kill9Group);
+}
+
+#[test]
+fn sighup_reports_exits_129_and_leaves_nothing() {
+    die_at_every_moment(Death::HangUp);
+}

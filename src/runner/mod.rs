@@ -9,6 +9,7 @@
 //! ```
 //! A hang is an outcome, not an error: only a failure to start a child at all is an `Err`.
 
+pub mod guard;
 pub mod signals;
 pub mod stress;
 
@@ -134,9 +135,11 @@ pub fn run_one(
 ) -> ScenarioResult {
     let started = Instant::now();
     let name = scenario.name.clone();
+    let janitor = guard::Janitor::get(&options.executable);
     let run_dir = match tempfile::Builder::new()
-        .prefix("tw-")
+        .prefix(guard::RUN_FOLDER_PREFIX)
         .tempdir_in(std::env::temp_dir())
+        .and_then(|dir| guard::claim(dir.path()).map(|()| dir))
     {
         Ok(dir) => dir,
         Err(e) => {
@@ -148,6 +151,9 @@ pub fn run_one(
         }
     };
     signals::register_folder(run_dir.path().to_owned());
+    if let Some(janitor) = janitor {
+        janitor.folder(run_dir.path());
+    }
     let args = ChildArgs {
         file: scenario.file.clone(),
         root: options.root.clone(),
@@ -162,10 +168,14 @@ pub fn run_one(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    guard::die_with_parent(&mut command);
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
             signals::unregister_folder(run_dir.path());
+            if let Some(janitor) = janitor {
+                janitor.forget_folder(run_dir.path());
+            }
             return error_result(
                 scenario,
                 started,
@@ -174,7 +184,11 @@ pub fn run_one(
         }
     };
     let pgid = child.id() as i32;
+    if let Some(janitor) = janitor {
+        janitor.group(pgid);
+    }
     signals::register_group(pgid);
+    tracing::debug!(scenario = %name, pid = pgid, run_dir = %run_dir.path().display(), "scenario process started");
     send(RunEvent::ScenarioStarted { name: name.clone() });
 
     let (tx, rx) = mpsc::channel();
@@ -220,6 +234,9 @@ pub fn run_one(
     let mut leaks = leftover_processes(pgid);
     signals::kill_group(pgid);
     signals::unregister_group(pgid);
+    if let Some(janitor) = janitor {
+        janitor.forget_group(pgid);
+    }
     let _ = reader.join();
     let stderr_text = stderr_reader.join().unwrap_or_default();
     leaks.extend(leftover_explicit_ipc(scenario));
@@ -231,6 +248,9 @@ pub fn run_one(
         ));
     }
     signals::unregister_folder(&run_dir_path);
+    if let Some(janitor) = janitor {
+        janitor.forget_folder(&run_dir_path);
+    }
     let ending = Ending {
         status,
         stderr: stderr_text,

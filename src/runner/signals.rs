@@ -1,6 +1,6 @@
-//! Interruption: SIGINT and SIGTERM of the parent. The first kills every running scenario's
-//! process group and lets the run report what it has; the second also removes the run folders
-//! and exits at once. Children live in process groups of their own, so a terminal's Ctrl-C
+//! Interruption: SIGINT, SIGTERM and SIGHUP (a closed terminal) of the parent, all alike. The
+//! first kills every running scenario's process group and lets the run report what it has
+//! (exit 128 + the signal); the second also removes the run folders and exits at once. Children live in process groups of their own, so a terminal's Ctrl-C
 //! reaches only the parent: killing them is the parent's job.
 
 use std::path::PathBuf;
@@ -72,11 +72,11 @@ pub fn unregister_folder(path: &std::path::Path) {
 
 /// Installs the handler thread. Safe to call more than once.
 pub fn install() -> std::io::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     static INSTALLED: std::sync::Once = std::sync::Once::new();
     let mut result = Ok(());
     INSTALLED.call_once(|| {
-        result = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).and_then(|mut signals| {
+        result = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]).and_then(|mut signals| {
             std::thread::Builder::new().name("signals".to_owned()).spawn(move || {
                 for signal in signals.forever() {
                     let first = INTERRUPTED_BY.compare_exchange(0, signal, Ordering::AcqRel, Ordering::Acquire).is_ok();
