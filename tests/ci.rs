@@ -304,8 +304,12 @@ fn interrupt_hanging_suite(signals: &[i32], expected_code: i32) {
         assert!(stdout.contains("passed,"), "no summary: {stdout}");
         let xml = std::fs::read_to_string(&junit).expect("the JUnit file is written");
         assert!(
-            xml.contains("<skipped message=\"the run was interrupted"),
+            xml.contains("<skipped message=\"the run was interrupted before this scenario ended"),
             "{xml}"
+        );
+        assert!(
+            xml.contains("<skipped message=\"the run was interrupted before this scenario started"),
+            "scenarios that never started are listed as skipped: {xml}"
         );
         assert_valid_junit(&junit);
     }
@@ -796,4 +800,144 @@ fn kill_9_of_the_process_group_leaves_no_process_and_no_folder() {
 #[test]
 fn sighup_reports_exits_129_and_leaves_nothing() {
     die_at_every_moment(Death::HangUp);
+}
+
+/// An expected hang that ends quickly.
+fn quick_hang() -> String {
+    HANGING.replace("timeout = \"60s\"", "timeout = \"200ms\"")
+}
+
+/// Runs the sandbox's scenarios through `sh` with `umask` and `extra` arguments; returns exit
+/// code, stdout and stderr.
+fn run_with_umask(sandbox: &Sandbox, umask: &str, extra: &[&Path]) -> (i32, String, String) {
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(format!("umask {umask}; exec \"$@\""))
+        .arg("sh")
+        .arg(assert_cmd::cargo::cargo_bin("termwatch"))
+        .arg("run")
+        .arg(sandbox.scenarios())
+        .arg("--root")
+        .arg(sandbox.scenarios())
+        .args(extra)
+        .env("TMPDIR", sandbox.tmp())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let (status, stdout, stderr) = finish(command.spawn().expect("sh starts"));
+    (status.code().unwrap_or(-1), stdout, stderr)
+}
+
+#[test]
+fn report_files_are_replaced_with_the_umask_mode_and_links_are_followed() {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let sandbox = Sandbox::new();
+    sandbox.add("quick", &quick_hang());
+    let dir = sandbox.root.path();
+    let (json, real, link) = (dir.join("a.json"), dir.join("real.xml"), dir.join("a.xml"));
+    std::fs::write(&json, "old").expect("written");
+    std::fs::set_permissions(&json, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    std::fs::write(&real, "old").expect("written");
+    symlink("real.xml", &link).expect("link");
+    let (code, stdout, stderr) = run_with_umask(
+        &sandbox,
+        "027",
+        &[Path::new("--json"), &json, Path::new("--junit"), &link],
+    );
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let mode = |path: &Path| {
+        std::fs::metadata(path)
+            .expect("exists")
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&json), 0o640, "the umask's mode, not the old file's");
+    assert_eq!(
+        json_verdicts(&std::fs::read_to_string(&json).expect("json")).len(),
+        1
+    );
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .expect("link")
+            .file_type()
+            .is_symlink(),
+        "the link is kept"
+    );
+    assert_eq!(mode(&real), 0o640);
+    let xml = std::fs::read_to_string(&real).expect("the link's target is replaced");
+    assert_eq!(junit_verdicts(&xml).len(), 1, "{xml}");
+    let names: Vec<_> = std::fs::read_dir(dir)
+        .expect("readable")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(names.is_empty(), "temporary files left: {names:?}");
+}
+
+#[test]
+fn a_fifo_a_device_and_dash_are_written_as_streams() {
+    let sandbox = Sandbox::new();
+    sandbox.add("quick", &quick_hang());
+    let fifo = sandbox.root.path().join("fifo.xml");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).expect("the FIFO is read"))
+    };
+    let (code, stdout, stderr) = run_with_umask(
+        &sandbox,
+        "022",
+        &[
+            Path::new("--junit"),
+            &fifo,
+            Path::new("--json"),
+            Path::new("/dev/null"),
+            Path::new("--format"),
+            Path::new("json"),
+            Path::new("--output"),
+            Path::new("-"),
+        ],
+    );
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let xml = reader.join().expect("reader");
+    assert_eq!(junit_verdicts(&xml).len(), 1, "{xml}");
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        std::fs::metadata(&fifo)
+            .expect("fifo")
+            .file_type()
+            .is_fifo()
+    );
+    assert!(
+        std::fs::metadata("/dev/null")
+            .expect("null")
+            .file_type()
+            .is_char_device()
+    );
+    assert_eq!(json_verdicts(&stdout).len(), 1, "`-` is stdout: {stdout}");
+    assert!(
+        stderr.contains("1 passed, 0 failed"),
+        "human on stderr: {stderr}"
+    );
+}
+
+/// A run killed before any scenario ended leaves a valid JUnit document with no test case.
+#[test]
+fn a_run_killed_before_its_first_verdict_leaves_valid_junit() {
+    let sandbox = Sandbox::new();
+    sandbox.add(
+        "hang",
+        &HANGING.replace("timeout = \"60s\"", "timeout = \"1h\""),
+    );
+    let xml = sandbox.root.path().join("a.xml");
+    let child = sandbox.start_run(&["--junit", xml.to_str().expect("utf-8 path")]);
+    let running = eventually(RUN_TIMEOUT, || !sandbox.children().is_empty());
+    assert!(running, "no scenario started");
+    signal(&child, libc::SIGKILL);
+    let _ = finish(child);
+    let text = std::fs::read_to_string(&xml).expect("the JUnit file exists from the start");
+    assert!(text.contains(r#"tests="0""#), "{text}");
+    assert_valid_junit(&xml);
 }

@@ -1,8 +1,8 @@
 //! Where a machine-readable report goes, and how it is written there without harming what is
 //! at that path: `-` is stdout; a regular file (or a path where nothing is yet) is replaced
 //! atomically by a new file with the mode the umask gives; a symbolic link is followed and its
-//! target replaced; anything else (a FIFO, `/dev/stdout`, a device) is written as a stream, as
-//! a shell redirection would.
+//! target replaced; anything else (a FIFO, a device, and whatever `/dev/stdout` or another
+//! file of the kernel's leads to) is written as a stream, as a shell redirection would.
 
 use std::ffi::OsStr;
 use std::fs::{File, OpenOptions, Permissions};
@@ -56,31 +56,43 @@ enum Resolved {
     Stream(PathBuf),
 }
 
-/// Follows `path`'s symbolic links (a dangling one names where the file will be created).
+/// Folders of the kernel's own files (`/dev/stdout`, `/proc/self/fd/1`): whatever they lead
+/// to is written as a stream, never replaced.
+const KERNEL_FOLDERS: [&str; 2] = ["/dev", "/proc"];
+
+/// Follows `path`'s symbolic links one by one (a dangling one names where the file will be
+/// created); a path that is, or passes through, a kernel file is a stream.
 fn resolve(path: &Path) -> io::Result<Resolved> {
-    let mut path = path.to_owned();
+    let stream = || Ok(Resolved::Stream(path.to_owned()));
+    let mut current = path.to_owned();
     for _ in 0..MAX_LINKS {
-        let metadata = match std::fs::symlink_metadata(&path) {
+        if KERNEL_FOLDERS
+            .iter()
+            .any(|folder| current.starts_with(folder))
+        {
+            return stream();
+        }
+        let metadata = match std::fs::symlink_metadata(&current) {
             Ok(metadata) => metadata,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Resolved::File(path)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Resolved::File(current)),
             Err(e) => return Err(e),
         };
         let kind = metadata.file_type();
         if kind.is_symlink() {
-            let target = std::fs::read_link(&path)?;
-            path = match path.parent() {
+            let target = std::fs::read_link(&current)?;
+            current = match current.parent() {
                 Some(folder) => folder.join(target),
                 None => target,
             };
         } else if kind.is_file() {
-            return Ok(Resolved::File(path));
+            return Ok(Resolved::File(current));
         } else if kind.is_dir() {
             return Err(io::Error::new(
                 io::ErrorKind::IsADirectory,
                 "it is a folder",
             ));
         } else {
-            return Ok(Resolved::Stream(path));
+            return stream();
         }
     }
     Err(io::Error::other("too many levels of symbolic links"))
@@ -215,10 +227,13 @@ mod tests {
         );
         let null = dir.path().join("null");
         symlink("/dev/null", &null).unwrap();
-        assert_eq!(
-            resolve(&null).unwrap(),
-            Resolved::Stream("/dev/null".into())
-        );
+        assert_eq!(resolve(&null).unwrap(), Resolved::Stream(null.clone()));
+        for kernel in ["/dev/stdout", "/proc/self/fd/1"] {
+            assert_eq!(
+                resolve(Path::new(kernel)).unwrap(),
+                Resolved::Stream(kernel.into())
+            );
+        }
         let looped = dir.path().join("loop");
         symlink("loop", &looped).unwrap();
         assert!(resolve(&looped).is_err());
