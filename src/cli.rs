@@ -114,14 +114,53 @@ enum TraceFormat {
     Chrome,
 }
 
+/// `--root`, checked to be a folder when given.
+#[derive(Debug, Clone, Args)]
+struct RootArg {
+    /// The folder scenario names are relative to [default: scenarios].
+    #[arg(long = "root", value_name = "DIR", value_parser = existing_folder)]
+    root: Option<PathBuf>,
+}
+
+impl RootArg {
+    fn get(&self) -> &Path {
+        self.root.as_deref().unwrap_or(Path::new("scenarios"))
+    }
+}
+
+fn existing_folder(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text);
+    if path.is_dir() {
+        Ok(path)
+    } else {
+        Err("no such folder".to_owned())
+    }
+}
+
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A deadline: a duration such as `500ms`, never zero (every step would hang at once).
+fn deadline(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() => Err("a deadline must be longer than zero".to_owned()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 #[derive(Debug, Args)]
 struct SelectArgs {
     /// Scenario files or folders (searched recursively for *.toml).
     #[arg(default_value = "scenarios")]
     paths: Vec<PathBuf>,
-    /// The folder scenario names are relative to.
-    #[arg(long, default_value = "scenarios")]
-    root: PathBuf,
+    #[command(flatten)]
+    root: RootArg,
     /// Only scenarios whose name contains this text.
     #[arg(long)]
     filter: Option<String>,
@@ -136,10 +175,10 @@ struct RunArgs {
     #[command(flatten)]
     select: SelectArgs,
     /// Scenarios run at once [default: the number of cores].
-    #[arg(long, short)]
+    #[arg(long, short, value_parser = at_least_one)]
     jobs: Option<usize>,
     /// Replace every step's deadline, e.g. `500ms`.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = deadline)]
     timeout: Option<Duration>,
     #[command(flatten)]
     report: ReportArgs,
@@ -166,9 +205,8 @@ struct RunArgs {
 struct TraceArgs {
     /// The scenario file.
     file: PathBuf,
-    /// The folder scenario names are relative to.
-    #[arg(long, default_value = "scenarios")]
-    root: PathBuf,
+    #[command(flatten)]
+    root: RootArg,
     /// Output format.
     #[arg(long, value_enum, default_value_t = TraceFormat::Text)]
     format: TraceFormat,
@@ -176,7 +214,7 @@ struct TraceArgs {
     #[arg(long, short, value_name = "FILE")]
     output: Option<OsString>,
     /// Replace every step's deadline.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = deadline)]
     timeout: Option<Duration>,
 }
 
@@ -185,13 +223,12 @@ struct ReproArgs {
     /// The scenario file.
     file: PathBuf,
     /// Run at most this many times, stopping at the first hang.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     repeat: u32,
-    /// The folder scenario names are relative to.
-    #[arg(long, default_value = "scenarios")]
-    root: PathBuf,
+    #[command(flatten)]
+    root: RootArg,
     /// Replace every step's deadline.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = deadline)]
     timeout: Option<Duration>,
     #[command(flatten)]
     report: ReportArgs,
@@ -201,6 +238,13 @@ struct ReproArgs {
 pub fn main() -> i32 {
     let cli = Cli::parse();
     if !matches!(cli.command, Command::RunScenario(_)) {
+        if let Some(Err(message)) = std::env::var(LOG_VARIABLE)
+            .ok()
+            .map(|v| check_log_filter(&v))
+        {
+            eprintln!("error: {message}");
+            return exit_code(Ok(Ending::BadInput));
+        }
         install_subscriber(None);
     }
     let ending = match cli.command {
@@ -218,6 +262,46 @@ pub fn main() -> i32 {
     exit_code(ending)
 }
 
+/// The variable that filters the harness's own logs.
+const LOG_VARIABLE: &str = "TERMWATCH_LOG";
+
+/// Log levels, as `TERMWATCH_LOG` takes them.
+const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// Checks a `TERMWATCH_LOG` value: comma-separated levels or `target=level` directives.
+fn check_log_filter(value: &str) -> Result<(), String> {
+    for directive in value.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let level = directive
+            .rsplit_once('=')
+            .map_or(directive, |(_, level)| level);
+        if !LOG_LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            return Err(format!(
+                "{LOG_VARIABLE}: `{directive}` is not a level ({}) nor a `target=level` directive",
+                LOG_LEVELS.join(", ")
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(value)
+        .map(|_| ())
+        .map_err(|e| format!("{LOG_VARIABLE}: {e}"))
+}
+
+/// Writes `lines` to stdout; a reader that went away (`| head -1`) ends the command quietly.
+fn print_lines(lines: impl IntoIterator<Item = String>) -> Ending {
+    let mut out = std::io::stdout().lock();
+    for line in lines {
+        match writeln!(out, "{line}") {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ending::Success,
+            Err(e) => {
+                eprintln!("error: cannot write to stdout: {e}");
+                return Ending::Failure;
+            }
+        }
+    }
+    Ending::Success
+}
+
 /// `?` for functions that end with an [`Ending`]: the error was reported already.
 macro_rules! attempt {
     ($e:expr) => {
@@ -230,27 +314,25 @@ macro_rules! attempt {
 
 fn check(select: &SelectArgs) -> Ending {
     let scenarios = attempt!(load(select).map(|s| shard(s, select.partition)));
-    println!("{} scenario(s) valid", scenarios.len());
-    Ending::Success
+    print_lines([format!("{} scenario(s) valid", scenarios.len())])
 }
 
 fn list(select: &SelectArgs) -> Ending {
     let scenarios = attempt!(load(select).map(|s| shard(s, select.partition)));
-    for s in &scenarios {
-        println!(
+    print_lines(scenarios.iter().map(|s| {
+        format!(
             "{}\t{}\t{}",
-            s.name,
-            in_words(s.expect, s.expect_hang_at.as_deref()),
+            human::escaped(&s.name),
+            human::escaped(&in_words(s.expect, s.expect_hang_at.as_deref())),
             s.file.display()
-        );
-    }
-    Ending::Success
+        )
+    }))
 }
 
 /// Loads and filters scenarios, or prints every input error.
 fn load(select: &SelectArgs) -> Result<Vec<Scenario>, Ending> {
-    let scenarios =
-        discover(&select.paths, &select.root).map_err(|errors| report_input_errors(&errors))?;
+    let scenarios = discover(&select.paths, select.root.get())
+        .map_err(|errors| report_input_errors(&errors))?;
     Ok(match &select.filter {
         Some(text) => scenarios
             .into_iter()
@@ -400,7 +482,7 @@ fn run(args: &RunArgs) -> Ending {
         dir: args.snapshot_dir.clone(),
     };
     let options = attempt!(run_options(
-        &args.select.root,
+        args.select.root.get(),
         args.jobs,
         args.timeout,
         snapshots
@@ -439,12 +521,12 @@ fn run(args: &RunArgs) -> Ending {
 /// snapshots.
 fn load_one(
     file: &Path,
-    root: &Path,
+    root: &RootArg,
     timeout: Option<Duration>,
 ) -> Result<(Scenario, RunOptions), Ending> {
     let select = SelectArgs {
         paths: vec![file.to_owned()],
-        root: root.to_owned(),
+        root: root.clone(),
         filter: None,
         partition: None,
     };
@@ -461,7 +543,7 @@ fn load_one(
         mode: SnapshotMode::Off,
         ..SnapshotOptions::default()
     };
-    let options = run_options(root, Some(1), timeout, snapshots)?;
+    let options = run_options(root.get(), Some(1), timeout, snapshots)?;
     Ok((scenarios.swap_remove(0), options))
 }
 
@@ -480,12 +562,15 @@ fn repro(args: &ReproArgs) -> Ending {
     };
     say(format!(
         "{}: {}",
-        scenario.name,
-        scenario.description.trim()
+        human::escaped(&scenario.name),
+        human::escaped_block(scenario.description.trim(), "  ")
     ));
     say(format!(
         "expected: {}",
-        in_words(scenario.expect, scenario.expect_hang_at.as_deref())
+        human::escaped(&in_words(
+            scenario.expect,
+            scenario.expect_hang_at.as_deref()
+        ))
     ));
     let reporter = RefCell::new(Reporter::new(
         vec![scenario.name.clone()],
@@ -501,14 +586,16 @@ fn repro(args: &ReproArgs) -> Ending {
                 RunEvent::PhaseStarted {
                     label, timeout_ms, ..
                 } => say(format!(
-                    "  {:>9.1} ms  ▶ {label} (deadline {timeout_ms} ms)",
-                    at()
+                    "  {:>9.1} ms  ▶ {} (deadline {timeout_ms} ms)",
+                    at(),
+                    human::escaped(label)
                 )),
                 RunEvent::PhaseFinished {
                     label, duration_ms, ..
                 } => say(format!(
-                    "  {:>9.1} ms  ✓ {label} ({duration_ms:.2} ms)",
-                    at()
+                    "  {:>9.1} ms  ✓ {} ({duration_ms:.2} ms)",
+                    at(),
+                    human::escaped(label)
                 )),
                 RunEvent::ScenarioStarted { .. } | RunEvent::ScenarioFinished(_) => {}
             }
@@ -588,4 +675,36 @@ fn trace(args: &TraceArgs) -> Ending {
     let mut reporter = Reporter::new(vec![scenario.name.clone()], 1, Vec::new());
     reporter.on_event(&RunEvent::ScenarioFinished(Box::new(result)));
     run_ending(&reporter.finish(&[]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_filters_are_levels_or_directives() {
+        for good in [
+            "debug",
+            "WARN",
+            "termwatch=debug,warn",
+            "termwatch::runner=trace",
+            "",
+        ] {
+            assert!(check_log_filter(good).is_ok(), "{good}");
+        }
+        for bad in ["verbose", "debug,loud", "termwatch=loud"] {
+            let error = check_log_filter(bad).unwrap_err();
+            assert!(error.starts_with("TERMWATCH_LOG: "), "{error}");
+        }
+    }
+
+    #[test]
+    fn deadlines_jobs_and_roots_are_checked() {
+        assert!(deadline("0s").is_err());
+        assert_eq!(deadline("500ms"), Ok(Duration::from_millis(500)));
+        assert!(at_least_one("0").is_err());
+        assert_eq!(at_least_one("3"), Ok(3));
+        assert!(existing_folder("/nonexistent/folder").is_err());
+        assert!(existing_folder("src").is_ok());
+    }
 }

@@ -397,3 +397,77 @@ fn a_scenario_process_refuses_a_parent_of_another_protocol_version() {
         "{message}"
     );
 }
+
+#[rstest]
+#[case::zero_timeout(&["run", "--timeout", "0s"], "a deadline must be longer than zero")]
+#[case::zero_jobs(&["run", "--jobs", "0"], "must be at least 1")]
+#[case::zero_repro_repeat(&["repro", "scenarios/linger/blocky-false.toml", "--repeat", "0"], "--repeat")]
+#[case::missing_root(&["run", "--root", "/nonexistent"], "no such folder")]
+#[case::missing_trace_root(&["trace", "x.toml", "--root", "/nonexistent"], "no such folder")]
+#[case::zero_trace_timeout(&["trace", "x.toml", "--timeout", "0ms"], "longer than zero")]
+fn meaningless_numbers_and_missing_roots_are_usage_errors(
+    #[case] args: &[&str],
+    #[case] message: &str,
+) {
+    termwatch()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicate::str::contains(message));
+}
+
+/// `| head -1`: once the reader of stdout is gone the run stops, quietly, with 0.
+#[test]
+fn json_to_a_closed_pipe_ends_quietly_with_0() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("termwatch"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["run", "scenarios/", "--format", "json", "--jobs", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("a first line");
+    // The reader is dropped here: stdout is closed.
+    let deadline = std::time::Instant::now() + COMMAND_TIMEOUT;
+    while child.try_wait().expect("waits").is_none() {
+        assert!(std::time::Instant::now() < deadline, "did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().expect("reaped");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(first.starts_with('{'), "{first}");
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("error"), "{stderr}");
+}
+
+#[test]
+fn the_log_variable_shows_debug_logs_and_rejects_nonsense() {
+    termwatch()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("TERMWATCH_LOG", "debug")
+        .args([
+            "run",
+            "scenarios/linger/blocky-false.toml",
+            "--snapshots",
+            "off",
+        ])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("scenario process started"));
+    termwatch()
+        .env("TERMWATCH_LOG", "verbose")
+        .arg("check")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "TERMWATCH_LOG: `verbose` is not a level",
+        ));
+}

@@ -2,6 +2,7 @@
 //! verdict), the diagnostics of every unexpected result (for a flaky scenario, of its least
 //! frequent verdict), then a summary whose last line is the plain `N passed, M failed`.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::io::{self, Write};
 
@@ -95,7 +96,7 @@ fn write_snapshot_notes<'a>(
     };
     let written = with_status(SnapshotStatus::Written);
     if !written.is_empty() {
-        writeln!(out, "\nsnapshots written: {}", written.join(", "))?;
+        writeln!(out, "\nsnapshots written: {}", escaped(&written.join(", ")))?;
     }
     let missing = with_status(SnapshotStatus::Missing);
     if !missing.is_empty() {
@@ -103,10 +104,51 @@ fn write_snapshot_notes<'a>(
             out,
             "\nnote: no snapshot yet for {} scenario(s): {} (`--snapshots update` writes them)",
             missing.len(),
-            missing.join(", ")
+            escaped(&missing.join(", "))
         )?;
     }
     Ok(())
+}
+
+/// `text` for a terminal: every control character, a newline too, escaped as Rust writes it
+/// (`\n`, `\u{1b}`), so a name or an endpoint cannot start a line of its own (a fake `FAIL`)
+/// or move the cursor.
+pub fn escaped(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
+/// A block of text for a terminal: each line [`escaped`] (a tab kept), and every line after
+/// the first indented by `indent`, so that none starts at the left margin.
+pub fn escaped_block(text: &str, indent: &str) -> String {
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| {
+            let line: String = line
+                .split('\t')
+                .map(|part| escaped(part).into_owned())
+                .collect::<Vec<_>>()
+                .join("\t");
+            if i == 0 || line.starts_with(' ') {
+                line
+            } else {
+                format!("{indent}{line}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The one line of a scenario's verdict.
@@ -118,9 +160,9 @@ pub fn result_line(result: &ScenarioResult) -> String {
     };
     format!(
         "{status}  {:<44} expected {:<22} got {:<22} {:>8.1} ms",
-        result.name,
-        result.expected(),
-        result.got(),
+        escaped(&result.name),
+        escaped(&result.expected()),
+        escaped(&result.got()),
         result.duration_ms
     )
 }
@@ -147,9 +189,9 @@ pub fn tally_line(tally: &Tally) -> String {
     };
     format!(
         "{status:<5} {:<44} expected {:<22} got {}",
-        tally.attempts[0].name,
-        tally.attempts[0].expected(),
-        tally.describe_counts()
+        escaped(&tally.attempts[0].name),
+        escaped(&tally.attempts[0].expected()),
+        escaped(&tally.describe_counts())
     )
 }
 
@@ -165,9 +207,14 @@ pub fn write_details(
     result: &ScenarioResult,
     failures: &[String],
 ) -> std::io::Result<()> {
-    writeln!(out, "\n── {} ({}) ──", result.name, result.file)?;
+    writeln!(
+        out,
+        "\n── {} ({}) ──",
+        escaped(&result.name),
+        escaped(&result.file)
+    )?;
     for failure in failures {
-        writeln!(out, "  ✗ {failure}")?;
+        writeln!(out, "  ✗ {}", escaped_block(failure, "    "))?;
     }
     write_diagnostics(out, &result.diagnostics)?;
     if !result.steps.is_empty() {
@@ -177,7 +224,7 @@ pub fn write_details(
             .map(|s| {
                 format!(
                     "{} {:.1} ms{}",
-                    s.label,
+                    escaped(&s.label),
                     s.duration_ms,
                     if s.finished { "" } else { " (did not finish)" }
                 )
@@ -186,13 +233,13 @@ pub fn write_details(
         writeln!(out, "  steps: {}", timings.join(" · "))?;
     }
     for leak in &result.leaks {
-        writeln!(out, "  leak: {leak}")?;
+        writeln!(out, "  leak: {}", escaped_block(leak, "    "))?;
     }
     Ok(())
 }
 
 fn write_diagnostics(out: &mut (impl Write + ?Sized), d: &Diagnostics) -> std::io::Result<()> {
-    writeln!(out, "  {}", d.summary)?;
+    writeln!(out, "  {}", escaped_block(&d.summary, "  "))?;
     if !d.open_sockets.is_empty() {
         writeln!(out, "  sockets still open:")?;
         for s in &d.open_sockets {
@@ -202,15 +249,15 @@ fn write_diagnostics(out: &mut (impl Write + ?Sized), d: &Diagnostics) -> std::i
                 "    {} {} of node `{}` [{}] context `{}`, owner `{}`, linger {linger}, sent {}, received {}; {}",
                 s.socket_type,
                 s.role,
-                s.node,
-                s.endpoints.join(", "),
-                s.context,
-                s.owner,
+                escaped(&s.node),
+                escaped(&s.endpoints.join(", ")),
+                escaped(&s.context),
+                escaped(&s.owner),
                 s.messages_sent,
                 s.messages_received,
                 s.state
             )?;
-            writeln!(out, "      why: {}", s.why)?;
+            writeln!(out, "      why: {}", escaped_block(&s.why, "        "))?;
         }
     }
     if !d.threads.is_empty() {
@@ -219,12 +266,15 @@ fn write_diagnostics(out: &mut (impl Write + ?Sized), d: &Diagnostics) -> std::i
             writeln!(
                 out,
                 "    {:>7} {:<15} {:<16} {}",
-                t.tid, t.name, t.state, t.role
+                t.tid,
+                escaped(&t.name),
+                t.state,
+                escaped(&t.role)
             )?;
             writeln!(
                 out,
                 "            blocked in: {} [syscall {}, wchan {}]",
-                t.blocked_in,
+                escaped(&t.blocked_in),
                 t.syscall,
                 if t.wchan.is_empty() { "-" } else { &t.wchan }
             )?;
@@ -233,7 +283,7 @@ fn write_diagnostics(out: &mut (impl Write + ?Sized), d: &Diagnostics) -> std::i
     if let Some(stderr) = &d.stderr {
         writeln!(out, "  stderr of the scenario's process:")?;
         for line in stderr.lines() {
-            writeln!(out, "    | {line}")?;
+            writeln!(out, "    | {}", escaped_block(line, ""))?;
         }
     }
     Ok(())
@@ -262,4 +312,71 @@ pub fn write_summary(
     }
     writeln!(out, "{} scenario(s) in {seconds:.2} s", summary.total)?;
     writeln!(out, "{} passed, {} failed", summary.passed, summary.failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::SocketReport;
+    use crate::scenario::Expect;
+
+    fn result(name: &str) -> ScenarioResult {
+        ScenarioResult {
+            name: name.to_owned(),
+            file: format!("{name}.toml"),
+            expect: Expect::Clean,
+            expect_hang_at: None,
+            outcome: Outcome::Hang,
+            hang_step: Some("te\nrm".to_owned()),
+            passed: false,
+            failures: vec!["expected clean, got hang at `te\nFAIL  rm`".to_owned()],
+            duration_ms: 1.0,
+            steps: Vec::new(),
+            diagnostics: Diagnostics {
+                summary: "first line\nsecond line\u{1b}[2J".to_owned(),
+                open_sockets: vec![SocketReport {
+                    node: "n\rFAIL".to_owned(),
+                    role: "socket".to_owned(),
+                    socket_type: "SUB".to_owned(),
+                    endpoints: vec!["connect ipc:///tmp/a\nFAIL  b".to_owned()],
+                    linger_ms: Some(0),
+                    context: "main".to_owned(),
+                    owner: "main".to_owned(),
+                    state: "open".to_owned(),
+                    messages_sent: 0,
+                    messages_received: 0,
+                    why: "why".to_owned(),
+                }],
+                ..Diagnostics::default()
+            },
+            leaks: Vec::new(),
+            trace: crate::trace::RecordedTrace::default(),
+            snapshot: None,
+        }
+    }
+
+    #[test]
+    fn control_characters_in_names_and_endpoints_are_escaped() {
+        assert_eq!(escaped("plain"), "plain");
+        assert_eq!(escaped("a\nFAIL\u{1b}[31m"), "a\\nFAIL\\u{1b}[31m");
+        let r = result("x\nFAIL  fake/scenario");
+        let line = result_line(&r);
+        assert!(!line.contains('\n'), "{line}");
+        assert!(line.contains("x\\nFAIL  fake/scenario"), "{line}");
+        let mut details = Vec::new();
+        write_details(&mut details, &r, &r.failures).unwrap();
+        let text = String::from_utf8(details).unwrap();
+        for line in text.lines() {
+            assert!(
+                !line.starts_with("FAIL"),
+                "a line of its own: {line:?} in\n{text}"
+            );
+            assert!(!line.contains('\u{1b}') && !line.contains('\r'), "{line:?}");
+        }
+        assert!(text.contains("ipc:///tmp/a\\nFAIL  b"), "{text}");
+        assert!(
+            text.contains("\n  second line"),
+            "a summary keeps its lines: {text}"
+        );
+    }
 }

@@ -262,6 +262,7 @@ pub fn run_one(
     let mut result = observe(scenario, transcript, ending);
     result.snapshot = snapshot::compare(scenario, &result, &options.snapshots);
     judge(&mut result, garbage);
+    tracing::debug!(scenario = %name, outcome = %result.outcome, passed = result.passed, "scenario process ended");
     result
 }
 
