@@ -147,18 +147,25 @@ impl Sandbox {
             .expect("scenario written");
     }
 
-    /// `termwatch run` on the sandbox's scenarios, TMPDIR in the sandbox.
-    fn start_run(&self, extra: &[&str]) -> Child {
-        termwatch()
+    /// `command` (termwatch, or a shell that ends in it) given the arguments that run the
+    /// sandbox's scenarios, TMPDIR in the sandbox, its output piped.
+    fn as_run(&self, mut command: Command) -> Command {
+        command
             .arg("run")
             .arg(self.scenarios())
             .arg("--root")
             .arg(self.scenarios())
-            .args(extra)
             .env("TMPDIR", self.tmp())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    /// `termwatch run` on the sandbox's scenarios, TMPDIR in the sandbox.
+    fn start_run(&self, extra: &[&str]) -> Child {
+        self.as_run(termwatch())
+            .args(extra)
             .spawn()
             .expect("termwatch starts")
     }
@@ -699,17 +706,8 @@ fn die_during_hanging_suite(death: Death, after: Duration) -> (Duration, usize) 
             &HANGING.replace("timeout = \"60s\"", "timeout = \"1h\""),
         );
     }
-    let mut command = termwatch();
-    command
-        .arg("run")
-        .arg(sandbox.scenarios())
-        .arg("--root")
-        .arg(sandbox.scenarios())
-        .args(["--jobs", "2"])
-        .env("TMPDIR", sandbox.tmp())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut command = sandbox.as_run(termwatch());
+    command.args(["--jobs", "2"]);
     std::os::unix::process::CommandExt::process_group(&mut command, 0);
     let mut child = command.spawn().expect("termwatch starts");
     std::thread::sleep(after);
@@ -810,22 +808,18 @@ fn quick_hang() -> String {
 /// Runs the sandbox's scenarios through `sh` with `umask` and `extra` arguments; returns exit
 /// code, stdout and stderr.
 fn run_with_umask(sandbox: &Sandbox, umask: &str, extra: &[&Path]) -> (i32, String, String) {
-    let mut command = Command::new("sh");
-    command
+    let mut shell = Command::new("sh");
+    shell
         .arg("-c")
         .arg(format!("umask {umask}; exec \"$@\""))
         .arg("sh")
-        .arg(assert_cmd::cargo::cargo_bin("termwatch"))
-        .arg("run")
-        .arg(sandbox.scenarios())
-        .arg("--root")
-        .arg(sandbox.scenarios())
+        .arg(assert_cmd::cargo::cargo_bin("termwatch"));
+    let child = sandbox
+        .as_run(shell)
         .args(extra)
-        .env("TMPDIR", sandbox.tmp())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let (status, stdout, stderr) = finish(command.spawn().expect("sh starts"));
+        .spawn()
+        .expect("sh starts");
+    let (status, stdout, stderr) = finish(child);
     (status.code().unwrap_or(-1), stdout, stderr)
 }
 

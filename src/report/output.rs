@@ -211,13 +211,19 @@ mod tests {
         );
     }
 
-    #[test]
-    fn links_are_followed_to_the_file_or_stream_they_name() {
+    /// A folder with `real.xml` and `link.xml` pointing at it.
+    fn linked_file() -> (tempfile::TempDir, PathBuf, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("real.xml");
         std::fs::write(&file, "old").unwrap();
         let link = dir.path().join("link.xml");
         symlink("real.xml", &link).unwrap();
+        (dir, file, link)
+    }
+
+    #[test]
+    fn links_are_followed_to_the_file_or_stream_they_name() {
+        let (dir, file, link) = linked_file();
         assert_eq!(resolve(&link).unwrap(), Resolved::File(file.clone()));
         let dangling = dir.path().join("dangling.xml");
         symlink("new.xml", &dangling).unwrap();
@@ -242,11 +248,7 @@ mod tests {
 
     #[test]
     fn a_file_behind_a_link_is_replaced_and_the_link_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("real.xml");
-        std::fs::write(&file, "old").unwrap();
-        let link = dir.path().join("link.xml");
-        symlink("real.xml", &link).unwrap();
+        let (dir, file, link) = linked_file();
         let mut document = Document::open(&Target::Path(link.clone())).unwrap();
         document.write("new").unwrap();
         assert!(
