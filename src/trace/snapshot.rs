@@ -15,7 +15,7 @@ use crate::outcome::{Outcome, ScenarioResult, SnapshotStatus, SnapshotVerdict};
 use crate::scenario::Scenario;
 
 /// The test that asserts these snapshots; written in the header as insta would.
-pub const SNAPSHOT_SOURCE: &str = "tests/snapshots.rs";
+pub const SNAPSHOT_SOURCE: &str = "tests/it/snapshots.rs";
 /// The expression that test snapshots; written in the header as insta would.
 pub const SNAPSHOT_EXPRESSION: &str = "normalized_trace";
 
@@ -355,7 +355,7 @@ mod tests {
         assert_eq!(read_body(&path).unwrap(), None);
         write(&path, "scenarios/async/case.toml", "line one\nline two\n").unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.starts_with("---\nsource: tests/snapshots.rs\n"));
+        assert!(text.starts_with("---\nsource: tests/it/snapshots.rs\n"));
         let body = read_body(&path).unwrap().unwrap();
         assert!(same(&body, "line one\nline two"));
         assert!(!same(&body, "line one\nline 2"));

@@ -4,18 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use assert_cmd::Command;
 use predicates::prelude::*;
 use rstest::rstest;
 use serde_json::Value;
 
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn termwatch() -> Command {
-    let mut cmd = Command::cargo_bin("termwatch").expect("binary built");
-    cmd.timeout(COMMAND_TIMEOUT);
-    cmd
-}
+use crate::support::{COMMAND_TIMEOUT, termwatch, termwatch_process, workspace_path};
 
 /// The first JSON line of `run --format json`'s stdout.
 fn first_json_line(stdout: &[u8]) -> Value {
@@ -208,7 +201,6 @@ fn missing_paths_and_bad_flags_are_usage_errors() {
 #[test]
 fn shipped_scenarios_are_valid() {
     termwatch()
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .arg("check")
         .assert()
         .success()
@@ -315,7 +307,7 @@ fn the_timeout_flag_overrides_every_deadline() {
 
 #[test]
 fn repro_stops_at_the_first_hang_and_prints_everything() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let root = workspace_path("scenarios");
     termwatch()
         .args(["repro", "--repeat", "3", "--root"])
         .arg(&root)
@@ -336,7 +328,6 @@ fn repro_stops_at_the_first_hang_and_prints_everything() {
 #[test]
 fn filter_selects_by_name() {
     termwatch()
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["list", "--filter", "async-subscriber/"])
         .assert()
         .success()
@@ -410,7 +401,6 @@ fn meaningless_numbers_and_missing_roots_are_usage_errors(
     #[case] message: &str,
 ) {
     termwatch()
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(args)
         .assert()
         .code(2)
@@ -423,8 +413,7 @@ fn meaningless_numbers_and_missing_roots_are_usage_errors(
 fn json_to_a_closed_pipe_ends_quietly_with_0() {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("termwatch"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+    let mut child = termwatch_process()
         .args(["run", "scenarios/", "--format", "json", "--jobs", "1"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -451,7 +440,6 @@ fn json_to_a_closed_pipe_ends_quietly_with_0() {
 #[test]
 fn the_log_variable_shows_debug_logs_and_rejects_nonsense() {
     termwatch()
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("TERMWATCH_LOG", "debug")
         .args([
             "run",

@@ -10,24 +10,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use assert_cmd::cargo::CommandCargoExt;
+use crate::support::{
+    COMMAND_TIMEOUT as RUN_TIMEOUT, eventually, live_processes, termwatch, termwatch_process,
+    workspace_path,
+};
 
-/// A run that takes longer than this is stuck: the test fails and kills it.
-const RUN_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn termwatch() -> Command {
-    let mut command = Command::cargo_bin("termwatch").expect("the termwatch binary is built");
-    command.current_dir(env!("CARGO_MANIFEST_DIR"));
-    command
-}
-
-/// Runs to the end (with [`RUN_TIMEOUT`]) and returns exit code, stdout and stderr.
+/// Runs to the end (bounded) and returns exit code, stdout and stderr.
 fn run(args: &[&str]) -> (i32, String, String) {
-    let output = assert_cmd::Command::from_std(termwatch())
-        .args(args)
-        .timeout(RUN_TIMEOUT)
-        .output()
-        .expect("termwatch runs");
+    let output = termwatch().args(args).output().expect("termwatch runs");
     (
         output.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -164,7 +154,7 @@ impl Sandbox {
 
     /// `termwatch run` on the sandbox's scenarios, TMPDIR in the sandbox.
     fn start_run(&self, extra: &[&str]) -> Child {
-        self.as_run(termwatch())
+        self.as_run(termwatch_process())
             .args(extra)
             .spawn()
             .expect("termwatch starts")
@@ -196,39 +186,11 @@ impl Drop for Sandbox {
 
 /// Live (not zombie) processes for which `keep(cmdline, process group)` holds.
 fn processes_where(keep: impl Fn(&str, i32) -> bool) -> Vec<i32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                return false;
-            };
-            let Some((_, rest)) = stat.rsplit_once(')') else {
-                return false;
-            };
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            let zombie = fields.first() == Some(&"Z");
-            let group = fields.get(2).and_then(|g| g.parse().ok()).unwrap_or(0);
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
-                .unwrap_or_default();
-            !zombie && keep(&cmdline, group)
-        })
+    live_processes()
+        .into_iter()
+        .filter(|p| keep(&p.cmdline, p.group))
+        .map(|p| p.pid)
         .collect()
-}
-
-/// Polls `condition` until it holds; false after `timeout`.
-fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if condition() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    condition()
 }
 
 /// Waits for `child` to exit, at most [`RUN_TIMEOUT`]; returns its status and output.
@@ -451,9 +413,7 @@ fn a_timing_dependent_scenario_is_reported_flaky() {
 fn assert_valid_junit(xml_file: &Path) {
     let schema = std::env::var_os("TERMWATCH_JUNIT_XSD")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/junit-schema/junit-10.xsd")
-        });
+        .unwrap_or_else(|| workspace_path("target/junit-schema/junit-10.xsd"));
     if !schema.is_file() {
         eprintln!(
             "note: JUnit schema validation skipped: no schema at {} (run ci/junit-schema.sh)",
@@ -681,16 +641,10 @@ enum Death {
 /// (TMPDIR) names the sandbox, so the janitor is found too.
 fn run_processes(sandbox: &Sandbox) -> Vec<i32> {
     let needle = sandbox.root.path().to_string_lossy().into_owned();
-    processes_where(|_, _| true)
+    live_processes()
         .into_iter()
-        .filter(|pid| {
-            let read = |what: &str| {
-                std::fs::read(format!("/proc/{pid}/{what}"))
-                    .map(|b| String::from_utf8_lossy(&b).into_owned())
-                    .unwrap_or_default()
-            };
-            read("cmdline").contains(&needle) || read("environ").contains(&needle)
-        })
+        .filter(|p| p.cmdline.contains(&needle) || p.environ.contains(&needle))
+        .map(|p| p.pid)
         .collect()
 }
 
@@ -706,7 +660,7 @@ fn die_during_hanging_suite(death: Death, after: Duration) -> (Duration, usize) 
             &HANGING.replace("timeout = \"60s\"", "timeout = \"1h\""),
         );
     }
-    let mut command = sandbox.as_run(termwatch());
+    let mut command = sandbox.as_run(termwatch_process());
     command.args(["--jobs", "2"]);
     std::os::unix::process::CommandExt::process_group(&mut command, 0);
     let mut child = command.spawn().expect("termwatch starts");
@@ -813,7 +767,7 @@ fn run_with_umask(sandbox: &Sandbox, umask: &str, extra: &[&Path]) -> (i32, Stri
         .arg("-c")
         .arg(format!("umask {umask}; exec \"$@\""))
         .arg("sh")
-        .arg(assert_cmd::cargo::cargo_bin("termwatch"));
+        .arg(termwatch_process().get_program());
     let child = sandbox
         .as_run(shell)
         .args(extra)
