@@ -1,4 +1,6 @@
-//! The command line (clap derive; `bench` keeps its own arguments in [`crate::bench`]). Each
+//! The command line, with clap's derive (the arguments of `bench` live in [`crate::bench`],
+//! those of the hidden child commands beside the code they start: [`ChildArgs`],
+//! [`runner::guard::JANITOR`]). Each
 //! command only turns its arguments into a configuration, calls the library, and ends with an
 //! [`Ending`]; [`run_ending`] says how a run ended and [`exit_code`] alone makes exit codes.
 //! A new command is a variant of [`Command`], its arguments struct and one arm of [`main`].
@@ -431,15 +433,17 @@ fn report_sinks(
             Ending::BadInput
         })
     };
+    // JUnit files are only checked when opened, JSON files replaced at once: JUnit first, so
+    // that a bad JUnit path leaves every file as it was.
     let mut sinks = Vec::new();
-    for target in json {
-        let sink =
-            JsonSink::open(target.clone(), with_counts).map(|s| Box::new(s) as Box<dyn Sink>);
-        sinks.push(opened(sink, &target)?);
-    }
     for target in junit {
         let sink = JunitSink::open(target.clone(), properties.clone())
             .map(|s| Box::new(s) as Box<dyn Sink>);
+        sinks.push(opened(sink, &target)?);
+    }
+    for target in json {
+        let sink =
+            JsonSink::open(target.clone(), with_counts).map(|s| Box::new(s) as Box<dyn Sink>);
         sinks.push(opened(sink, &target)?);
     }
     Ok((sinks, on_stdout == 0))

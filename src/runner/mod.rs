@@ -51,9 +51,9 @@ pub struct RunOptions {
 }
 
 /// Runs every scenario, `jobs` at a time, calling `on_event` on the calling thread in the
-/// order events arrive (each scenario's [`RunEvent::ScenarioStarted`] first, its
-/// [`RunEvent::ScenarioFinished`] last). Returns the indices of the scenarios that never
-/// started because the run was stopped, in order.
+/// order events arrive (for each scenario, [`RunEvent::ScenarioStarted`] once its process
+/// started, [`RunEvent::ScenarioFinished`] last). Returns the indices of the scenarios that
+/// never started because the run was stopped, in order.
 pub fn run_all(
     scenarios: &[Scenario],
     options: &RunOptions,
