@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use proptest::prelude::*;
-use termwatch::errors::InputError;
+use termwatch::errors::{Excerpt, InputError};
 use termwatch::scenario::parse;
 
 /// Parses `text` and checks every error's position against it.
@@ -41,7 +41,23 @@ fn check_position(text: &str, error: &InputError) -> Result<(), TestCaseError> {
             position.column <= line.chars().count() + 1,
             "{error}: column past the end of `{line}`"
         );
-        prop_assert_eq!(error.source_line.as_deref(), Some(*line));
+        let excerpt = error.source_line.as_ref();
+        prop_assert!(excerpt.is_some(), "{error}: no source line");
+        let excerpt = excerpt.unwrap();
+        if excerpt.whole {
+            prop_assert_eq!(excerpt.text.as_str(), *line);
+            prop_assert_eq!(excerpt.caret, position.column - 1);
+        } else {
+            prop_assert!(
+                line.contains(excerpt.text.trim_matches('…')),
+                "{error}: cut"
+            );
+            prop_assert!(excerpt.text.chars().count() <= 2 * Excerpt::CONTEXT + 3);
+            prop_assert_eq!(
+                excerpt.text.chars().nth(excerpt.caret),
+                line.chars().nth(position.column - 1)
+            );
+        }
     }
     let rendered = error.render();
     prop_assert!(rendered.contains(&error.message));

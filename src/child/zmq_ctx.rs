@@ -47,6 +47,14 @@ impl ZmqContext {
         if let Some(io) = spec.io_threads {
             ctx.set(zmq_sys::ZMQ_IO_THREADS as i32, io, &spec.name, "io_threads")?;
         }
+        if let Some(max) = spec.max_sockets {
+            ctx.set(
+                zmq_sys::ZMQ_MAX_SOCKETS as i32,
+                max,
+                &spec.name,
+                "max_sockets",
+            )?;
+        }
         if let Some(blocky) = spec.blocky {
             ctx.set(
                 zmq_sys::ZMQ_BLOCKY as i32,

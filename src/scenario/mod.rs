@@ -6,6 +6,8 @@
 //! `docs/scenario-format.md`.
 
 pub mod discover;
+pub mod endpoint;
+pub mod names;
 pub mod raw;
 mod validate;
 
@@ -16,7 +18,9 @@ pub use raw::{
     ActionName, Engine, Expect, Mode, NodeKindName, OnEterm, SocketType, SteerCommand, Transport,
 };
 
-use crate::errors::InputError;
+pub use endpoint::Endpoint;
+
+use crate::errors::{InputError, Position};
 
 /// The label of the traffic phase, which runs before the steps.
 pub const TRAFFIC_LABEL: &str = "traffic";
@@ -30,6 +34,8 @@ pub const MAIN_CONTEXT: &str = "main";
 pub struct Scenario {
     /// Unique name in a run; shards and snapshots key on it.
     pub name: String,
+    /// Where `name` is written in the file (none when the name comes from the file's path).
+    pub name_position: Option<Position>,
     /// The file it came from.
     pub file: PathBuf,
     /// What it models.
@@ -59,6 +65,8 @@ pub struct ContextSpec {
     pub name: String,
     /// ZMQ_IO_THREADS, when set.
     pub io_threads: Option<i32>,
+    /// ZMQ_MAX_SOCKETS, when set.
+    pub max_sockets: Option<i32>,
     /// ZMQ_BLOCKY, when set.
     pub blocky: Option<bool>,
 }
@@ -142,7 +150,7 @@ pub enum BindSpec {
     /// Chosen on the scenario's transport so that parallel runs never collide.
     Auto,
     /// Used as written.
-    Explicit(String),
+    Explicit(Endpoint),
 }
 
 /// Which socket of a proxy a connect reaches.
@@ -165,7 +173,7 @@ pub enum ConnectTarget {
         side: Option<ProxySide>,
     },
     /// Used as written.
-    Explicit(String),
+    Explicit(Endpoint),
 }
 
 /// One shutdown step.
@@ -230,6 +238,20 @@ impl NodeSpec {
         }
     }
 
+    /// How many sockets the node opens in its context: one per socket node, two for a proxy
+    /// (four when steerable: its control pair), and for a monitored node two more per socket
+    /// (libzmq's monitor socket and the reader's).
+    pub fn socket_count(&self) -> usize {
+        let sockets = match &self.body {
+            NodeBody::Proxy {
+                engine: Engine::Steerable,
+            } => 4,
+            NodeBody::Proxy { .. } => 2,
+            NodeBody::Endpoint(_) => 1,
+        };
+        if self.monitor { sockets * 3 } else { sockets }
+    }
+
     /// The endpoint part, for single-socket nodes.
     pub fn endpoint(&self) -> Option<&EndpointSpec> {
         match &self.body {
@@ -255,15 +277,55 @@ impl Scenario {
     }
 }
 
+/// What validation needs to know about the machine it will run on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Environment {
+    /// The temporary directory run folders (and automatic ipc endpoints) are made in.
+    pub temp_dir: PathBuf,
+}
+
+impl Environment {
+    /// This process's environment: `TMPDIR`, or `/tmp`.
+    pub fn current() -> Self {
+        Environment {
+            temp_dir: std::env::temp_dir(),
+        }
+    }
+}
+
 /// Reads, parses and validates one scenario file. `root` is the folder names are relative to.
 pub fn load(file: &Path, root: &Path) -> Result<Scenario, Vec<InputError>> {
-    let text = std::fs::read_to_string(file).map_err(|e| {
+    let bytes = std::fs::read(file).map_err(|e| {
         vec![InputError::whole(
             file,
             format!("cannot read scenario file: {e}"),
         )]
     })?;
+    let text = String::from_utf8(bytes).map_err(|e| vec![not_utf8(file, e.as_bytes(), &e)])?;
     parse(file, &text, &default_name(file, root))
+}
+
+/// The error for a file that is not UTF-8, at the first bad byte.
+fn not_utf8(file: &Path, bytes: &[u8], error: &std::string::FromUtf8Error) -> InputError {
+    let at = error.utf8_error().valid_up_to();
+    let valid = std::str::from_utf8(&bytes[..at]).unwrap_or_default();
+    let position = Position::of_offset(valid, valid.len());
+    let line_start = valid.rfind('\n').map_or(0, |i| i + 1);
+    let line_end = bytes[at..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(bytes.len(), |i| at + i);
+    let line = String::from_utf8_lossy(&bytes[line_start..line_end]);
+    let line = line.trim_end_matches('\r');
+    InputError::at_position(
+        file,
+        position,
+        Some(line),
+        format!(
+            "byte 0x{:02X} is not UTF-8: scenario files are UTF-8 text",
+            bytes[at]
+        ),
+    )
 }
 
 /// Parses and validates scenario text that came from `file`; `default_name` is used when the
@@ -276,7 +338,7 @@ pub fn parse(file: &Path, text: &str, default_name: &str) -> Result<Scenario, Ve
             None => InputError::whole(file, message),
         }]
     })?;
-    validate::validate(file, text, default_name, raw)
+    validate::validate(file, text, default_name, raw, &Environment::current())
 }
 
 /// The name a file gets when it has none: its path below `root` without `.toml`, or its stem
