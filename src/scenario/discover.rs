@@ -110,9 +110,10 @@ impl Walk {
         }
     }
 
-    /// Searches `dir`; `ancestors` are the real paths of the folders being searched above it.
+    /// Searches `dir`; `ancestors` are the folders being searched above it (real path, path
+    /// as reached).
     /// False when it was not searched: unreadable, a loop, or searched before.
-    fn folder(&mut self, dir: &Path, ancestors: &mut Vec<PathBuf>) -> bool {
+    fn folder(&mut self, dir: &Path, ancestors: &mut Vec<(PathBuf, PathBuf)>) -> bool {
         let real = match std::fs::canonicalize(dir) {
             Ok(real) => real,
             Err(e) => {
@@ -120,11 +121,11 @@ impl Walk {
                 return false;
             }
         };
-        if let Some(outer) = ancestors.iter().find(|a| **a == real) {
+        if let Some((_, outer)) = ancestors.iter().find(|(a, _)| *a == real) {
             self.errors.push(InputError::whole(
                 dir,
                 format!(
-                    "symlink loop: this folder is {}, which contains it; each folder is searched once",
+                    "symlink loop: this is folder {} again, which contains it; each folder is searched once",
                     outer.display()
                 ),
             ));
@@ -143,7 +144,7 @@ impl Walk {
         };
         let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         paths.sort();
-        ancestors.push(real);
+        ancestors.push((real, dir.to_owned()));
         for path in paths {
             match std::fs::metadata(&path) {
                 Ok(meta) if meta.is_dir() => {

@@ -295,6 +295,15 @@ impl Environment {
 
 /// Reads, parses and validates one scenario file. `root` is the folder names are relative to.
 pub fn load(file: &Path, root: &Path) -> Result<Scenario, Vec<InputError>> {
+    load_in(file, root, &Environment::current())
+}
+
+/// [`load`], checked against `environment`.
+fn load_in(
+    file: &Path,
+    root: &Path,
+    environment: &Environment,
+) -> Result<Scenario, Vec<InputError>> {
     let bytes = std::fs::read(file).map_err(|e| {
         vec![InputError::whole(
             file,
@@ -302,7 +311,7 @@ pub fn load(file: &Path, root: &Path) -> Result<Scenario, Vec<InputError>> {
         )]
     })?;
     let text = String::from_utf8(bytes).map_err(|e| vec![not_utf8(file, e.as_bytes(), &e)])?;
-    parse(file, &text, &default_name(file, root))
+    parse_in(file, &text, &default_name(file, root), environment)
 }
 
 /// The error for a file that is not UTF-8, at the first bad byte.
@@ -331,6 +340,16 @@ fn not_utf8(file: &Path, bytes: &[u8], error: &std::string::FromUtf8Error) -> In
 /// Parses and validates scenario text that came from `file`; `default_name` is used when the
 /// file has no `name`.
 pub fn parse(file: &Path, text: &str, default_name: &str) -> Result<Scenario, Vec<InputError>> {
+    parse_in(file, text, default_name, &Environment::current())
+}
+
+/// [`parse`], checked against `environment`.
+fn parse_in(
+    file: &Path,
+    text: &str,
+    default_name: &str,
+    environment: &Environment,
+) -> Result<Scenario, Vec<InputError>> {
     let raw: raw::RawScenario = toml::from_str(text).map_err(|e| {
         let message = e.message().trim_end().to_owned();
         vec![match e.span() {
@@ -338,7 +357,7 @@ pub fn parse(file: &Path, text: &str, default_name: &str) -> Result<Scenario, Ve
             None => InputError::whole(file, message),
         }]
     })?;
-    validate::validate(file, text, default_name, raw, &Environment::current())
+    validate::validate(file, text, default_name, raw, environment)
 }
 
 /// The name a file gets when it has none: its path below `root` without `.toml`, or its stem
@@ -357,5 +376,64 @@ pub fn default_name(file: &Path, root: &Path) -> String {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod fixture_tests {
+    //! Every file and folder in `tests/fixtures/bad-input/` is rejected with exactly the errors
+    //! in its `.expected` file (paths shown relative to that folder).
+
+    use super::*;
+
+    /// A temporary directory as long as some CI runners' (automatic ipc paths are checked in it).
+    const LONG_TEMP_DIR: &str =
+        "/home/runner/work/_temp/a-temporary-folder-with-a-long-name-chosen-by-the-ci-runner";
+
+    fn fixtures() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad-input")
+    }
+
+    fn errors_of(path: &Path) -> Vec<InputError> {
+        let environment = Environment {
+            temp_dir: PathBuf::from(LONG_TEMP_DIR),
+        };
+        if path.is_dir() {
+            discover::discover(&[path.to_owned()], &fixtures())
+                .map(|_| ())
+                .map_err(|e| e.0)
+        } else {
+            load_in(path, &fixtures(), &environment).map(|_| ())
+        }
+        .expect_err("a bad-input fixture is rejected")
+    }
+
+    #[test]
+    fn every_bad_input_fixture_gives_its_expected_errors() {
+        let dir = fixtures();
+        let mut checked = 0;
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .expect("the fixture folder")
+            .map(|e| e.expect("an entry").path())
+            .filter(|p| p.is_dir() || p.extension().is_some_and(|e| e == "toml"))
+            .collect();
+        entries.sort();
+        for path in entries {
+            let expected_file = path.with_extension("expected");
+            let expected = std::fs::read_to_string(&expected_file)
+                .unwrap_or_else(|e| panic!("{}: {e}", expected_file.display()));
+            let prefix = format!("{}/", dir.display());
+            let errors = errors_of(&path);
+            let shown: Vec<String> = errors
+                .iter()
+                .map(|e| e.to_string().replace(&prefix, ""))
+                .collect();
+            assert_eq!(shown.join("\n"), expected.trim_end(), "{}", path.display());
+            for error in &errors {
+                assert!(error.render().len() < 2000, "{error}: rendered whole");
+            }
+            checked += 1;
+        }
+        assert!(checked >= 20, "only {checked} fixtures");
     }
 }
