@@ -186,14 +186,16 @@ impl Validator<'_> {
         }
     }
 
-    /// Checks a name written in the file against the rule of its kind.
-    fn name(&mut self, kind: NameKind, value: &Spanned<String>) {
-        if let Err(problem) = names::check(kind, value.get_ref()) {
+    /// Checks a name written in the file against the rule of its kind; false if it breaks it.
+    fn name(&mut self, kind: NameKind, value: &Spanned<String>) -> bool {
+        let problem = names::check(kind, value.get_ref()).err();
+        if let Some(problem) = &problem {
             self.error(
                 value.span(),
                 format!("{kind} must be {}: {problem}", kind.rule()),
             );
         }
+        problem.is_none()
     }
 
     fn scenario(&mut self, default_name: &str, raw: RawScenario) -> Scenario {
@@ -401,7 +403,9 @@ impl Validator<'_> {
         let Some(at) = &raw.expect_hang_at else {
             return;
         };
-        self.name(NameKind::Label, at);
+        if !self.name(NameKind::Label, at) {
+            return;
+        }
         if *raw.expect.get_ref() != Expect::Hang {
             self.error(at.span(), "expect_hang_at needs expect = \"hang\"");
             return;
