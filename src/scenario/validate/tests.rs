@@ -303,9 +303,7 @@ fn connects_resolve_to_nodes_and_proxy_sides() {
     rejected(&node("x"), "13:11", "cannot connect to itself");
     rejected(&node("ghost"), "13:11", "connect names no node `ghost`");
     rejected(
-        &format!(
-            "expect = \"clean\"\n[[nodes]]\nname = \"a\"\nkind = \"publisher\"\nconnect = \"tcp://127.0.0.1:1\"\n[[nodes]]\nname = \"b\"\nkind = \"subscriber\"\nconnect = \"a\"\n"
-        ),
+        "expect = \"clean\"\n[[nodes]]\nname = \"a\"\nkind = \"publisher\"\nconnect = \"tcp://127.0.0.1:1\"\n[[nodes]]\nname = \"b\"\nkind = \"subscriber\"\nconnect = \"a\"\n",
         "9:11",
         "binds nothing",
     );
