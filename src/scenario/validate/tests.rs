@@ -504,3 +504,35 @@ fn automatic_ipc_paths_are_measured_in_the_temporary_directory() {
     let tcp = text.replace("\"ipc\"", "\"tcp\"");
     assert_eq!(errors_in(&tcp, &too_long), Vec::<String>::new());
 }
+
+#[test]
+fn the_format_documents_every_range() {
+    let docs = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/scenario-format.md"
+    ))
+    .expect("docs/scenario-format.md");
+    for (field, b) in [
+        ("io_threads", bounds::IO_THREADS),
+        ("max_sockets", bounds::MAX_SOCKETS),
+        ("linger_ms", bounds::LINGER_MS),
+        ("sndhwm", bounds::HWM),
+        ("messages", bounds::MESSAGES),
+        ("expect_messages", bounds::MESSAGES),
+        ("send", bounds::MESSAGES),
+        ("size", bounds::SIZE),
+        ("rate", bounds::RATE),
+        ("poll_ms", bounds::POLL_MS),
+    ] {
+        let row = docs
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{field}`")))
+            .unwrap_or_else(|| panic!("no row for `{field}`"));
+        assert!(
+            row.contains(&format!("integer {}–{}", b.min, b.max)),
+            "`{field}`: {row}"
+        );
+    }
+    assert!(docs.contains("from `1ms` to `1day`"));
+    assert!(docs.contains("at most 107 bytes"));
+}
