@@ -282,6 +282,9 @@ impl Scenario {
 pub struct Environment {
     /// The temporary directory run folders (and automatic ipc endpoints) are made in.
     pub temp_dir: PathBuf,
+    /// How many files a process may open (the soft `RLIMIT_NOFILE`, `ulimit -n`); `None` when
+    /// unlimited or unknown. The scenario's process inherits it.
+    pub open_files: Option<u64>,
 }
 
 impl Environment {
@@ -289,8 +292,20 @@ impl Environment {
     pub fn current() -> Self {
         Environment {
             temp_dir: std::env::temp_dir(),
+            open_files: open_files_limit(),
         }
     }
+}
+
+/// The soft `RLIMIT_NOFILE` of this process.
+fn open_files_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` through a valid pointer to a local.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) };
+    (rc == 0 && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
 }
 
 /// Reads, parses and validates one scenario file. `root` is the folder names are relative to.
@@ -382,13 +397,17 @@ pub fn default_name(file: &Path, root: &Path) -> String {
 #[cfg(test)]
 mod fixture_tests {
     //! Every file and folder in `tests/fixtures/bad-input/` is rejected with exactly the errors
-    //! in its `.expected` file (paths shown relative to that folder).
+    //! in its `.expected` file (paths shown relative to that folder), checked with a long
+    //! temporary directory and a small `ulimit -n`.
 
     use super::*;
 
     /// A temporary directory as long as some CI runners' (automatic ipc paths are checked in it).
     const LONG_TEMP_DIR: &str =
         "/home/runner/work/_temp/a-temporary-folder-with-a-long-name-chosen-by-the-ci-runner";
+
+    /// A small `ulimit -n`, as some CI runners have.
+    const OPEN_FILES: u64 = 1100;
 
     fn fixtures() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad-input")
@@ -397,6 +416,7 @@ mod fixture_tests {
     fn errors_of(path: &Path) -> Vec<InputError> {
         let environment = Environment {
             temp_dir: PathBuf::from(LONG_TEMP_DIR),
+            open_files: Some(OPEN_FILES),
         };
         if path.is_dir() {
             discover::discover(&[path.to_owned()], &fixtures())

@@ -46,7 +46,13 @@ pub enum NameProblem {
     Absolute,
     /// A `/`-separated part that is empty, `.` or `..`.
     BadPart(String),
+    /// A `/`-separated part longer than a file name can be (with its suffix), in bytes.
+    LongPart(usize),
 }
+
+/// The longest part of a scenario name, in bytes: a file name is at most 255 bytes, and a
+/// snapshot adds `.snap`.
+pub const PART_MAX: usize = 250;
 
 impl fmt::Display for NameProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -64,6 +70,10 @@ impl fmt::Display for NameProblem {
                     "it has a `{part}` part (names cannot leave their folder)"
                 )
             }
+            NameProblem::LongPart(len) => write!(
+                f,
+                "a part between `/`s is {len} bytes, longer than the {PART_MAX} a file name can take"
+            ),
         }
     }
 }
@@ -73,7 +83,7 @@ impl NameKind {
     pub fn rule(self) -> &'static str {
         match self {
             NameKind::Scenario => {
-                "non-empty, relative, `/`-separated parts that are not empty, `.` or `..`, no control characters"
+                "non-empty, relative, `/`-separated parts that are not empty, `.` or `..` and at most 250 bytes, no control characters"
             }
             NameKind::Node => "non-empty, no `.`, `/`, `\\`, spaces or control characters",
             NameKind::Context | NameKind::Label => "non-empty, no control characters",
@@ -114,6 +124,7 @@ fn relative_parts(name: &str) -> Result<Vec<&str>, NameProblem> {
         .map(|part| {
             let mut components = Path::new(part).components();
             match (components.next(), components.next()) {
+                _ if part.len() > PART_MAX => Err(NameProblem::LongPart(part.len())),
                 (Some(Component::Normal(_)), None) if !part.is_empty() => Ok(part),
                 _ => Err(NameProblem::BadPart(part.to_owned())),
             }
@@ -202,6 +213,14 @@ mod tests {
         assert_eq!(
             check(NameKind::Scenario, "a//x"),
             Err(NameProblem::BadPart(String::new()))
+        );
+        assert_eq!(check(NameKind::Scenario, &"n".repeat(PART_MAX)), Ok(()));
+        assert_eq!(
+            check(
+                NameKind::Scenario,
+                &format!("a/{}", "n".repeat(PART_MAX + 1))
+            ),
+            Err(NameProblem::LongPart(PART_MAX + 1))
         );
         assert_eq!(
             check(NameKind::Scenario, "ok\nFAIL x"),

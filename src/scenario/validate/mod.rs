@@ -365,8 +365,50 @@ impl Validator<'_> {
                 );
             }
         }
+        if let Some(limit) = self.environment.open_files {
+            self.open_files(raw, contexts, nodes, limit);
+        }
         if transport == Transport::Ipc {
             self.auto_ipc_paths(raw, nodes);
+        }
+    }
+
+    /// Every socket holds a file descriptor (its mailbox), and every context a few of its own
+    /// once it has a socket (its reaper's mailbox and poller, its own mailbox, two per I/O
+    /// thread): a scenario that needs more than the process may open fails with "Too many open
+    /// files" at some node. This counts the least it needs, so it never refuses a scenario that
+    /// could run.
+    fn open_files(
+        &mut self,
+        raw: &RawScenario,
+        contexts: &[ContextSpec],
+        nodes: &[NodeSpec],
+        limit: u64,
+    ) {
+        const STDIO: usize = 3;
+        let per_context = |c: &ContextSpec| 3 + 2 * c.io_threads.map_or(1, |n| n.max(0) as usize);
+        // libzmq starts a context's threads with its first socket: unused contexts take none.
+        let used = contexts
+            .iter()
+            .enumerate()
+            .filter(|(c, _)| nodes.iter().any(|n| n.context == *c));
+        let mut needed = STDIO + used.map(|(_, c)| per_context(c)).sum::<usize>();
+        for (i, node) in nodes.iter().enumerate() {
+            needed += node.socket_count();
+            if needed as u64 > limit {
+                let total = needed
+                    + nodes[i + 1..]
+                        .iter()
+                        .map(NodeSpec::socket_count)
+                        .sum::<usize>();
+                self.error(
+                    raw.nodes[i].name.span(),
+                    format!(
+                        "the scenario needs at least {total} file descriptors (one per socket, a few per context), more than this process may open ({limit}, `ulimit -n`; this node is the first over it): raise the limit or use fewer sockets"
+                    ),
+                );
+                return;
+            }
         }
     }
 

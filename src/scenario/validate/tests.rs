@@ -10,6 +10,7 @@ use crate::scenario::*;
 fn environment(temp_dir: &str) -> Environment {
     Environment {
         temp_dir: PathBuf::from(temp_dir),
+        open_files: None,
     }
 }
 
@@ -535,4 +536,32 @@ fn the_format_documents_every_range() {
     }
     assert!(docs.contains("from `1ms` to `1day`"));
     assert!(docs.contains("at most 107 bytes"));
+}
+
+#[test]
+fn sockets_beyond_the_open_files_limit_are_refused_at_the_first_node_over_it() {
+    let contexts =
+        "[[contexts]]\nname = \"main\"\nio_threads = 2\n[[contexts]]\nname = \"unused\"\n";
+    let text = sockets(20, contexts, false);
+    let with_limit = |open_files| {
+        let environment = Environment {
+            temp_dir: PathBuf::from("/tmp"),
+            open_files: Some(open_files),
+        };
+        parse_in(Path::new("t.toml"), &text, "t", &environment)
+    };
+    // stdio 3 + the context's 3 + 2 per I/O thread 4 + 20 sockets = 30; `unused` has no
+    // socket, so libzmq never starts it.
+    assert!(with_limit(30).is_ok());
+    let errors = with_limit(29).unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].position.map(|p| p.line), Some(8 + 5 * 19 + 1));
+    assert!(
+        errors[0]
+            .message
+            .starts_with("the scenario needs at least 30 file descriptors"),
+        "{}",
+        errors[0].message
+    );
+    assert!(errors[0].message.contains("(29, `ulimit -n`"));
 }
