@@ -516,7 +516,8 @@ proptest! {
         } else if !name.trim().is_empty() && !name.contains("..") && !name.starts_with('/') {
             // Refused for a reason the rules give: a control character or an odd part.
             prop_assert!(
-                name.chars().any(char::is_control) || name.split('/').any(|p| p.is_empty() || p == "."),
+                name.chars().any(char::is_control)
+                    || name.split('/').any(|p| p.is_empty() || p == "." || p.len() > 250),
                 "{:?} refused", name
             );
         }
