@@ -388,13 +388,37 @@ fn every_bad_input_fixture_is_exit_2_with_short_excerpts() {
         "not-utf8.toml:2:19: byte 0xE9 is not UTF-8",
         "size-too-large.toml:6:8: size must be from 1 to 67108864 bytes",
         "name-climbs-out.toml:1:8:",
-        "symlink loop",
     ] {
         assert!(stderr.contains(expected), "{expected} in {stderr}");
     }
     // The 20 000-character line is cut around its column, never echoed whole.
     let longest = stderr.lines().map(str::len).max().unwrap_or(0);
     assert!(longest < 1000, "a {longest}-byte line in the output");
+}
+
+#[test]
+fn a_symlink_loop_is_named_once_as_a_loop() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(dir.path(), "a.toml", "expect = \"clean\"\n");
+    std::fs::create_dir(dir.path().join("sub")).expect("folder");
+    std::os::unix::fs::symlink("..", dir.path().join("sub/up")).expect("symlink");
+    std::os::unix::fs::symlink("self.toml", dir.path().join("self.toml")).expect("symlink");
+    let output = termwatch()
+        .arg("check")
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("sub/up: symlink loop: this is folder"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("self.toml: symlink loop: this link leads back to itself"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("2 error(s)"), "{stderr}");
 }
 
 #[test]

@@ -1,9 +1,13 @@
 //! Scenario files: what they mean once parsed and validated.
 //!
-//! Parsing runs in passes (see the `raw` and `validate` submodules): TOML → [`raw::RawScenario`]
-//! (spanned) → [`Scenario`] (names resolved, defaults applied, every step checked against its
-//! node). The rest of the crate only ever sees a [`Scenario`]. The format is documented in
-//! `docs/scenario-format.md`.
+//! Parsing runs in passes (see the `raw` and `validate` submodules): bytes → UTF-8 text (a bad
+//! byte is reported at its line and column) → TOML → [`raw::RawScenario`] (spanned) →
+//! [`Scenario`] (names resolved, defaults applied, numbers in range, endpoints parsed into
+//! [`Endpoint`], every step checked against its node, and what the machine would refuse checked
+//! against the [`Environment`]: ipc path lengths under `TMPDIR`, sockets per context, open
+//! files). The rest of the crate only ever sees a [`Scenario`]. Name rules and the one function
+//! that turns a name into a path are in [`names`]; finding files in folders is [`discover`]. The
+//! format is documented in `docs/scenario-format.md`.
 
 pub mod discover;
 pub mod endpoint;
@@ -413,19 +417,49 @@ mod fixture_tests {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad-input")
     }
 
-    fn errors_of(path: &Path) -> Vec<InputError> {
+    /// The errors of a fixture file, or of a fixture folder copied to a temporary folder with
+    /// the symlinks its `.links` file lists (`link -> target`, relative to the folder), shown
+    /// with paths relative to the folder they are in.
+    fn errors_of(path: &Path) -> Vec<String> {
         let environment = Environment {
             temp_dir: PathBuf::from(LONG_TEMP_DIR),
             open_files: Some(OPEN_FILES),
         };
-        if path.is_dir() {
-            discover::discover(&[path.to_owned()], &fixtures())
-                .map(|_| ())
-                .map_err(|e| e.0)
-        } else {
-            load_in(path, &fixtures(), &environment).map(|_| ())
+        let relative = |errors: Vec<InputError>, dir: &Path| {
+            let prefix = format!("{}/", dir.display());
+            errors
+                .iter()
+                .inspect(|e| assert!(e.render().len() < 2000, "{e}: rendered whole"))
+                .map(|e| e.to_string().replace(&prefix, ""))
+                .collect()
+        };
+        if !path.is_dir() {
+            let errors = load_in(path, &fixtures(), &environment).expect_err("rejected");
+            return relative(errors, &fixtures());
         }
-        .expect_err("a bad-input fixture is rejected")
+        let temp = tempfile::tempdir().expect("a temporary folder");
+        let copy = temp.path().join(path.file_name().expect("a folder name"));
+        copy_folder(path, &copy);
+        let links = std::fs::read_to_string(path.with_extension("links")).unwrap_or_default();
+        for line in links.lines() {
+            let (link, target) = line.split_once(" -> ").expect("`link -> target`");
+            std::os::unix::fs::symlink(target, copy.join(link)).expect("a symlink");
+        }
+        let errors = discover::discover(&[copy], temp.path()).expect_err("rejected");
+        relative(errors.0, temp.path())
+    }
+
+    fn copy_folder(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).expect("a folder");
+        for entry in std::fs::read_dir(from).expect("a fixture folder") {
+            let path = entry.expect("an entry").path();
+            let target = to.join(path.file_name().expect("a name"));
+            if path.is_dir() {
+                copy_folder(&path, &target);
+            } else {
+                std::fs::copy(&path, &target).expect("a copy");
+            }
+        }
     }
 
     #[test]
@@ -442,16 +476,8 @@ mod fixture_tests {
             let expected_file = path.with_extension("expected");
             let expected = std::fs::read_to_string(&expected_file)
                 .unwrap_or_else(|e| panic!("{}: {e}", expected_file.display()));
-            let prefix = format!("{}/", dir.display());
-            let errors = errors_of(&path);
-            let shown: Vec<String> = errors
-                .iter()
-                .map(|e| e.to_string().replace(&prefix, ""))
-                .collect();
+            let shown = errors_of(&path);
             assert_eq!(shown.join("\n"), expected.trim_end(), "{}", path.display());
-            for error in &errors {
-                assert!(error.render().len() < 2000, "{error}: rendered whole");
-            }
             checked += 1;
         }
         assert!(checked >= 20, "only {checked} fixtures");

@@ -1,5 +1,5 @@
 //! The first parsing pass: a serde mirror of a scenario file, every field spanned so that the
-//! second pass ([`super::validate`]) can point at the line and column of whatever it rejects.
+//! second pass (`validate`) can point at the line and column of whatever it rejects.
 //!
 //! Nodes are one flat struct with optional fields, not a tagged enum: serde's internally tagged
 //! enums lose spans, and "field `topic` is not allowed on a subscriber" is a better message than
@@ -43,7 +43,7 @@ pub struct RawContext {
     pub blocky: Option<Spanned<bool>>,
 }
 
-/// A `[[nodes]]` table: every field any kind takes; [`super::validate`] checks which apply.
+/// A `[[nodes]]` table: every field any kind takes; `validate` checks which apply.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawNode {
