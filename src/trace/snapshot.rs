@@ -64,12 +64,22 @@ fn render_group(out: &mut String, group: &TraceGroup) {
     }
 }
 
-/// Where the snapshot of scenario `name` lives under `dir`.
-pub fn snapshot_path(dir: &Path, name: &str) -> PathBuf {
+/// Where the snapshot of scenario `name` lives under `dir`: its `/`-separated parts as
+/// folders, `.snap` added to the last (as insta names files); `None` when a part would lead
+/// anywhere but down (empty, `.`, `..`), so nothing is ever written outside `dir`.
+pub fn snapshot_path(dir: &Path, name: &str) -> Option<PathBuf> {
+    let parts: Vec<&str> = name.split('/').collect();
+    if parts
+        .iter()
+        .any(|p| p.is_empty() || *p == "." || *p == "..")
+    {
+        return None;
+    }
+    let (last, folders) = parts.split_last()?;
     let mut path = dir.to_owned();
-    path.extend(name.split('/'));
-    path.set_extension("snap");
-    path
+    path.extend(folders);
+    path.push(format!("{last}.snap"));
+    Some(path)
 }
 
 /// What is wrong with a snapshot file.
@@ -268,7 +278,18 @@ pub fn compare(
     {
         return None;
     }
-    let path = snapshot_path(&options.dir, &scenario.name);
+    let Some(path) = snapshot_path(&options.dir, &scenario.name) else {
+        return Some(SnapshotVerdict {
+            path: String::new(),
+            status: SnapshotStatus::Missing,
+            diff: None,
+            failure: Some(format!(
+                "the name `{}` cannot name a snapshot file under {} (an empty, `.` or `..` part)",
+                scenario.name,
+                options.dir.display()
+            )),
+        });
+    };
     let shown = path.display().to_string();
     let verdict = |status, diff, failure| {
         Some(SnapshotVerdict {
@@ -350,8 +371,16 @@ mod tests {
     #[test]
     fn a_written_snapshot_reads_back_and_matches_its_rendering() {
         let dir = tempfile::tempdir().unwrap();
-        let path = snapshot_path(dir.path(), "async/case");
+        let path = snapshot_path(dir.path(), "async/case").unwrap();
         assert!(path.ends_with("async/case.snap"));
+        assert!(
+            snapshot_path(dir.path(), "v1.2")
+                .unwrap()
+                .ends_with("v1.2.snap")
+        );
+        for outside in ["../x", "a/../../x", "/etc/x", "a//b", "./x", ""] {
+            assert_eq!(snapshot_path(dir.path(), outside), None, "{outside}");
+        }
         assert_eq!(read_body(&path).unwrap(), None);
         write(&path, "scenarios/async/case.toml", "line one\nline two\n").unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
