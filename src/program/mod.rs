@@ -1,15 +1,15 @@
 //! Programs under test: one user program started in a process group of its own with its stdin
 //! a pipe and its stdout/stderr captured (bounded, the tail kept), every process it starts
 //! tracked, and everything killed and reaped at the end: also when termwatch itself dies, by
-//! the kernel (the parent-death signal) and by a [`guard`] process that kills the group.
+//! the kernel (the parent-death signal) and by the run's janitor, told the program's group
+//! and every process it started (see [`crate::runner::guard`]).
 //!
 //! ```text
 //! termwatch (child subreaper) ─spawn─▶ program (own pgid, PDEATHSIG) ─fork─▶ its children
-//!      └─spawn─▶ guard (own pgid): stdin closes without a word ─▶ kill the program's group
+//!      └──pipe: group, processes ──▶ janitor (own group): at EOF kill them
 //! ```
 //! Both `termwatch exec` and `kind = "program"` scenario nodes run programs through this.
 
-pub mod guard;
 mod tree;
 
 use std::collections::BTreeSet;
@@ -25,6 +25,7 @@ use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
 use crate::probe::{ProbeMonitor, ProbeReport, ProbeSetup};
+use crate::runner::guard::{Janitor, die_with_parent};
 use crate::stacks::StackCapture;
 
 /// How much of each output stream is kept.
@@ -129,7 +130,6 @@ impl Tail {
 pub type Line = String;
 
 /// A running program.
-#[derive(Debug)]
 pub struct Program {
     child: Child,
     /// Its pid, which is also its process group id.
@@ -141,7 +141,9 @@ pub struct Program {
     /// Every process seen in its tree or group, the program itself included.
     seen: BTreeSet<i32>,
     status: Option<ExitStatus>,
-    guard: Option<guard::Guard>,
+    janitor: Option<&'static Janitor>,
+    /// Whether everything was killed and reaped.
+    done: bool,
     probe: Option<ProbeMonitor>,
     /// Why the probe is not loaded, when it is not.
     pub probe_note: Option<String>,
@@ -183,10 +185,10 @@ fn drain(
 }
 
 impl Program {
-    /// Starts `spec` with the probe preloaded; `guard_exe` is this binary, run as the guard;
-    /// `run_dir` is the run's private folder (the probe library is written there, and the
-    /// guard removes it if termwatch dies). An error means nothing runs.
-    pub fn spawn(spec: &ProgramSpec, guard_exe: &Path, run_dir: &Path) -> std::io::Result<Program> {
+    /// Starts `spec` with the probe preloaded; `exe` is this binary (the janitor runs it);
+    /// `run_dir` is a private folder the probe library is written to. An error means nothing
+    /// runs.
+    pub fn spawn(spec: &ProgramSpec, exe: &Path, run_dir: &Path) -> std::io::Result<Program> {
         let (program, args) = spec
             .command
             .split_first()
@@ -202,18 +204,19 @@ impl Program {
         if let Some(cwd) = &spec.cwd {
             command.current_dir(cwd);
         }
-        let parent = std::process::id() as libc::pid_t;
-        // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) between fork and exec.
+        die_with_parent(&mut command);
+        let parent = std::process::id() as libc::c_ulong;
+        // SAFETY: only prctl(2), async-signal-safe, runs between fork and exec.
         unsafe {
             command.pre_exec(move || {
-                // Dies with us; and our descendants (gdb) may trace it under Yama's default.
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-                libc::prctl(libc::PR_SET_PTRACER, parent as libc::c_ulong, 0, 0, 0);
-                if libc::getppid() != parent {
-                    libc::_exit(127);
-                }
+                // Our descendants (gdb, py-spy) may trace it under Yama's default scope.
+                libc::prctl(libc::PR_SET_PTRACER, parent, 0, 0, 0);
                 Ok(())
             });
+        }
+        let janitor = Janitor::get(exe);
+        if let Some(janitor) = janitor {
+            lock(&OWN_CHILDREN).insert(janitor.pid());
         }
         let probe = ProbeSetup::new(run_dir).and_then(|probe| {
             probe.configure(&mut command)?;
@@ -231,17 +234,9 @@ impl Program {
                 )),
             ),
         };
-        let guard = match guard::Guard::start(guard_exe, pid, run_dir) {
-            Ok(guard) => guard,
-            Err(e) => {
-                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-                let _ = child.wait();
-                return Err(std::io::Error::other(format!(
-                    "cannot start the guard process: {e}"
-                )));
-            }
-        };
-        lock(&OWN_CHILDREN).insert(guard.pid());
+        if let Some(janitor) = janitor {
+            janitor.group(pid);
+        }
         let (stdout, stderr) = (Arc::default(), Arc::default());
         let (tx, lines) = mpsc::channel();
         if let Some(pipe) = child.stdout.take() {
@@ -259,7 +254,8 @@ impl Program {
             lines,
             seen: BTreeSet::from([pid]),
             status: None,
-            guard: Some(guard),
+            janitor,
+            done: false,
             probe,
             probe_note,
         })
@@ -286,10 +282,10 @@ impl Program {
         let own = lock(&OWN_CHILDREN).clone();
         let alive = tree::alive_descendants(self.pid, &mut self.seen, &own);
         if self.seen.len() > known
-            && let Some(guard) = &mut self.guard
+            && let Some(janitor) = self.janitor
         {
             for &pid in alive.iter().filter(|&&p| p != self.pid) {
-                guard.watch(pid);
+                janitor.process(pid);
             }
         }
         tree::reap_orphans(&self.seen, self.pid);
@@ -340,11 +336,14 @@ impl Program {
         if let Some(probe) = self.probe.take() {
             probe.finish(Duration::from_millis(200));
         }
-        if let Some(guard) = self.guard.take() {
-            let guard_pid = guard.pid();
-            guard.disarm();
-            lock(&OWN_CHILDREN).retain(|&p| p != guard_pid && p != self.pid);
+        if let Some(janitor) = self.janitor {
+            janitor.forget_group(self.pid);
+            for &pid in self.seen.iter().filter(|&&p| p != self.pid) {
+                janitor.forget_process(pid);
+            }
         }
+        lock(&OWN_CHILDREN).remove(&self.pid);
+        self.done = true;
         (self.status, others)
     }
 
@@ -372,7 +371,7 @@ impl Program {
 
 impl Drop for Program {
     fn drop(&mut self) {
-        if self.guard.is_some() {
+        if !self.done {
             self.kill_all();
         }
     }

@@ -2,20 +2,13 @@
 //! with an error code, crash, print nothing, leave a child running) each get a clear verdict,
 //! and nothing they started is left running afterwards, also when termwatch itself is killed.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use assert_cmd::Command;
 use serde_json::Value;
 
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(90);
-
-fn termwatch() -> Command {
-    let mut cmd = Command::cargo_bin("termwatch").expect("binary built");
-    cmd.timeout(COMMAND_TIMEOUT);
-    cmd
-}
+use crate::support::{termwatch, termwatch_process};
 
 /// Runs `exec --format json ARGS`; returns the exit code and the scenario line.
 fn exec_json(args: &[&str]) -> (i32, Value) {
@@ -198,8 +191,7 @@ fn nothing_is_left_running_when_termwatch_itself_is_killed() {
         "echo $$ > {p}; sleep 300 & echo $! >> {p}; setsid sleep 301 & echo $! >> {p}; wait",
         p = pids.display()
     );
-    let exe: PathBuf = assert_cmd::cargo::cargo_bin("termwatch");
-    let mut termwatch = std::process::Command::new(exe)
+    let mut termwatch = termwatch_process()
         .args(["exec", "--deadline", "60s", "--", "sh", "-c", &script])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -1,41 +1,24 @@
 //! The probe inside real pyzmq programs (the examples): each runs with the probe preloaded;
 //! a hang is declared when the program has not exited a deadline after it says `terminating`,
-//! and the report made then must name what term waits for. Needs Python with pyzmq: found
-//! through `TERMWATCH_PYTHON` (set by `.ci/run`) or `target/venv/bin/python`; the tests say so
-//! in one line and pass when it is missing.
+//! and the report made then must name what term waits for. Needs Python with pyzmq
+//! ([`python`]); the tests say so in one line and pass when it is missing.
+//! `TERMWATCH_PROBE_REPEAT=N` runs each N times; `TERMWATCH_PROBE_SHOW=1` prints the reports.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use termwatch::probe::{ProbeReport, ProbeSetup, ProbeState};
 
+use crate::support::{python, workspace_path};
+
 /// How long a program may take from `terminating` to its exit.
 const DEADLINE: Duration = Duration::from_millis(1500);
 /// How long a program may take to get to `terminating`.
 const STARTUP: Duration = Duration::from_secs(30);
-
-fn python() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let candidate = std::env::var_os("TERMWATCH_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target/venv/bin/python"));
-    let works = Command::new(&candidate)
-        .args(["-c", "import zmq"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !works {
-        eprintln!(
-            "note: no Python with pyzmq at {} (set TERMWATCH_PYTHON): probe example test skipped",
-            candidate.display()
-        );
-    }
-    works.then_some(candidate)
-}
 
 /// What one run gave.
 struct Run {
@@ -65,11 +48,7 @@ fn run_example(python: &Path, script: &str, args: &[&str]) -> Run {
     let probe = ProbeSetup::new(dir.path()).unwrap();
     let mut command = Command::new(python);
     command
-        .arg(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("examples")
-                .join(script),
-        )
+        .arg(workspace_path("examples").join(script))
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -121,7 +100,9 @@ fn endpoint(lines: &[String]) -> String {
 /// Runs `script args` `TERMWATCH_PROBE_REPEAT` times (default 1), expecting a hang whose
 /// report holds every piece of `expect(endpoint)`.
 fn expect_hang(script: &str, args: &[&str], expect: impl Fn(&str) -> Vec<String>) {
-    let Some(python) = python() else { return };
+    let Some(python) = python("probe example test") else {
+        return;
+    };
     for _ in 0..repeats() {
         let run = run_example(&python, script, args);
         let report = run
@@ -142,7 +123,9 @@ fn expect_hang(script: &str, args: &[&str], expect: impl Fn(&str) -> Vec<String>
 
 /// Runs `script args`, expecting a clean exit with every socket closed and term returned.
 fn expect_clean(script: &str, args: &[&str]) {
-    let Some(python) = python() else { return };
+    let Some(python) = python("probe example test") else {
+        return;
+    };
     for _ in 0..repeats() {
         let run = run_example(&python, script, args);
         assert!(
