@@ -5,7 +5,7 @@
 use super::registry::{ActiveStep, NodeCounters, OwnerState, RegistryState, SocketEntry};
 use crate::outcome::{Diagnostics, NodeReport, SocketReport, ThreadReport};
 use crate::procfs::{self, ProcThread, Syscall};
-use crate::scenario::{Action, Engine, Mode, NodeBody, OnEterm, Scenario, TRAFFIC_LABEL};
+use crate::scenario::{Action, Engine, Mode, NodeBody, OnEterm, Scenario, StopHow, TRAFFIC_LABEL};
 use crate::trace::normalize::MONITOR_READER_ROLE;
 
 fn linger_words(linger_ms: Option<i32>) -> String {
@@ -263,6 +263,15 @@ fn hang_summary(
             "the receive task of node `{}` did not end after abort.",
             node_name(*node)
         ),
+        Some(Action::Stop { node, how }) => format!(
+            "program `{}` did not exit after the stop ({}); what it was doing is below.",
+            node_name(*node),
+            match how {
+                StopHow::Wait => "waiting for it to end by itself".to_owned(),
+                StopHow::Signal(signal) => format!("{signal} sent to its process group"),
+                StopHow::StdinClose => "its stdin closed".to_owned(),
+            }
+        ),
         None if active.label == TRAFFIC_LABEL => traffic_summary(state),
         _ => "the phase did not finish.".to_owned(),
     };
@@ -289,10 +298,7 @@ fn owner_cannot_hear(scenario: &Scenario, node: usize) -> String {
             spec.name
         ),
         NodeBody::Endpoint(_) => format!("the owner of node `{}` did not answer.", spec.name),
-        NodeBody::Program(_) => format!(
-            "program `{}` did not exit: see its stacks below.",
-            spec.name
-        ),
+        NodeBody::Program(_) => format!("program `{}` takes no step but `stop`.", spec.name),
     }
 }
 
