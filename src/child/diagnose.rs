@@ -3,10 +3,12 @@
 //! that starts with the step that hung.
 
 use super::procfs::{self, ProcThread, Syscall};
-use super::registry::{ActiveStep, NodeCounters, OwnerState, RegistryState, SocketEntry};
+use super::registry::{
+    ActiveStep, EndpointKind, NodeCounters, OwnerState, RegistryState, SocketEntry,
+};
 use crate::outcome::{Diagnostics, NodeReport, SocketReport, ThreadReport};
 use crate::scenario::{Action, Engine, Mode, NodeBody, OnEterm, Scenario, TRAFFIC_LABEL};
-use crate::trace::normalize::MONITOR_READER_ROLE;
+use crate::trace::SocketRole;
 
 fn linger_words(linger_ms: Option<i32>) -> String {
     match linger_ms {
@@ -17,20 +19,21 @@ fn linger_words(linger_ms: Option<i32>) -> String {
 }
 
 /// Whether every endpoint this socket connects to is bound by no socket in the scenario.
-fn peers_never_bound(state: &RegistryState, socket: &SocketEntry) -> Option<String> {
+fn peers_never_bound<'a>(state: &'a RegistryState, socket: &'a SocketEntry) -> Option<String> {
+    let addresses = |s: &'a SocketEntry, how: EndpointKind| {
+        s.endpoints
+            .iter()
+            .filter(move |e| e.how == how)
+            .map(|e| e.address.as_str())
+    };
     let bound: Vec<&str> = state
         .sockets
         .iter()
-        .flat_map(|s| s.endpoints.iter())
-        .filter_map(|e| e.strip_prefix("bind "))
+        .flat_map(|s| addresses(s, EndpointKind::Bind))
         .collect();
-    let connects: Vec<&str> = socket
-        .endpoints
-        .iter()
-        .filter_map(|e| e.strip_prefix("connect "))
-        .collect();
+    let connects: Vec<&str> = addresses(socket, EndpointKind::Connect).collect();
     (!connects.is_empty()
-        && socket.endpoints.iter().all(|e| e.starts_with("connect "))
+        && connects.len() == socket.endpoints.len()
         && connects.iter().all(|c| !bound.contains(c)))
     .then(|| connects.join(", "))
 }
@@ -38,7 +41,7 @@ fn peers_never_bound(state: &RegistryState, socket: &SocketEntry) -> Option<Stri
 /// Why a socket is still open, from its owner's state.
 fn why_open(scenario: &Scenario, state: &RegistryState, socket: &SocketEntry) -> String {
     let node = &state.nodes[socket.node];
-    if socket.role == MONITOR_READER_ROLE {
+    if socket.role == SocketRole::MonitorReader {
         return format!(
             "the reader of a socket monitor on node `{}`: it closes itself when the monitor stops (its socket closed) or on ETERM, so it cannot keep term waiting",
             node.name
@@ -76,7 +79,7 @@ pub fn open_sockets(scenario: &Scenario, state: &RegistryState) -> Vec<SocketRep
         .filter_map(|s| {
             let node = &state.nodes[s.node];
             let sent = NodeCounters::get(&node.counters.sent) + NodeCounters::get(&node.counters.probes_sent);
-            let lingering = !s.open && s.role != MONITOR_READER_ROLE && s.linger_ms != Some(0) && sent > 0 && peers_never_bound(state, s).is_some();
+            let lingering = !s.open && s.role != SocketRole::MonitorReader && s.linger_ms != Some(0) && sent > 0 && peers_never_bound(state, s).is_some();
             if !s.open && !lingering {
                 return None;
             }
@@ -93,9 +96,9 @@ pub fn open_sockets(scenario: &Scenario, state: &RegistryState) -> Vec<SocketRep
             };
             Some(SocketReport {
                 node: node.name.clone(),
-                role: s.role.to_owned(),
+                role: s.role.to_string(),
                 socket_type: s.socket_type.to_string(),
-                endpoints: s.endpoints.clone(),
+                endpoints: s.endpoints.iter().map(ToString::to_string).collect(),
                 linger_ms: s.linger_ms,
                 context: state.contexts.get(s.context).map(|c| c.name.clone()).unwrap_or_default(),
                 owner: node.owner_thread.clone(),

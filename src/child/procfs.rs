@@ -236,9 +236,9 @@ pub fn decode_syscall(text: &str) -> Syscall {
                 Wait::Bounded
             },
         },
-        n if Some(n) == sys::EPOLL_WAIT || n == libc::SYS_epoll_pwait => Call::EpollWait {
-            wait: wait(arg(3)),
-        },
+        n if Some(n) == sys::EPOLL_WAIT || n == libc::SYS_epoll_pwait => {
+            Call::EpollWait { wait: wait(arg(3)) }
+        }
         n if n == libc::SYS_futex => Call::Futex,
         n if n == libc::SYS_read => Call::Read { fd: arg(0) },
         n if n == libc::SYS_recvfrom => Call::Recvfrom { fd: arg(0) },

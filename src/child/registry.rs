@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 use crate::lifecycle;
 use crate::scenario::{Mode, SocketType};
 use crate::trace::layer::current_phase;
-use crate::trace::normalize::MONITOR_READER_ROLE;
-use crate::trace::{EventKind, Phase};
+use crate::trace::{EventKind, Phase, SocketRole};
 
 /// Index of a socket in the registry.
 pub type SocketId = usize;
@@ -122,11 +121,11 @@ pub struct SocketEntry {
     /// Index of its node.
     pub node: usize,
     /// Role in the node.
-    pub role: &'static str,
+    pub role: SocketRole,
     /// Type.
     pub socket_type: SocketType,
-    /// `bind …` / `connect …`.
-    pub endpoints: Vec<String>,
+    /// Where it is bound or connected, in order.
+    pub endpoints: Vec<SocketEndpoint>,
     /// Effective ZMQ_LINGER, read back.
     pub linger_ms: Option<i32>,
     /// Index of its context.
@@ -144,6 +143,25 @@ pub enum EndpointKind {
     Bind,
     /// `zmq_connect`.
     Connect,
+}
+
+/// An endpoint a socket reached, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketEndpoint {
+    /// Bound or connected.
+    pub how: EndpointKind,
+    /// The endpoint (as read back after a bind).
+    pub address: String,
+}
+
+impl std::fmt::Display for SocketEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let verb = match self.how {
+            EndpointKind::Bind => "bind",
+            EndpointKind::Connect => "connect",
+        };
+        write!(f, "{verb} {}", self.address)
+    }
 }
 
 /// One thread the harness started.
@@ -308,7 +326,7 @@ impl Registry {
         lifecycle!(
             EventKind::SocketClosed,
             node = nodes[entry.node].name.as_str(),
-            role = entry.role,
+            role = entry.role.as_str(),
             socket_type = %entry.socket_type
         );
     }
@@ -321,7 +339,7 @@ impl Registry {
         lifecycle!(
             EventKind::LingerSet,
             node = nodes[sockets[id].node].name.as_str(),
-            role = sockets[id].role,
+            role = sockets[id].role.as_str(),
             linger_ms = linger_ms.map(i64::from)
         );
     }
@@ -332,7 +350,7 @@ impl Registry {
         lifecycle!(
             EventKind::SocketCreated,
             node = state.nodes[entry.node].name.as_str(),
-            role = entry.role,
+            role = entry.role.as_str(),
             socket_type = %entry.socket_type
         );
         state.sockets.push(entry);
@@ -344,15 +362,18 @@ impl Registry {
         let mut state = self.lock();
         let RegistryState { sockets, nodes, .. } = &mut *state;
         let entry = &mut sockets[id];
-        let (event, verb) = match kind {
-            EndpointKind::Bind => (EventKind::Bound, "bind"),
-            EndpointKind::Connect => (EventKind::Connected, "connect"),
+        let event = match kind {
+            EndpointKind::Bind => EventKind::Bound,
+            EndpointKind::Connect => EventKind::Connected,
         };
-        entry.endpoints.push(format!("{verb} {endpoint}"));
+        entry.endpoints.push(SocketEndpoint {
+            how: kind,
+            address: endpoint.to_owned(),
+        });
         lifecycle!(
             event,
             node = nodes[entry.node].name.as_str(),
-            role = entry.role,
+            role = entry.role.as_str(),
             endpoint = endpoint
         );
     }
@@ -394,13 +415,13 @@ impl Registry {
             );
         }
         // A monitor's reader closes on its own, when libzmq tells it: not part of the record.
-        let watched = |s: &&SocketEntry| s.role != MONITOR_READER_ROLE;
+        let watched = |s: &&SocketEntry| s.role != SocketRole::MonitorReader;
         for socket in state.sockets.iter().filter(|s| s.open).filter(watched) {
             let node = &state.nodes[socket.node];
             lifecycle!(
                 EventKind::SocketStillOpen,
                 node = node.name.as_str(),
-                role = socket.role,
+                role = socket.role.as_str(),
                 socket_type = %socket.socket_type,
                 owner = node.owner.describe()
             );
@@ -428,7 +449,7 @@ impl Registry {
             || !state
                 .sockets
                 .iter()
-                .any(|s| s.node == node && s.role == MONITOR_READER_ROLE && s.open)
+                .any(|s| s.node == node && s.role == SocketRole::MonitorReader && s.open)
     }
 
     /// Starts the watchdog's clock on a phase or step.

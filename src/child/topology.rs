@@ -22,7 +22,7 @@ use crate::scenario::{
     BindSpec, ConnectTarget, Engine, Mode, NodeBody, ProxySide, Scenario, SocketOptions,
     SocketType, Transport,
 };
-use crate::trace::EventKind;
+use crate::trace::{EventKind, SocketRole};
 
 /// Everything the scenario built.
 pub struct Topology {
@@ -81,7 +81,7 @@ struct NodePlace<'a> {
 fn make_socket(
     registry: &Registry,
     place: &mut NodePlace<'_>,
-    role: &'static str,
+    role: SocketRole,
     socket_type: SocketType,
     options: &SocketOptions,
 ) -> Result<OwnedSocket, String> {
@@ -205,22 +205,23 @@ pub fn build(
                 let frontend = make_socket(
                     registry,
                     &mut place,
-                    "frontend",
+                    SocketRole::Frontend,
                     SocketType::Xsub,
                     &frontend_options,
                 )?;
                 let backend = make_socket(
                     registry,
                     &mut place,
-                    "backend",
+                    SocketRole::Backend,
                     SocketType::Xpub,
                     &node.options,
                 )?;
                 for (made, side, name) in [
-                    (&frontend, ProxySide::Frontend, "frontend"),
-                    (&backend, ProxySide::Backend, "backend"),
+                    (&frontend, ProxySide::Frontend, SocketRole::Frontend),
+                    (&backend, ProxySide::Backend, SocketRole::Backend),
                 ] {
-                    let endpoint = auto_endpoint(scenario.transport, run_dir, &node.name, name);
+                    let endpoint =
+                        auto_endpoint(scenario.transport, run_dir, &node.name, name.as_str());
                     bound.insert(
                         (i, Some(side)),
                         bind(registry, made, &endpoint, &node.name)?,
@@ -229,10 +230,20 @@ pub fn build(
                 sockets.extend([frontend, backend]);
                 if *engine == Engine::Steerable {
                     let plain = SocketOptions::default();
-                    let control =
-                        make_socket(registry, &mut place, "control", SocketType::Pair, &plain)?;
-                    let steer =
-                        make_socket(registry, &mut place, "steer", SocketType::Pair, &plain)?;
+                    let control = make_socket(
+                        registry,
+                        &mut place,
+                        SocketRole::Control,
+                        SocketType::Pair,
+                        &plain,
+                    )?;
+                    let steer = make_socket(
+                        registry,
+                        &mut place,
+                        SocketRole::Steer,
+                        SocketType::Pair,
+                        &plain,
+                    )?;
                     let endpoint = bind(
                         registry,
                         &control,
@@ -247,8 +258,13 @@ pub fn build(
                 }
             }
             NodeBody::Endpoint(e) => {
-                let socket =
-                    make_socket(registry, &mut place, "socket", e.socket_type, &node.options)?;
+                let socket = make_socket(
+                    registry,
+                    &mut place,
+                    SocketRole::Socket,
+                    e.socket_type,
+                    &node.options,
+                )?;
                 if e.socket_type.subscribes() {
                     for topic in &e.subscribe {
                         socket
@@ -260,7 +276,7 @@ pub fn build(
                         lifecycle!(
                             EventKind::Subscribed,
                             node = node.name.as_str(),
-                            role = "socket",
+                            role = SocketRole::Socket.as_str(),
                             topic = topic.as_str()
                         );
                     }
