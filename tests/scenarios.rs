@@ -13,7 +13,13 @@ use serde_json::Value;
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn run_json(file: &Path) -> Vec<Value> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    run_json_in(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios"),
+        file,
+    )
+}
+
+fn run_json_in(root: PathBuf, file: &Path) -> Vec<Value> {
     let output = Command::cargo_bin("termwatch")
         .expect("the termwatch binary is built for tests")
         .args(["run", "--format", "json", "--root"])
@@ -51,4 +57,37 @@ fn shipped_scenario_meets_its_expectation(#[files("scenarios/**/*.toml")] file: 
     let summary = lines.last().expect("a summary line");
     assert_eq!(summary["type"], "summary");
     assert_eq!(summary["failed"], 0);
+}
+
+/// A traffic-phase hang is blamed on what the threads are doing: the slow-joiner wait or the
+/// pacing of `rate` (the main thread asleep), not a blocking send.
+#[rstest]
+#[case::inproc_across_contexts(
+    "tests/fixtures/diagnoses/inproc-other-context.toml",
+    "the publisher `pub` is still waiting for subscriber `s` to receive a probe (slow joiner); \
+     inproc endpoints are visible only inside one context, and `s` is in context `aux` while \
+     `inproc://pub-bind` is bound in context `main`."
+)]
+#[case::rate_longer_than_the_deadline(
+    "tests/fixtures/diagnoses/rate-longer-than-deadline.toml",
+    "its thread is sleeping between sends, paced by rate = 1 per second, so all 5 take about \
+     5 s, longer than the deadline (300ms)"
+)]
+#[case::blocking_send(
+    "scenarios/linger/immediate-send-blocks.toml",
+    "node `push` sent 0 of 1 messages: its thread is in a blocking send that cannot complete"
+)]
+fn a_traffic_hang_names_what_the_threads_wait_for(#[case] file: &str, #[case] expected: &str) {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let file = manifest.join(file);
+    let root = file.parent().expect("a folder").to_path_buf();
+    let lines = run_json_in(root, &file);
+    let summary = lines[0]["diagnostics"]["summary"]
+        .as_str()
+        .expect("a hang has a summary");
+    assert!(
+        summary.contains(expected),
+        "{}: summary was\n{summary}\nexpected it to contain\n{expected}",
+        file.display()
+    );
 }

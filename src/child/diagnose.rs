@@ -4,7 +4,7 @@
 
 use super::procfs::{self, ProcThread, Syscall};
 use super::registry::{
-    ActiveStep, EndpointKind, NodeCounters, OwnerState, RegistryState, SocketEntry,
+    ActiveStep, EndpointKind, NodeCounters, OwnerState, RegistryState, SocketEntry, TrafficStage,
 };
 use crate::outcome::{Diagnostics, NodeReport, SocketReport, ThreadReport};
 use crate::scenario::{Action, Engine, Mode, NodeBody, OnEterm, Scenario, TRAFFIC_LABEL};
@@ -183,13 +183,14 @@ fn thread_report(
 }
 
 /// Every thread of this process.
-pub fn thread_reports(
+fn thread_reports(
     scenario: &Scenario,
     state: &RegistryState,
     active: Option<&ActiveStep>,
+    threads: &[ProcThread],
 ) -> Vec<ThreadReport> {
     let pid = std::process::id() as i32;
-    procfs::threads()
+    threads
         .iter()
         .map(|t| thread_report(scenario, state, active, t, pid))
         .collect()
@@ -222,8 +223,9 @@ fn hang_summary(
     state: &RegistryState,
     active: &ActiveStep,
     sockets: &[SocketReport],
+    threads: &[ProcThread],
 ) -> String {
-    let waited = humantime::format_duration(active.timeout);
+    let waited = humantime::format_duration(active.timeout).to_string();
     let head = format!("hang at step `{}` (deadline {waited})", active.label);
     let action = active.step.map(|i| &scenario.steps[i].action);
     let node_name = |n: usize| scenario.nodes[n].name.as_str();
@@ -266,7 +268,7 @@ fn hang_summary(
             "the receive task of node `{}` did not end after abort.",
             node_name(*node)
         ),
-        None if active.label == TRAFFIC_LABEL => traffic_summary(state),
+        None if active.label == TRAFFIC_LABEL => traffic_summary(scenario, state, threads, &waited),
         _ => "the phase did not finish.".to_owned(),
     };
     format!("{head}: {body}")
@@ -295,12 +297,165 @@ fn owner_cannot_hear(scenario: &Scenario, node: usize) -> String {
     }
 }
 
-fn traffic_summary(state: &RegistryState) -> String {
+/// `` `a`, `b` `` for node indices.
+fn node_names(state: &RegistryState, nodes: &[usize]) -> String {
+    nodes
+        .iter()
+        .map(|&n| format!("`{}`", state.nodes[n].name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Why a subscriber can never see a publisher's probe, when the registry shows it: its inproc
+/// endpoint's peers are all in another context.
+fn unreachable_hint(state: &RegistryState, node: usize) -> Option<String> {
+    let socket = state
+        .sockets
+        .iter()
+        .find(|x| x.node == node && x.role == SocketRole::Socket)?;
+    let name = &state.nodes[node].name;
+    socket
+        .endpoints
+        .iter()
+        .filter(|e| e.address.starts_with("inproc://"))
+        .find_map(|e| {
+            let peers: Vec<&SocketEntry> = state
+                .sockets
+                .iter()
+                .filter(|x| {
+                    x.endpoints
+                        .iter()
+                        .any(|pe| pe.address == e.address && pe.how != e.how)
+                })
+                .collect();
+            let peer = peers.first()?;
+            peers.iter().all(|p| p.context != socket.context).then(|| {
+                let (verb, context_name) = (
+                    match e.how {
+                        EndpointKind::Bind => "connected to",
+                        EndpointKind::Connect => "bound",
+                    },
+                    |c: usize| state.contexts[c].name.as_str(),
+                );
+                format!(
+                    "inproc endpoints are visible only inside one context, and `{name}` is in context `{}` while `{}` is {verb} in context `{}`",
+                    context_name(socket.context),
+                    e.address,
+                    context_name(peer.context)
+                )
+            })
+        })
+}
+
+/// The thread that sends a node's traffic: the main thread for nodes it owns, else the node's.
+fn sender<'a>(
+    state: &RegistryState,
+    threads: &'a [ProcThread],
+    node: usize,
+) -> Option<&'a ProcThread> {
+    let tid = if state.nodes[node].owner == OwnerState::Main {
+        std::process::id() as i32
+    } else {
+        state
+            .threads
+            .iter()
+            .rev()
+            .find(|t| t.node == Some(node) && t.alive)?
+            .tid
+    };
+    threads.iter().find(|t| t.tid == tid)
+}
+
+/// The slow-joiner wait, from who has not yet received a probe.
+fn probing_summary(
+    state: &RegistryState,
+    publishers: &[usize],
+    subscribers: &[usize],
+    deadline: &str,
+) -> String {
+    let waiting: Vec<usize> = subscribers
+        .iter()
+        .copied()
+        .filter(|&s| NodeCounters::get(&state.nodes[s].counters.probes_received) == 0)
+        .collect();
+    if waiting.is_empty() {
+        return "the slow-joiner wait did not finish, although every subscriber has received a probe.".to_owned();
+    }
+    let senders = match publishers {
+        [_] => format!("the publisher {}", node_names(state, publishers)),
+        _ => format!("the publishers {}", node_names(state, publishers)),
+    };
+    let who = match waiting.len() {
+        1 => format!("subscriber {}", node_names(state, &waiting)),
+        2..=3 => format!("subscribers {}", node_names(state, &waiting)),
+        n => format!(
+            "{n} of {} subscribers ({}, …)",
+            subscribers.len(),
+            node_names(state, &waiting[..3])
+        ),
+    };
+    let mut text = format!("{senders} is still waiting for {who} to receive a probe (slow joiner)");
+    let hints: Vec<String> = waiting
+        .iter()
+        .filter_map(|&s| unreachable_hint(state, s))
+        .collect();
+    if hints.is_empty() {
+        text.push_str(&format!(
+            "; a subscriber receives only once its connection is up and its subscription has reached the publisher, and for {} subscriber(s) that took longer than the deadline ({deadline})",
+            subscribers.len()
+        ));
+    } else {
+        text.push_str("; ");
+        text.push_str(&hints.join("; "));
+    }
+    text.push('.');
+    text
+}
+
+/// A node that has not sent everything: from what its sending thread is doing.
+fn unsent(
+    scenario: &Scenario,
+    state: &RegistryState,
+    threads: &[ProcThread],
+    node: usize,
+    deadline: &str,
+) -> String {
+    let n = &state.nodes[node];
+    let sent = NodeCounters::get(&n.counters.sent);
+    let head = format!("node `{}` sent {sent} of {} messages", n.name, n.to_send);
+    let rate = scenario.nodes[node].endpoint().and_then(|e| e.rate);
+    let syscall = sender(state, threads, node).map(|t| &t.syscall);
+    match (syscall, rate) {
+        (Some(s), Some(rate)) if s.is_sleep() => format!(
+            "{head}: its thread is sleeping between sends, paced by rate = {rate} per second, so all {} take about {} s, longer than the deadline ({deadline})",
+            n.to_send,
+            n.to_send.div_ceil(rate.max(1))
+        ),
+        (Some(s), _) if s.waits_forever() => format!(
+            "{head}: its thread is in a blocking send that cannot complete (high-water mark full, or no peer with immediate = true)"
+        ),
+        _ => format!("{head} and is still sending"),
+    }
+}
+
+fn traffic_summary(
+    scenario: &Scenario,
+    state: &RegistryState,
+    threads: &[ProcThread],
+    deadline: &str,
+) -> String {
+    match &state.traffic {
+        TrafficStage::NotStarted => return "the traffic phase did not start.".to_owned(),
+        TrafficStage::Probing {
+            publishers,
+            subscribers,
+        } => return probing_summary(state, publishers, subscribers, deadline),
+        TrafficStage::Sending | TrafficStage::Delivering => {}
+    }
     let mut problems = Vec::new();
-    for n in &state.nodes {
-        let sent = NodeCounters::get(&n.counters.sent);
-        if sent < n.to_send {
-            problems.push(format!("node `{}` sent {sent} of {} messages (a blocking send that cannot complete: high-water mark full, or no peer with immediate = true)", n.name, n.to_send));
+    for (i, n) in state.nodes.iter().enumerate() {
+        if NodeCounters::get(&n.counters.sent) < n.to_send {
+            problems.push(unsent(scenario, state, threads, i, deadline));
         }
         let received = NodeCounters::get(&n.counters.received);
         if let Some(expected) = n.expected
@@ -332,9 +487,10 @@ pub fn hang_diagnostics(
     active: &ActiveStep,
 ) -> Diagnostics {
     let open_sockets = open_sockets(scenario, state);
+    let threads = procfs::threads();
     Diagnostics {
-        summary: hang_summary(scenario, state, active, &open_sockets),
-        threads: thread_reports(scenario, state, Some(active)),
+        summary: hang_summary(scenario, state, active, &open_sockets, &threads),
+        threads: thread_reports(scenario, state, Some(active), &threads),
         nodes: node_reports(state),
         open_sockets,
         stderr: None,

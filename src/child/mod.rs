@@ -149,7 +149,12 @@ pub fn run(args: ChildArgs) -> ! {
         TRAFFIC_LABEL,
         None,
         scenario.step_timeout,
-        || (traffic::run(&scenario, &mut topology), Note::new()),
+        || {
+            (
+                traffic::run(&scenario, &registry, &mut topology),
+                Note::new(),
+            )
+        },
     );
     for (i, step) in scenario.steps.iter().enumerate() {
         phase(&registry, &step.label, Some(i), step.timeout, || {

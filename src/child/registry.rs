@@ -204,6 +204,26 @@ pub struct ContextEntry {
     pub ended_in: Option<Phase>,
 }
 
+/// Where the traffic phase is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum TrafficStage {
+    /// Not started yet.
+    #[default]
+    NotStarted,
+    /// The slow-joiner wait: `publishers` send probes until each of `subscribers` has received
+    /// one.
+    Probing {
+        /// Publishers that probe.
+        publishers: Vec<usize>,
+        /// Subscribers waited for.
+        subscribers: Vec<usize>,
+    },
+    /// Nodes send their messages (the main thread for the nodes it owns, in file order).
+    Sending,
+    /// Every send is done or under way; waiting for `expect_messages`.
+    Delivering,
+}
+
 /// Everything the registry holds.
 #[derive(Debug, Default)]
 pub struct RegistryState {
@@ -217,6 +237,8 @@ pub struct RegistryState {
     pub contexts: Vec<ContextEntry>,
     /// The phase or step running now.
     pub active: Option<ActiveStep>,
+    /// Where the traffic phase is.
+    pub traffic: TrafficStage,
 }
 
 /// The shared registry.
@@ -450,6 +472,11 @@ impl Registry {
                 .sockets
                 .iter()
                 .any(|s| s.node == node && s.role == SocketRole::MonitorReader && s.open)
+    }
+
+    /// Records where the traffic phase is.
+    pub fn traffic_stage(&self, stage: TrafficStage) {
+        self.lock().traffic = stage;
     }
 
     /// Starts the watchdog's clock on a phase or step.
