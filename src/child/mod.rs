@@ -74,7 +74,7 @@ fn install_panic_hook() {
 fn install_trace() {
     let sink: layer::Sink = Box::new(|event| {
         Emitter.send(&ChildMessage::Trace {
-            event: event.clone(),
+            event: Box::new(event.clone()),
         });
     });
     layer::install_subscriber(Some(LifecycleLayer::new(sink)));

@@ -67,7 +67,7 @@ pub enum ChildMessage {
     /// A lifecycle event, sent as it is recorded.
     Trace {
         /// The event.
-        event: LifecycleEvent,
+        event: Box<LifecycleEvent>,
     },
     /// A thread panicked; the child aborts right after.
     Panicked {

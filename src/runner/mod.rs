@@ -253,7 +253,7 @@ fn listen(
         };
         match message {
             ChildMessage::Hello { pid, .. } => t.trace.redactions.pid = Some(pid),
-            ChildMessage::Trace { event } => t.trace.events.push(event),
+            ChildMessage::Trace { event } => t.trace.events.push(*event),
             ChildMessage::PhaseStarted {
                 label,
                 step,
