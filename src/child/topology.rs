@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::monitor::{self, MonitorReader, MonitorThread};
 use super::nodes::{
     Latch, NodeEnv, NodeHandle, OwnedSocket, ProxySockets, start_async, start_endpoint_thread,
-    start_proxy_thread,
+    start_proxy_thread, thread_name,
 };
 use super::registry::{
     ContextEntry, EndpointKind, NodeCounters, NodeEntry, OwnerState, Registry, SocketEntry,
@@ -19,8 +19,8 @@ use super::zmq_ctx::ZmqContext;
 use crate::forwarder::ForwarderStats;
 use crate::lifecycle;
 use crate::scenario::{
-    BindSpec, ConnectTarget, Engine, Mode, NodeBody, ProxySide, Scenario, SocketOptions,
-    SocketType, Transport,
+    BindSpec, ConnectTarget, EndpointSpec, Engine, Mode, NodeBody, ProxySide, Scenario,
+    SocketOptions, SocketType, Transport,
 };
 use crate::trace::{EventKind, SocketRole};
 
@@ -139,6 +139,35 @@ pub fn build(
     registry: &Arc<Registry>,
     run_dir: &Path,
 ) -> Result<Topology, String> {
+    let contexts = create_contexts(scenario, registry)?;
+    let counters = register_nodes(scenario, registry);
+    let Made {
+        sockets,
+        bound,
+        monitor_readers,
+    } = create_and_bind(scenario, registry, &contexts, run_dir)?;
+    connect_all(scenario, registry, &sockets, &bound)?;
+    let go = Arc::new(Latch::default());
+    let nodes = hand_over(scenario, registry, &counters, &go, sockets)?;
+    let monitors = monitor_readers
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, readers)| {
+            let name = scenario.nodes[i].name.clone();
+            readers.map(|r| monitor::start_readers(Arc::clone(registry), i, name, r))
+        })
+        .collect();
+    Ok(Topology {
+        contexts: contexts.into_iter().map(Some).collect(),
+        monitors,
+        nodes,
+        counters,
+        go,
+    })
+}
+
+/// Creates every context with its options and enters it in the registry.
+fn create_contexts(scenario: &Scenario, registry: &Registry) -> Result<Vec<ZmqContext>, String> {
     let mut contexts = Vec::new();
     for spec in &scenario.contexts {
         contexts.push(ZmqContext::new(spec)?);
@@ -148,6 +177,11 @@ pub fn build(
             ended_in: None,
         });
     }
+    Ok(contexts)
+}
+
+/// Enters every node in the registry with its initial owner; returns its counters.
+fn register_nodes(scenario: &Scenario, registry: &Registry) -> Vec<Arc<NodeCounters>> {
     let counters: Vec<Arc<NodeCounters>> = scenario.nodes.iter().map(|_| Arc::default()).collect();
     for (i, node) in scenario.nodes.iter().enumerate() {
         let (owner, mode) = match &node.body {
@@ -166,7 +200,7 @@ pub fn build(
         let owner_thread = if owner == OwnerState::Main {
             "main".to_owned()
         } else {
-            node.name.chars().take(15).collect()
+            thread_name(&node.name)
         };
         let endpoint = node.endpoint();
         registry.lock().nodes.push(NodeEntry {
@@ -182,11 +216,29 @@ pub fn build(
             terminate_sent_in: None,
         });
     }
+    counters
+}
 
-    // Pass 1: create every socket and bind the binders.
-    let mut bound: Bound = HashMap::new();
-    let mut made: Vec<Vec<OwnedSocket>> = Vec::new();
-    let mut monitor_readers: Vec<Option<Vec<MonitorReader>>> = Vec::new();
+/// What the first pass made: each node's sockets, where each binder is bound, and monitor
+/// readers of monitored nodes.
+struct Made {
+    sockets: Vec<Vec<OwnedSocket>>,
+    bound: Bound,
+    monitor_readers: Vec<Option<Vec<MonitorReader>>>,
+}
+
+/// Creates every socket and binds the binders.
+fn create_and_bind(
+    scenario: &Scenario,
+    registry: &Registry,
+    contexts: &[ZmqContext],
+    run_dir: &Path,
+) -> Result<Made, String> {
+    let mut made = Made {
+        sockets: Vec::new(),
+        bound: HashMap::new(),
+        monitor_readers: Vec::new(),
+    };
     for (i, node) in scenario.nodes.iter().enumerate() {
         let mut place = NodePlace {
             ctx: &contexts[node.context],
@@ -195,109 +247,148 @@ pub fn build(
             name: &node.name,
             monitors: node.monitor.then(Vec::new),
         };
-        let mut sockets = Vec::new();
-        match &node.body {
-            NodeBody::Proxy { engine } => {
-                let frontend_options = SocketOptions {
-                    nodrop: None,
-                    ..node.options.clone()
-                };
-                let frontend = make_socket(
-                    registry,
-                    &mut place,
-                    SocketRole::Frontend,
-                    SocketType::Xsub,
-                    &frontend_options,
-                )?;
-                let backend = make_socket(
-                    registry,
-                    &mut place,
-                    SocketRole::Backend,
-                    SocketType::Xpub,
-                    &node.options,
-                )?;
-                for (made, side, name) in [
-                    (&frontend, ProxySide::Frontend, SocketRole::Frontend),
-                    (&backend, ProxySide::Backend, SocketRole::Backend),
-                ] {
-                    let endpoint =
-                        auto_endpoint(scenario.transport, run_dir, &node.name, name.as_str());
-                    bound.insert(
-                        (i, Some(side)),
-                        bind(registry, made, &endpoint, &node.name)?,
-                    );
-                }
-                sockets.extend([frontend, backend]);
-                if *engine == Engine::Steerable {
-                    let plain = SocketOptions::default();
-                    let control = make_socket(
-                        registry,
-                        &mut place,
-                        SocketRole::Control,
-                        SocketType::Pair,
-                        &plain,
-                    )?;
-                    let steer = make_socket(
-                        registry,
-                        &mut place,
-                        SocketRole::Steer,
-                        SocketType::Pair,
-                        &plain,
-                    )?;
-                    let endpoint = bind(
-                        registry,
-                        &control,
-                        &format!("inproc://{}-control", node.name),
-                        &node.name,
-                    )?;
-                    steer.socket.connect(&endpoint).map_err(|e| {
-                        format!("cannot connect the control pair of `{}`: {e}", node.name)
-                    })?;
-                    registry.socket_endpoint(steer.id, EndpointKind::Connect, &endpoint);
-                    sockets.extend([control, steer]);
-                }
-            }
+        let sockets = match &node.body {
+            NodeBody::Proxy { engine } => make_proxy(
+                scenario,
+                registry,
+                &mut place,
+                *engine,
+                run_dir,
+                &mut made.bound,
+            )?,
             NodeBody::Endpoint(e) => {
-                let socket = make_socket(
+                vec![make_endpoint(
+                    scenario,
                     registry,
                     &mut place,
-                    SocketRole::Socket,
-                    e.socket_type,
-                    &node.options,
-                )?;
-                if e.socket_type.subscribes() {
-                    for topic in &e.subscribe {
-                        socket
-                            .socket
-                            .set_subscribe(topic.as_bytes())
-                            .map_err(|err| {
-                                format!("node `{}` cannot subscribe: {err}", node.name)
-                            })?;
-                        lifecycle!(
-                            EventKind::Subscribed,
-                            node = node.name.as_str(),
-                            role = SocketRole::Socket.as_str(),
-                            topic = topic.as_str()
-                        );
-                    }
-                }
-                if let Some(spec) = &e.bind {
-                    let endpoint = match spec {
-                        BindSpec::Auto => {
-                            auto_endpoint(scenario.transport, run_dir, &node.name, "bind")
-                        }
-                        BindSpec::Explicit(endpoint) => endpoint.clone(),
-                    };
-                    bound.insert((i, None), bind(registry, &socket, &endpoint, &node.name)?);
-                }
-                sockets.push(socket);
+                    e,
+                    run_dir,
+                    &mut made.bound,
+                )?]
             }
-        }
-        made.push(sockets);
-        monitor_readers.push(place.monitors.take());
+        };
+        made.sockets.push(sockets);
+        made.monitor_readers.push(place.monitors.take());
     }
+    Ok(made)
+}
 
-    // Pass 2: connect, now that every bound endpoint is known.
+/// A proxy's XSUB and XPUB, bound, and the control pair of a steerable one.
+fn make_proxy(
+    scenario: &Scenario,
+    registry: &Registry,
+    place: &mut NodePlace<'_>,
+    engine: Engine,
+    run_dir: &Path,
+    bound: &mut Bound,
+) -> Result<Vec<OwnedSocket>, String> {
+    let node = &scenario.nodes[place.node];
+    let frontend_options = SocketOptions {
+        nodrop: None,
+        ..node.options.clone()
+    };
+    let frontend = make_socket(
+        registry,
+        place,
+        SocketRole::Frontend,
+        SocketType::Xsub,
+        &frontend_options,
+    )?;
+    let backend = make_socket(
+        registry,
+        place,
+        SocketRole::Backend,
+        SocketType::Xpub,
+        &node.options,
+    )?;
+    for (made, side, role) in [
+        (&frontend, ProxySide::Frontend, SocketRole::Frontend),
+        (&backend, ProxySide::Backend, SocketRole::Backend),
+    ] {
+        let endpoint = auto_endpoint(scenario.transport, run_dir, &node.name, role.as_str());
+        bound.insert(
+            (place.node, Some(side)),
+            bind(registry, made, &endpoint, &node.name)?,
+        );
+    }
+    let mut sockets = vec![frontend, backend];
+    if engine == Engine::Steerable {
+        let plain = SocketOptions::default();
+        let control = make_socket(
+            registry,
+            place,
+            SocketRole::Control,
+            SocketType::Pair,
+            &plain,
+        )?;
+        let steer = make_socket(registry, place, SocketRole::Steer, SocketType::Pair, &plain)?;
+        let endpoint = bind(
+            registry,
+            &control,
+            &format!("inproc://{}-control", node.name),
+            &node.name,
+        )?;
+        steer
+            .socket
+            .connect(&endpoint)
+            .map_err(|e| format!("cannot connect the control pair of `{}`: {e}", node.name))?;
+        registry.socket_endpoint(steer.id, EndpointKind::Connect, &endpoint);
+        sockets.extend([control, steer]);
+    }
+    Ok(sockets)
+}
+
+/// An endpoint node's socket, subscribed and, if it binds, bound.
+fn make_endpoint(
+    scenario: &Scenario,
+    registry: &Registry,
+    place: &mut NodePlace<'_>,
+    e: &EndpointSpec,
+    run_dir: &Path,
+    bound: &mut Bound,
+) -> Result<OwnedSocket, String> {
+    let node = &scenario.nodes[place.node];
+    let socket = make_socket(
+        registry,
+        place,
+        SocketRole::Socket,
+        e.socket_type,
+        &node.options,
+    )?;
+    if e.socket_type.subscribes() {
+        for topic in &e.subscribe {
+            socket
+                .socket
+                .set_subscribe(topic.as_bytes())
+                .map_err(|err| format!("node `{}` cannot subscribe: {err}", node.name))?;
+            lifecycle!(
+                EventKind::Subscribed,
+                node = node.name.as_str(),
+                role = SocketRole::Socket.as_str(),
+                topic = topic.as_str()
+            );
+        }
+    }
+    if let Some(spec) = &e.bind {
+        let endpoint = match spec {
+            BindSpec::Auto => auto_endpoint(scenario.transport, run_dir, &node.name, "bind"),
+            BindSpec::Explicit(endpoint) => endpoint.clone(),
+        };
+        bound.insert(
+            (place.node, None),
+            bind(registry, &socket, &endpoint, &node.name)?,
+        );
+    }
+    Ok(socket)
+}
+
+/// Connects every connecting node, now that every bound endpoint is known.
+fn connect_all(
+    scenario: &Scenario,
+    registry: &Registry,
+    sockets: &[Vec<OwnedSocket>],
+    bound: &Bound,
+) -> Result<(), String> {
     for (i, node) in scenario.nodes.iter().enumerate() {
         let Some(target) = node.endpoint().and_then(|e| e.connect.as_ref()) else {
             continue;
@@ -313,25 +404,33 @@ pub fn build(
                 })?
             }
         };
-        let socket = &made[i][0];
+        let socket = &sockets[i][0];
         socket
             .socket
             .connect(&endpoint)
             .map_err(|e| format!("node `{}` cannot connect to {endpoint}: {e}", node.name))?;
         registry.socket_endpoint(socket.id, EndpointKind::Connect, &endpoint);
     }
+    Ok(())
+}
 
-    // Pass 3: hand each node's sockets to their owner.
-    let go = Arc::new(Latch::default());
+/// Hands each node's sockets to their owner: the main thread, a node thread, or a runtime.
+fn hand_over(
+    scenario: &Scenario,
+    registry: &Arc<Registry>,
+    counters: &[Arc<NodeCounters>],
+    go: &Arc<Latch>,
+    sockets: Vec<Vec<OwnedSocket>>,
+) -> Result<Vec<NodeHandle>, String> {
     let mut nodes = Vec::new();
-    for ((i, node), sockets) in scenario.nodes.iter().enumerate().zip(made) {
+    for ((i, node), sockets) in scenario.nodes.iter().enumerate().zip(sockets) {
         let env = NodeEnv {
             registry: Arc::clone(registry),
             node: i,
             name: node.name.clone(),
             counters: Arc::clone(&counters[i]),
             on_eterm: node.on_eterm,
-            go: Arc::clone(&go),
+            go: Arc::clone(go),
         };
         let mut owned = sockets.into_iter();
         let handle = match &node.body {
@@ -371,19 +470,5 @@ pub fn build(
         };
         nodes.push(handle);
     }
-    let monitors = monitor_readers
-        .into_iter()
-        .enumerate()
-        .filter_map(|(i, readers)| {
-            let name = scenario.nodes[i].name.clone();
-            readers.map(|r| monitor::start_readers(Arc::clone(registry), i, name, r))
-        })
-        .collect();
-    Ok(Topology {
-        contexts: contexts.into_iter().map(Some).collect(),
-        monitors,
-        nodes,
-        counters,
-        go,
-    })
+    Ok(nodes)
 }

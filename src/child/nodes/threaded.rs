@@ -217,3 +217,17 @@ impl ThreadedNode {
         format!("sent {command}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::thread_name;
+
+    #[test]
+    fn thread_names_are_cut_to_15_bytes_on_a_character_boundary() {
+        assert_eq!(thread_name("sub"), "sub");
+        assert_eq!(thread_name("a-very-long-node-name"), "a-very-long-nod");
+        // 'é' is two bytes: 7 of them are 14 bytes, an 8th would make 16.
+        assert_eq!(thread_name("éééééééé"), "ééééééé");
+        assert!(thread_name("ñandú-ñandú-ñandú").len() <= 15);
+    }
+}
