@@ -496,3 +496,263 @@ pub fn hang_diagnostics(
         stderr: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::child::procfs::{Call, Wait};
+    use crate::child::registry::{ContextEntry, NodeEntry, SocketEndpoint, ThreadEntry};
+    use crate::scenario::SocketType;
+
+    fn scenario(text: &str) -> Scenario {
+        crate::scenario::parse(Path::new("t.toml"), text, "t").expect("valid scenario")
+    }
+
+    /// A registry state with the scenario's contexts and nodes, every node owned as setup
+    /// leaves it, and no sockets yet.
+    fn state_of(scenario: &Scenario) -> RegistryState {
+        let mut state = RegistryState::default();
+        for c in &scenario.contexts {
+            state.contexts.push(ContextEntry {
+                name: c.name.clone(),
+                terminated: false,
+                ended_in: None,
+            });
+        }
+        for node in &scenario.nodes {
+            let endpoint = node.endpoint();
+            state.nodes.push(NodeEntry {
+                name: node.name.clone(),
+                mode: endpoint.map(|e| e.mode),
+                is_proxy: endpoint.is_none(),
+                owner: OwnerState::Main,
+                owner_thread: node.name.clone(),
+                counters: Arc::default(),
+                to_send: endpoint.map_or(0, |e| e.send),
+                expected: endpoint.and_then(|e| e.expect_messages),
+                context: node.context,
+                terminate_sent_in: None,
+            });
+        }
+        state
+    }
+
+    fn socket(
+        node: usize,
+        socket_type: SocketType,
+        endpoints: &[(EndpointKind, &str)],
+    ) -> SocketEntry {
+        SocketEntry {
+            node,
+            role: SocketRole::Socket,
+            socket_type,
+            endpoints: endpoints
+                .iter()
+                .map(|(how, address)| SocketEndpoint {
+                    how: *how,
+                    address: (*address).to_owned(),
+                })
+                .collect(),
+            linger_ms: Some(-1),
+            context: 0,
+            open: true,
+            closed_by: None,
+        }
+    }
+
+    fn active(scenario: &Scenario, step: Option<usize>) -> ActiveStep {
+        ActiveStep {
+            label: step.map_or(TRAFFIC_LABEL.to_owned(), |i| {
+                scenario.steps[i].label.clone()
+            }),
+            step,
+            started: Instant::now(),
+            timeout: Duration::from_millis(300),
+        }
+    }
+
+    #[test]
+    fn a_term_hang_names_each_open_socket_and_why_nothing_closes_it() {
+        let s = scenario(
+            r#"
+            expect = "hang"
+            [[nodes]]
+            name = "pub"
+            kind = "publisher"
+            bind = "auto"
+            [[nodes]]
+            name = "sub"
+            kind = "subscriber"
+            mode = "async"
+            connect = "pub"
+            [[steps]]
+            action = "close"
+            node = "pub"
+            [[steps]]
+            action = "stop_runtime"
+            node = "sub"
+            [[steps]]
+            action = "term"
+            "#,
+        );
+        let mut state = state_of(&s);
+        state.nodes[1].owner = OwnerState::RuntimeStopped {
+            task_cancelled: false,
+        };
+        let mut publisher = socket(
+            0,
+            SocketType::Pub,
+            &[(EndpointKind::Bind, "tcp://127.0.0.1:5555")],
+        );
+        publisher.open = false;
+        publisher.closed_by = Some("main".to_owned());
+        state.sockets.push(publisher);
+        state.sockets.push(socket(
+            1,
+            SocketType::Sub,
+            &[(EndpointKind::Connect, "tcp://127.0.0.1:5555")],
+        ));
+        let sockets = open_sockets(&s, &state);
+        insta::assert_snapshot!(hang_summary(
+            &s,
+            &state,
+            &active(&s, Some(2)),
+            &sockets,
+            &[]
+        ));
+    }
+
+    #[test]
+    fn a_closed_push_lingering_on_an_endpoint_nobody_binds_keeps_term_waiting() {
+        let s = scenario(
+            r#"
+            expect = "hang"
+            [[nodes]]
+            name = "push"
+            kind = "socket"
+            type = "PUSH"
+            connect = "tcp://127.0.0.1:1"
+            send = 3
+            [[steps]]
+            action = "close"
+            node = "push"
+            [[steps]]
+            action = "term"
+            "#,
+        );
+        let mut state = state_of(&s);
+        state.nodes[0].counters.sent.store(3, Ordering::Release);
+        let mut push = socket(
+            0,
+            SocketType::Push,
+            &[(EndpointKind::Connect, "tcp://127.0.0.1:1")],
+        );
+        push.open = false;
+        push.closed_by = Some("main".to_owned());
+        state.sockets.push(push);
+        let sockets = open_sockets(&s, &state);
+        insta::assert_snapshot!(hang_summary(
+            &s,
+            &state,
+            &active(&s, Some(1)),
+            &sockets,
+            &[]
+        ));
+    }
+
+    #[test]
+    fn a_slow_joiner_wait_with_many_subscribers_counts_the_ones_without_a_probe() {
+        let mut text = String::from(
+            r#"
+            expect = "hang"
+            expect_hang_at = "traffic"
+            [[nodes]]
+            name = "pub"
+            kind = "publisher"
+            bind = "auto"
+            "#,
+        );
+        for i in 0..6 {
+            text.push_str(&format!(
+                "[[nodes]]\nname = \"s{i}\"\nkind = \"subscriber\"\nmode = \"poll\"\nconnect = \"pub\"\n"
+            ));
+        }
+        text.push_str("[[steps]]\naction = \"term\"\n");
+        let s = scenario(&text);
+        let mut state = state_of(&s);
+        state.nodes[1]
+            .counters
+            .probes_received
+            .store(1, Ordering::Release);
+        state.nodes[2]
+            .counters
+            .probes_received
+            .store(4, Ordering::Release);
+        state.traffic = TrafficStage::Probing {
+            publishers: vec![0],
+            subscribers: (1..=6).collect(),
+        };
+        let summary = hang_summary(&s, &state, &active(&s, None), &[], &[]);
+        assert!(!summary.contains("blocking send"));
+        insta::assert_snapshot!(summary);
+    }
+
+    #[test]
+    fn a_paced_sender_asleep_is_not_a_blocked_one() {
+        let s = scenario(
+            r#"
+            expect = "hang"
+            expect_hang_at = "traffic"
+            [[nodes]]
+            name = "pub"
+            kind = "publisher"
+            bind = "auto"
+            messages = 10
+            rate = 2
+            [[nodes]]
+            name = "push"
+            kind = "socket"
+            type = "DEALER"
+            mode = "blocking"
+            connect = "tcp://127.0.0.1:1"
+            send = 1
+            [[steps]]
+            action = "term"
+            "#,
+        );
+        let mut state = state_of(&s);
+        state.traffic = TrafficStage::Delivering;
+        state.nodes[0].counters.sent.store(2, Ordering::Release);
+        state.nodes[1].owner = OwnerState::ThreadRunning;
+        state.threads.push(ThreadEntry {
+            tid: 4242,
+            name: "push".to_owned(),
+            purpose: "node `push` (blocking receive loop)".to_owned(),
+            node: Some(1),
+            alive: true,
+        });
+        let thread = |tid: i32, call: Call| ProcThread {
+            tid,
+            comm: String::new(),
+            state: "S (sleeping)".to_owned(),
+            wchan: String::new(),
+            syscall: Syscall::Blocked(call),
+        };
+        let threads = [
+            thread(std::process::id() as i32, Call::Sleep),
+            thread(
+                4242,
+                Call::Poll {
+                    fds: 1,
+                    wait: Wait::Forever,
+                },
+            ),
+        ];
+        insta::assert_snapshot!(hang_summary(&s, &state, &active(&s, None), &[], &threads));
+    }
+}

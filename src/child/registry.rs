@@ -496,3 +496,109 @@ impl Registry {
         self.lock().active = None;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry_with_one_node() -> Registry {
+        let registry = Registry::default();
+        {
+            let mut state = registry.lock();
+            state.contexts.push(ContextEntry {
+                name: "main".to_owned(),
+                terminated: false,
+                ended_in: None,
+            });
+            state.nodes.push(NodeEntry {
+                name: "sub".to_owned(),
+                mode: Some(Mode::Async),
+                is_proxy: false,
+                owner: OwnerState::RuntimeRunning {
+                    task_cancelled: false,
+                },
+                owner_thread: "sub".to_owned(),
+                counters: Arc::default(),
+                to_send: 0,
+                expected: None,
+                context: 0,
+                terminate_sent_in: None,
+            });
+        }
+        registry
+    }
+
+    fn socket(role: SocketRole) -> SocketEntry {
+        SocketEntry {
+            node: 0,
+            role,
+            socket_type: SocketType::Sub,
+            endpoints: Vec::new(),
+            linger_ms: Some(-1),
+            context: 0,
+            open: true,
+            closed_by: None,
+        }
+    }
+
+    #[test]
+    fn endpoints_are_kept_typed_in_order_and_closing_records_the_thread() {
+        let registry = registry_with_one_node();
+        let id = registry.socket_created(socket(SocketRole::Socket));
+        registry.socket_endpoint(id, EndpointKind::Bind, "inproc://a");
+        registry.socket_endpoint(id, EndpointKind::Connect, "tcp://127.0.0.1:5");
+        registry.socket_closed(id);
+        let state = registry.lock();
+        let entry = &state.sockets[id];
+        let shown: Vec<String> = entry.endpoints.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["bind inproc://a", "connect tcp://127.0.0.1:5"]);
+        assert!(!entry.open);
+        assert_eq!(entry.closed_by, Some(current_thread_name()));
+    }
+
+    #[test]
+    fn a_cancelled_task_stays_cancelled_when_the_runtime_stops() {
+        let registry = registry_with_one_node();
+        registry.task_cancelled(0);
+        registry.runtime_stopped(0);
+        assert_eq!(
+            registry.lock().nodes[0].owner,
+            OwnerState::RuntimeStopped {
+                task_cancelled: true
+            }
+        );
+    }
+
+    #[test]
+    fn the_first_step_that_ends_a_context_is_its_cause() {
+        let registry = registry_with_one_node();
+        registry.lock().contexts[0].ended_in = Some(Phase::Step(1));
+        registry.context_ending(0);
+        registry.terminate_sent(0);
+        assert_eq!(registry.end_cause(0, false), Some(Phase::Step(1)));
+        assert_eq!(registry.end_cause(0, true), Some(current_phase()));
+        let registry = registry_with_one_node();
+        assert_eq!(registry.end_cause(0, true), None);
+    }
+
+    #[test]
+    fn a_loop_has_ended_when_its_thread_did_or_its_context_was_termed() {
+        let registry = registry_with_one_node();
+        assert!(!registry.loop_ended(0));
+        registry.set_owner(0, OwnerState::ThreadEndedKeeping);
+        assert!(registry.loop_ended(0));
+        registry.set_owner(0, OwnerState::ThreadRunning);
+        registry.lock().contexts[0].terminated = true;
+        assert!(registry.loop_ended(0));
+    }
+
+    #[test]
+    fn monitor_readers_count_as_closed_once_none_is_open() {
+        let registry = registry_with_one_node();
+        registry.socket_created(socket(SocketRole::Socket));
+        let reader = registry.socket_created(socket(SocketRole::MonitorReader));
+        assert!(!registry.monitor_readers_closed(0));
+        registry.socket_closed(reader);
+        assert!(registry.monitor_readers_closed(0));
+    }
+}

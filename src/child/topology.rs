@@ -472,3 +472,110 @@ fn hand_over(
     }
     Ok(nodes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::child::registry::SocketEndpoint;
+
+    #[test]
+    fn every_socket_is_registered_with_its_role_and_endpoints_binds_first() {
+        let scenario = crate::scenario::parse(
+            Path::new("t.toml"),
+            r#"
+            expect = "clean"
+            transport = "inproc"
+            [[nodes]]
+            name = "pub"
+            kind = "publisher"
+            connect = "bus"
+            [[nodes]]
+            name = "bus"
+            kind = "proxy"
+            engine = "steerable"
+            [[nodes]]
+            name = "sub"
+            kind = "subscriber"
+            mode = "idle"
+            connect = "bus"
+            "#,
+            "t",
+        )
+        .expect("valid scenario");
+        let registry = Arc::new(Registry::default());
+        let topology = build(&scenario, &registry, Path::new("/nonexistent")).expect("built");
+        let state = registry.lock();
+        let sockets: Vec<(&str, SocketRole, String, Vec<String>)> = state
+            .sockets
+            .iter()
+            .map(|s| {
+                (
+                    state.nodes[s.node].name.as_str(),
+                    s.role,
+                    s.socket_type.to_string(),
+                    s.endpoints.iter().map(SocketEndpoint::to_string).collect(),
+                )
+            })
+            .collect();
+        let strings = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            sockets,
+            [
+                (
+                    "pub",
+                    SocketRole::Socket,
+                    "PUB".to_owned(),
+                    strings(&["connect inproc://bus-frontend"])
+                ),
+                (
+                    "bus",
+                    SocketRole::Frontend,
+                    "XSUB".to_owned(),
+                    strings(&["bind inproc://bus-frontend"])
+                ),
+                (
+                    "bus",
+                    SocketRole::Backend,
+                    "XPUB".to_owned(),
+                    strings(&["bind inproc://bus-backend"])
+                ),
+                (
+                    "bus",
+                    SocketRole::Control,
+                    "PAIR".to_owned(),
+                    strings(&["bind inproc://bus-control"])
+                ),
+                (
+                    "bus",
+                    SocketRole::Steer,
+                    "PAIR".to_owned(),
+                    strings(&["connect inproc://bus-control"])
+                ),
+                (
+                    "sub",
+                    SocketRole::Socket,
+                    "SUB".to_owned(),
+                    strings(&["connect inproc://bus-backend"])
+                ),
+            ]
+        );
+        let owners: Vec<(OwnerState, &str)> = state
+            .nodes
+            .iter()
+            .map(|n| (n.owner, n.owner_thread.as_str()))
+            .collect();
+        assert_eq!(
+            owners,
+            [
+                (OwnerState::Main, "main"),
+                (OwnerState::ThreadRunning, "bus"),
+                (OwnerState::Main, "main"),
+            ]
+        );
+        assert!(topology.main_socket(0).is_some() && topology.main_socket(1).is_none());
+        drop(state);
+        // The proxy's thread stays in its proxy call; terming here would wait for it, so the
+        // topology is left to the end of the test process, as the child leaves it to `_exit`.
+        std::mem::forget(topology);
+    }
+}
