@@ -101,12 +101,25 @@ enum Incoming {
     Closed,
 }
 
+/// A phase or step the child started and has not finished.
+struct OpenPhase {
+    label: String,
+    started: Instant,
+}
+
+/// The child's own hang verdict.
+struct ChildHang {
+    /// The phase or step that outlived its deadline.
+    label: String,
+    diagnostics: Diagnostics,
+}
+
 /// Everything the child said, gathered.
 #[derive(Default)]
 struct Transcript {
     steps: Vec<StepTiming>,
-    current: Option<(String, Option<usize>, Instant)>,
-    hang: Option<(String, Diagnostics, f64)>,
+    current: Option<OpenPhase>,
+    hang: Option<ChildHang>,
     parent_declared_hang: bool,
     finished: Option<Diagnostics>,
     failed: Option<String>,
@@ -255,12 +268,13 @@ fn listen(
             ChildMessage::Hello { pid, .. } => t.trace.redactions.pid = Some(pid),
             ChildMessage::Trace { event } => t.trace.events.push(*event),
             ChildMessage::PhaseStarted {
-                label,
-                step,
-                timeout_ms,
+                label, timeout_ms, ..
             } => {
                 backstop = Instant::now() + Duration::from_millis(timeout_ms) + GRACE;
-                t.current = Some((label.clone(), step, Instant::now()));
+                t.current = Some(OpenPhase {
+                    label: label.clone(),
+                    started: Instant::now(),
+                });
                 send(RunEvent::PhaseStarted {
                     name: name.to_owned(),
                     label,
@@ -301,7 +315,7 @@ fn listen(
                     expect_at_least_ms: at_least_ms(scenario, step),
                 });
                 t.current = None;
-                t.hang = Some((label, diagnostics, duration_ms));
+                t.hang = Some(ChildHang { label, diagnostics });
                 return t;
             }
             ChildMessage::Finished {
@@ -445,7 +459,7 @@ fn verdict(
 ) -> ScenarioResult {
     let stderr_if_any = (!stderr.trim().is_empty()).then_some(stderr);
     let mut steps = t.steps;
-    let (outcome, hang_step, diagnostics) = if let Some((label, diagnostics, _)) = t.hang {
+    let (outcome, hang_step, diagnostics) = if let Some(ChildHang { label, diagnostics }) = t.hang {
         (Outcome::Hang, Some(label), diagnostics)
     } else if let Some(diagnostics) = t.finished.filter(|_| status.is_some_and(|s| s.success())) {
         (Outcome::Clean, None, diagnostics)
@@ -471,9 +485,10 @@ fn verdict(
             },
         )
     } else if t.parent_declared_hang {
-        let (label, step_started) = t
-            .current
-            .map_or_else(|| (SETUP_LABEL.to_owned(), None), |(l, _, s)| (l, Some(s)));
+        let (label, step_started) = t.current.map_or_else(
+            || (SETUP_LABEL.to_owned(), None),
+            |open| (open.label, Some(open.started)),
+        );
         if let Some(s) = step_started {
             steps.push(StepTiming {
                 label: label.clone(),
@@ -508,7 +523,7 @@ fn verdict(
         };
         let during = t
             .current
-            .map(|(label, _, _)| format!(" during `{label}`"))
+            .map(|open| format!(" during `{}`", open.label))
             .unwrap_or_default();
         let panic = t.panicked.map(|p| format!(": {p}")).unwrap_or_default();
         let summary = format!("crash: the scenario's process {how}{during}{panic}");
@@ -638,7 +653,10 @@ mod tests {
     #[test]
     fn a_hang_at_the_expected_step_passes_and_elsewhere_fails() {
         let hang_at = |label: &str| Transcript {
-            hang: Some((label.to_owned(), Diagnostics::default(), 1.0)),
+            hang: Some(ChildHang {
+                label: label.to_owned(),
+                diagnostics: Diagnostics::default(),
+            }),
             ..Transcript::default()
         };
         let s = scenario("hang");
@@ -668,7 +686,10 @@ mod tests {
     #[test]
     fn a_child_killed_by_a_signal_is_a_crash_with_its_stderr() {
         let t = Transcript {
-            current: Some(("traffic".to_owned(), None, Instant::now())),
+            current: Some(OpenPhase {
+                label: "traffic".to_owned(),
+                started: Instant::now(),
+            }),
             ..Transcript::default()
         };
         let killed = ExitStatus::from_raw(libc::SIGKILL);
@@ -694,7 +715,10 @@ mod tests {
     #[test]
     fn a_silent_child_past_its_backstop_is_a_hang_declared_by_the_parent() {
         let t = Transcript {
-            current: Some(("term".to_owned(), Some(0), Instant::now())),
+            current: Some(OpenPhase {
+                label: "term".to_owned(),
+                started: Instant::now(),
+            }),
             parent_declared_hang: true,
             ..Transcript::default()
         };
