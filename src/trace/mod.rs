@@ -290,10 +290,10 @@ pub struct EventFields {
 impl EventFields {
     /// The fields present, by name in name order, as JSON values: what timelines, snapshots
     /// and the Chrome trace print.
-    pub fn entries(&self) -> serde_json::Map<String, serde_json::Value> {
+    pub fn entries(&self) -> std::collections::BTreeMap<String, serde_json::Value> {
         match serde_json::to_value(self) {
-            Ok(serde_json::Value::Object(map)) => map,
-            _ => serde_json::Map::new(),
+            Ok(serde_json::Value::Object(map)) => map.into_iter().collect(),
+            _ => std::collections::BTreeMap::new(),
         }
     }
 }
