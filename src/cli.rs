@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::bench;
+use crate::child::proof::EarlyVerdicts;
 use crate::child::{self, ChildArgs};
 use crate::errors::{InputErrors, exit_code};
 use crate::events::RunEvent;
@@ -104,10 +105,31 @@ struct SelectArgs {
     partition: Option<Partition>,
 }
 
+/// Proven hangs.
+#[derive(Debug, Clone, Copy, Args)]
+struct EarlyArgs {
+    /// Wait for every hang's deadline, even where the hang is certain when its step starts
+    /// (by default such a hang is declared at once, marked proven).
+    #[arg(long, conflicts_with = "verify_proofs")]
+    no_early: bool,
+    /// Prove hangs but let every step run to its deadline anyway; a proven step that finishes
+    /// is reported as an error of the harness.
+    #[arg(long)]
+    verify_proofs: bool,
+}
+
+impl EarlyArgs {
+    fn mode(self) -> EarlyVerdicts {
+        EarlyVerdicts::from_flags(self.no_early, self.verify_proofs)
+    }
+}
+
 #[derive(Debug, Args)]
 struct RunArgs {
     #[command(flatten)]
     select: SelectArgs,
+    #[command(flatten)]
+    early: EarlyArgs,
     /// Scenarios run at once [default: the number of cores].
     #[arg(long, short)]
     jobs: Option<usize>,
@@ -161,6 +183,8 @@ struct TraceArgs {
 struct ReproArgs {
     /// The scenario file.
     file: PathBuf,
+    #[command(flatten)]
+    early: EarlyArgs,
     /// Run at most this many times, stopping at the first hang.
     #[arg(long, default_value_t = 1)]
     repeat: u32,
@@ -182,6 +206,8 @@ struct ChildCliArgs {
     run_dir: PathBuf,
     #[arg(long, value_parser = humantime::parse_duration)]
     timeout: Option<Duration>,
+    #[command(flatten)]
+    early: EarlyArgs,
 }
 
 /// Parses the command line, runs it and returns the process exit code.
@@ -196,6 +222,7 @@ pub fn main() -> i32 {
             root: a.root,
             timeout: a.timeout,
             run_dir: a.run_dir,
+            early: a.early.mode(),
         }),
         Command::Check(select) => match load(&select).map(|s| shard(s, select.partition)) {
             Ok(scenarios) => {
@@ -290,6 +317,7 @@ fn run_options(
         root: root.to_owned(),
         executable,
         snapshots,
+        early: EarlyVerdicts::default(),
     })
 }
 
@@ -438,7 +466,10 @@ fn run(args: &RunArgs) -> i32 {
         dir: args.snapshot_dir.clone(),
     };
     let options = match run_options(&args.select.root, args.jobs, args.timeout, snapshots) {
-        Ok(o) => o,
+        Ok(o) => RunOptions {
+            early: args.early.mode(),
+            ..o
+        },
         Err(code) => return code,
     };
     let mut machine = match MachineOutput::open(args, options.jobs) {
@@ -558,7 +589,13 @@ fn load_one(
 
 fn repro(args: &ReproArgs) -> i32 {
     let (scenario, options) = match load_one(&args.file, &args.root, args.timeout) {
-        Ok(loaded) => loaded,
+        Ok((scenario, options)) => (
+            scenario,
+            RunOptions {
+                early: args.early.mode(),
+                ..options
+            },
+        ),
         Err(code) => return code,
     };
     let scenario = &scenario;

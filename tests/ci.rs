@@ -284,7 +284,16 @@ fn interrupt_hanging_suite(signals: &[i32], expected_code: i32) {
     }
     let junit = sandbox.root.path().join("junit.xml");
     let junit_arg = junit.to_str().expect("utf-8 path");
-    let child = sandbox.start_run(&["--jobs", "2", "--format", "junit", "--output", junit_arg]);
+    // `--no-early`: the hang is provable at once; the test needs children still hanging.
+    let child = sandbox.start_run(&[
+        "--jobs",
+        "2",
+        "--no-early",
+        "--format",
+        "junit",
+        "--output",
+        junit_arg,
+    ]);
     let mut groups = BTreeSet::new();
     let running = eventually(RUN_TIMEOUT, || {
         groups.extend(sandbox.children());

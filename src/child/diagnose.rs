@@ -2,6 +2,8 @@
 //! and why nobody will close them, what every thread is blocked in, and a one-paragraph summary
 //! that starts with the step that hung.
 
+use std::time::Duration;
+
 use super::procfs::{self, ProcThread, Syscall};
 use super::registry::{
     ActiveStep, EndpointKind, NodeCounters, OwnerState, RegistryState, SocketEntry, TrafficStage,
@@ -222,11 +224,25 @@ fn hang_summary(
     scenario: &Scenario,
     state: &RegistryState,
     active: &ActiveStep,
+    elapsed: Duration,
     sockets: &[SocketReport],
     threads: &[ProcThread],
 ) -> String {
     let waited = humantime::format_duration(active.timeout).to_string();
-    let head = format!("hang at step `{}` (deadline {waited})", active.label);
+    let head = match &active.proof {
+        Some(proof) if elapsed < active.timeout => format!(
+            "hang at step `{}` (proven after {:.1} ms: {})",
+            active.label,
+            elapsed.as_secs_f64() * 1000.0,
+            proof.words()
+        ),
+        Some(proof) => format!(
+            "hang at step `{}` (deadline {waited}; proven at its start: {})",
+            active.label,
+            proof.words()
+        ),
+        None => format!("hang at step `{}` (deadline {waited})", active.label),
+    };
     let action = active.step.map(|i| &scenario.steps[i].action);
     let node_name = |n: usize| scenario.nodes[n].name.as_str();
     let body = match action {
@@ -485,11 +501,12 @@ pub fn hang_diagnostics(
     scenario: &Scenario,
     state: &RegistryState,
     active: &ActiveStep,
+    elapsed: Duration,
 ) -> Diagnostics {
     let open_sockets = open_sockets(scenario, state);
     let threads = procfs::threads();
     Diagnostics {
-        summary: hang_summary(scenario, state, active, &open_sockets, &threads),
+        summary: hang_summary(scenario, state, active, elapsed, &open_sockets, &threads),
         threads: thread_reports(scenario, state, Some(active), &threads),
         nodes: node_reports(state),
         open_sockets,
@@ -508,6 +525,8 @@ mod tests {
     use crate::child::procfs::{Call, Wait};
     use crate::child::registry::{ContextEntry, NodeEntry, SocketEndpoint, ThreadEntry};
     use crate::scenario::SocketType;
+
+    const DEADLINE: Duration = Duration::from_millis(300);
 
     fn scenario(text: &str) -> Scenario {
         crate::scenario::parse(Path::new("t.toml"), text, "t").expect("valid scenario")
@@ -537,6 +556,7 @@ mod tests {
                 expected: endpoint.and_then(|e| e.expect_messages),
                 context: node.context,
                 terminate_sent_in: None,
+                eterm_handled: false,
             });
         }
         state
@@ -572,7 +592,8 @@ mod tests {
             }),
             step,
             started: Instant::now(),
-            timeout: Duration::from_millis(300),
+            timeout: DEADLINE,
+            proof: None,
         }
     }
 
@@ -622,6 +643,7 @@ mod tests {
             &s,
             &state,
             &active(&s, Some(2)),
+            DEADLINE,
             &sockets,
             &[]
         ));
@@ -660,6 +682,7 @@ mod tests {
             &s,
             &state,
             &active(&s, Some(1)),
+            DEADLINE,
             &sockets,
             &[]
         ));
@@ -697,7 +720,7 @@ mod tests {
             publishers: vec![0],
             subscribers: (1..=6).collect(),
         };
-        let summary = hang_summary(&s, &state, &active(&s, None), &[], &[]);
+        let summary = hang_summary(&s, &state, &active(&s, None), DEADLINE, &[], &[]);
         assert!(!summary.contains("blocking send"));
         insta::assert_snapshot!(summary);
     }
@@ -753,6 +776,13 @@ mod tests {
                 },
             ),
         ];
-        insta::assert_snapshot!(hang_summary(&s, &state, &active(&s, None), &[], &threads));
+        insta::assert_snapshot!(hang_summary(
+            &s,
+            &state,
+            &active(&s, None),
+            DEADLINE,
+            &[],
+            &threads
+        ));
     }
 }

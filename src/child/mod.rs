@@ -13,6 +13,7 @@ mod diagnose;
 mod monitor;
 mod nodes;
 mod procfs;
+pub mod proof;
 pub mod protocol;
 pub mod registry;
 mod topology;
@@ -25,6 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nodes::Note;
+use proof::{EarlyVerdicts, Proof};
 use protocol::{ChildMessage, Emitter};
 use registry::Registry;
 use topology::Topology;
@@ -50,6 +52,8 @@ pub struct ChildArgs {
     pub timeout: Option<Duration>,
     /// The run's own temporary folder (ipc endpoints).
     pub run_dir: PathBuf,
+    /// Whether hangs are proven at the start of their step.
+    pub early: EarlyVerdicts,
 }
 
 /// Reports a failure of the harness or the environment and ends the process.
@@ -98,6 +102,12 @@ fn phase<T>(
     lifecycle!(EventKind::StepStarted, label = label);
     let started: Instant = registry.begin(label, step, timeout);
     let (result, note) = body();
+    if let Some(proof) = registry.take_proof() {
+        fail(format!(
+            "harness error: step `{label}` was proven to hang, yet it finished: the proof was wrong ({})",
+            proof.words()
+        ));
+    }
     registry.end();
     let duration_us: u64 = started.elapsed().as_micros().try_into().unwrap_or(u64::MAX);
     lifecycle!(
@@ -138,7 +148,7 @@ pub fn run(args: ChildArgs) -> ! {
     let scenario = Arc::new(scenario);
     let registry = Arc::new(Registry::default());
     registry.thread_started("main thread (runs the steps)".to_owned(), None);
-    watchdog::start(Arc::clone(&scenario), Arc::clone(&registry));
+    watchdog::start(Arc::clone(&scenario), Arc::clone(&registry), args.early);
 
     let mut topology = phase(&registry, SETUP_LABEL, None, scenario.step_timeout, || {
         let built = topology::build(&scenario, &registry, &args.run_dir);
@@ -158,7 +168,10 @@ pub fn run(args: ChildArgs) -> ! {
     );
     for (i, step) in scenario.steps.iter().enumerate() {
         phase(&registry, &step.label, Some(i), step.timeout, || {
-            ((), run_step(&registry, &mut topology, &step.action))
+            let proof = (args.early != EarlyVerdicts::Off)
+                .then(|| proof::prove(&scenario, &registry.lock(), i))
+                .flatten();
+            ((), run_step(&registry, &mut topology, &step.action, proof))
         });
     }
     topology.join_ended_threads(&registry);
@@ -174,11 +187,26 @@ pub fn run(args: ChildArgs) -> ! {
     unsafe { libc::_exit(0) }
 }
 
-/// Carries out one step on the main thread; returns a note on what it found.
-fn run_step(registry: &Arc<Registry>, topology: &mut Topology, action: &Action) -> Note {
+/// Carries out one step on the main thread; returns a note on what it found. A `proof` that
+/// the step can never finish is handed to the watchdog just before the call that blocks.
+fn run_step(
+    registry: &Arc<Registry>,
+    topology: &mut Topology,
+    action: &Action,
+    proof: Option<Proof>,
+) -> Note {
+    let prove = || {
+        if let Some(proof) = proof {
+            registry.prove(proof);
+        }
+    };
     match *action {
-        Action::Close { node } => topology.nodes[node].close(registry),
+        Action::Close { node } => {
+            prove();
+            topology.nodes[node].close(registry)
+        }
         Action::SetLinger { node, linger_ms } => {
+            prove();
             topology.nodes[node].set_linger(registry, linger_ms)
         }
         Action::Cancel { node } => match topology.nodes[node].as_async() {
@@ -189,7 +217,10 @@ fn run_step(registry: &Arc<Registry>, topology: &mut Topology, action: &Action) 
             Some(a) => a.stop_runtime(),
             None => "not an async node".to_owned(),
         },
-        Action::Join { node } => topology.nodes[node].join(),
+        Action::Join { node } => {
+            prove();
+            topology.nodes[node].join()
+        }
         Action::Steer { node, command } => topology.nodes[node].steer(registry, node, command),
         Action::Sleep { duration } => {
             std::thread::sleep(duration);
@@ -214,6 +245,7 @@ fn run_step(registry: &Arc<Registry>, topology: &mut Topology, action: &Action) 
                 registry.context_ending(context);
                 let name = registry.lock().contexts[context].name.clone();
                 lifecycle!(EventKind::TermEntered, context = name.as_str());
+                prove();
                 ctx.term()
                     .unwrap_or_else(|e| fail(format!("zmq_ctx_term failed: {e}")));
                 registry.lock().contexts[context].terminated = true;

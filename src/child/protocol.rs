@@ -51,6 +51,10 @@ pub enum ChildMessage {
         elapsed_us: u64,
         /// What was open and what every thread was doing.
         diagnostics: Diagnostics,
+        /// Why the step could never finish, when the child proved it (declared at once, or at
+        /// the deadline with `--verify-proofs`).
+        #[serde(default)]
+        proof: Option<String>,
     },
     /// Every step finished; what was still open is a warning, not a hang.
     Finished {

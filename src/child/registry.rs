@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::proof::Proof;
 use crate::lifecycle;
 use crate::scenario::{Mode, SocketType};
 use crate::trace::layer::current_phase;
@@ -113,6 +114,8 @@ pub struct NodeEntry {
     pub context: usize,
     /// The step that sent a steerable proxy TERMINATE.
     pub terminate_sent_in: Option<Phase>,
+    /// Whether an async node's receive task has handled ETERM (closed or kept its socket).
+    pub eterm_handled: bool,
 }
 
 /// One socket's entry.
@@ -190,6 +193,8 @@ pub struct ActiveStep {
     pub started: Instant,
     /// Its deadline.
     pub timeout: Duration,
+    /// Why it can never finish, when that is proven.
+    pub proof: Option<Proof>,
 }
 
 /// A context's entry.
@@ -239,6 +244,30 @@ pub struct RegistryState {
     pub active: Option<ActiveStep>,
     /// Where the traffic phase is.
     pub traffic: TrafficStage,
+}
+
+impl RegistryState {
+    /// Whether a node's loop has ended, or will end at once: its owner says so, or `term`
+    /// returned on its context (so every socket there, the loop's included, is closed). Either
+    /// way its thread is returning or gone.
+    pub fn loop_ended(&self, node: usize) -> bool {
+        let entry = &self.nodes[node];
+        self.contexts[entry.context].terminated
+            || matches!(
+                entry.owner,
+                OwnerState::ThreadEnded | OwnerState::ThreadEndedKeeping
+            )
+    }
+
+    /// Whether every monitor reader of a node has closed, or `term` returned on its context
+    /// (which means they have), so that its reader thread is returning or gone.
+    pub fn monitor_readers_closed(&self, node: usize) -> bool {
+        self.contexts[self.nodes[node].context].terminated
+            || !self
+                .sockets
+                .iter()
+                .any(|s| s.node == node && s.role == SocketRole::MonitorReader && s.open)
+    }
 }
 
 /// The shared registry.
@@ -450,28 +479,31 @@ impl Registry {
         }
     }
 
-    /// Whether a node's loop has ended, or will end at once: its owner says so, or `term`
-    /// returned on its context (so every socket there, the loop's included, is closed). Either
-    /// way its thread is returning or gone.
+    /// See [`RegistryState::loop_ended`].
     pub fn loop_ended(&self, node: usize) -> bool {
-        let state = self.lock();
-        let entry = &state.nodes[node];
-        state.contexts[entry.context].terminated
-            || matches!(
-                entry.owner,
-                OwnerState::ThreadEnded | OwnerState::ThreadEndedKeeping
-            )
+        self.lock().loop_ended(node)
     }
 
-    /// Whether every monitor reader of a node has closed, or `term` returned on its context
-    /// (which means they have), so that its reader thread is returning or gone.
+    /// See [`RegistryState::monitor_readers_closed`].
     pub fn monitor_readers_closed(&self, node: usize) -> bool {
-        let state = self.lock();
-        state.contexts[state.nodes[node].context].terminated
-            || !state
-                .sockets
-                .iter()
-                .any(|s| s.node == node && s.role == SocketRole::MonitorReader && s.open)
+        self.lock().monitor_readers_closed(node)
+    }
+
+    /// Records that an async node's receive task has handled ETERM.
+    pub fn eterm_handled(&self, node: usize) {
+        self.lock().nodes[node].eterm_handled = true;
+    }
+
+    /// Records why the running step can never finish.
+    pub fn prove(&self, proof: Proof) {
+        if let Some(active) = &mut self.lock().active {
+            active.proof = Some(proof);
+        }
+    }
+
+    /// The proof of the running step, if it had one (taken: the step is over).
+    pub fn take_proof(&self) -> Option<Proof> {
+        self.lock().active.as_mut().and_then(|a| a.proof.take())
     }
 
     /// Records where the traffic phase is.
@@ -487,6 +519,7 @@ impl Registry {
             step,
             started,
             timeout,
+            proof: None,
         });
         started
     }
@@ -523,6 +556,7 @@ mod tests {
                 expected: None,
                 context: 0,
                 terminate_sent_in: None,
+                eterm_handled: false,
             });
         }
         registry

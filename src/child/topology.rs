@@ -214,6 +214,7 @@ fn register_nodes(scenario: &Scenario, registry: &Registry) -> Vec<Arc<NodeCount
             expected: endpoint.and_then(|e| e.expect_messages),
             context: node.context,
             terminate_sent_in: None,
+            eterm_handled: false,
         });
     }
     counters

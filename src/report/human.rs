@@ -15,11 +15,16 @@ pub fn result_line(result: &ScenarioResult) -> String {
         (true, _) => "PASS",
         (false, _) => "FAIL",
     };
+    let got = match result.proven {
+        Some(true) => format!("{} (proven)", result.got()),
+        Some(false) => format!("{} (timed out)", result.got()),
+        None => result.got(),
+    };
     format!(
         "{status}  {:<44} expected {:<22} got {:<22} {:>8.1} ms",
         result.name,
         result.expected(),
-        result.got(),
+        got,
         result.duration_ms
     )
 }

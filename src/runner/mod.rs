@@ -20,6 +20,7 @@ use std::sync::Mutex;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+use crate::child::proof::EarlyVerdicts;
 use crate::child::protocol::ChildMessage;
 use crate::events::RunEvent;
 use crate::outcome::{Diagnostics, Outcome, ScenarioResult, StepTiming};
@@ -47,6 +48,8 @@ pub struct RunOptions {
     pub executable: PathBuf,
     /// Whether and where each run's trace is compared with its snapshot.
     pub snapshots: SnapshotOptions,
+    /// Whether the child proves hangs at the start of their step.
+    pub early: EarlyVerdicts,
 }
 
 /// Runs every scenario, `jobs` at a time, calling `on_event` on the calling thread in the
@@ -111,6 +114,8 @@ struct Running {
 struct Hung {
     label: String,
     diagnostics: Diagnostics,
+    /// Whether the child proved it rather than waiting out the deadline.
+    proven: bool,
 }
 
 /// Everything the child said, gathered.
@@ -167,6 +172,7 @@ pub fn run_one(
             .arg("--timeout")
             .arg(humantime::format_duration(t).to_string());
     }
+    command.args(options.early.flag());
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
@@ -316,6 +322,7 @@ fn listen(
                 step,
                 elapsed_us,
                 diagnostics,
+                proof,
             } => {
                 let duration_ms = elapsed_us as f64 / 1000.0;
                 t.steps.push(StepTiming {
@@ -325,7 +332,11 @@ fn listen(
                     expect_at_least_ms: at_least_ms(scenario, step),
                 });
                 t.current = None;
-                t.hang = Some(Hung { label, diagnostics });
+                t.hang = Some(Hung {
+                    label,
+                    diagnostics,
+                    proven: proof.is_some(),
+                });
                 return t;
             }
             ChildMessage::Finished {
@@ -489,6 +500,11 @@ fn observe(scenario: &Scenario, t: Transcript, ending: Ending) -> ScenarioResult
         stderr,
         ..Diagnostics::default()
     };
+    let proven = match (&t.hang, t.parent_declared_hang) {
+        (Some(hung), _) => Some(hung.proven),
+        (None, true) => Some(false),
+        (None, false) => None,
+    };
     let (outcome, hang_step, diagnostics) = if let Some(hung) = t.hang {
         (Outcome::Hang, Some(hung.label), hung.diagnostics)
     } else if let Some(diagnostics) = t.finished.filter(|_| status.is_some_and(|s| s.success())) {
@@ -542,6 +558,7 @@ fn observe(scenario: &Scenario, t: Transcript, ending: Ending) -> ScenarioResult
         expect: scenario.expect,
         expect_hang_at: scenario.expect_hang_at.clone(),
         outcome,
+        proven: proven.filter(|_| outcome == Outcome::Hang),
         hang_step,
         passed: false,
         failures: Vec::new(),
@@ -659,6 +676,7 @@ mod tests {
             hang: Some(Hung {
                 label: label.to_owned(),
                 diagnostics: Diagnostics::default(),
+                proven: false,
             }),
             ..Transcript::default()
         };

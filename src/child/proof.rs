@@ -1,0 +1,261 @@
+//! Proven hangs: when a step that can block forever starts (`term`, a `close` or `set_linger`
+//! that waits for a node's thread, a `join`), decide from the registry, the nodes' states and
+//! the scenario whether it can ever finish. Where it cannot, the [`Proof`] says why in plain
+//! words, and the watchdog declares the hang at once instead of at the deadline.
+//!
+//! Every rule rests on one fact: steps run one after another on the main thread, so while the
+//! main thread is blocked in this step no later step can run, and only the node threads and
+//! libzmq can still change anything. A hang is proven only from sockets or threads nothing
+//! left can close or end; whatever might still end (a finite linger, messages a peer may take,
+//! a loop or a receive task that closes its socket on ETERM, a proxy that closes on return, a
+//! monitor reader, which closes itself) is never part of a proof. When unsure, there is no
+//! proof, and the deadline decides as before.
+//!
+//! A proof also lists what the step still causes ([`Settle`]): the loops that ETERM wakes and
+//! the monitor readers of the context. The verdict waits until they have acted, so that the
+//! trace of a proven hang is the trace the deadline would have given.
+
+use super::registry::{OwnerState, RegistryState, SocketEntry};
+use crate::scenario::{Action, Mode, NodeBody, OnEterm, Scenario};
+use crate::trace::SocketRole;
+
+/// Whether and how hangs are proven (`--no-early`, `--verify-proofs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EarlyVerdicts {
+    /// A proven hang is declared as soon as the step's consequences have settled.
+    #[default]
+    On,
+    /// No proofs: every hang waits for its deadline.
+    Off,
+    /// Proofs are made but the step runs to its deadline anyway; a proven step that finishes
+    /// is an error of the harness.
+    Verify,
+}
+
+impl EarlyVerdicts {
+    /// The command-line flag that selects it (none for the default).
+    pub fn flag(self) -> Option<&'static str> {
+        match self {
+            EarlyVerdicts::On => None,
+            EarlyVerdicts::Off => Some("--no-early"),
+            EarlyVerdicts::Verify => Some("--verify-proofs"),
+        }
+    }
+
+    /// From the two flags (`clap` keeps them apart).
+    pub fn from_flags(no_early: bool, verify_proofs: bool) -> Self {
+        match (no_early, verify_proofs) {
+            (true, _) => EarlyVerdicts::Off,
+            (false, true) => EarlyVerdicts::Verify,
+            (false, false) => EarlyVerdicts::On,
+        }
+    }
+}
+
+/// What must have happened before a proven hang is declared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    /// The node's loop has ended (it gets ETERM from this step).
+    LoopEnded(usize),
+    /// The async node's receive task has handled ETERM.
+    EtermHandled(usize),
+    /// The node's monitor readers have closed.
+    MonitorReadersClosed(usize),
+}
+
+/// Why a step can never finish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proof {
+    /// One clause per reason, each enough on its own.
+    pub reasons: Vec<String>,
+    /// What the step still causes, which the verdict waits for.
+    pub settle: Vec<Settle>,
+}
+
+impl Proof {
+    /// The proof in plain words.
+    pub fn words(&self) -> String {
+        self.reasons.join("; ")
+    }
+
+    /// Whether everything the step causes has happened.
+    pub fn settled(&self, state: &RegistryState) -> bool {
+        self.settle.iter().all(|s| match *s {
+            Settle::LoopEnded(node) => state.loop_ended(node),
+            Settle::EtermHandled(node) => state.nodes[node].eterm_handled,
+            Settle::MonitorReadersClosed(node) => state.monitor_readers_closed(node),
+        })
+    }
+}
+
+/// Decides whether step `step` of `scenario`, about to start, can never finish.
+pub fn prove(scenario: &Scenario, state: &RegistryState, step: usize) -> Option<Proof> {
+    match scenario.steps.get(step)?.action {
+        Action::Term { context } => term(scenario, state, step, context),
+        Action::Close { node } | Action::SetLinger { node, .. } => unheard(scenario, state, node),
+        Action::Join { node } => join(scenario, state, node),
+        Action::Shutdown { .. }
+        | Action::Cancel { .. }
+        | Action::StopRuntime { .. }
+        | Action::Steer { .. }
+        | Action::Sleep { .. } => None,
+    }
+}
+
+/// The label of the last step before `step` that matches `what`.
+fn earlier_step(scenario: &Scenario, step: usize, what: impl Fn(&Action) -> bool) -> Option<&str> {
+    scenario.steps[..step]
+        .iter()
+        .rev()
+        .find(|s| what(&s.action))
+        .map(|s| s.label.as_str())
+}
+
+/// `term` of `context`: some open socket of it has an owner that can never close it.
+fn term(scenario: &Scenario, state: &RegistryState, step: usize, context: usize) -> Option<Proof> {
+    let mut settle = Vec::new();
+    for (n, node) in state.nodes.iter().enumerate() {
+        if node.context != context {
+            continue;
+        }
+        match node.owner {
+            OwnerState::ThreadRunning => settle.push(Settle::LoopEnded(n)),
+            OwnerState::RuntimeRunning {
+                task_cancelled: false,
+            } if !node.eterm_handled => settle.push(Settle::EtermHandled(n)),
+            _ => {}
+        }
+    }
+    let open = |s: &&SocketEntry| s.open && s.context == context;
+    for s in state.sockets.iter().filter(open) {
+        let readers = Settle::MonitorReadersClosed(s.node);
+        if s.role == SocketRole::MonitorReader && !settle.contains(&readers) {
+            settle.push(readers);
+        }
+    }
+    let reasons: Vec<String> = state
+        .sockets
+        .iter()
+        .filter(open)
+        .filter(|s| s.role != SocketRole::MonitorReader)
+        .filter_map(|s| {
+            let why = never_closed(scenario, state, step, s)?;
+            let node = &state.nodes[s.node];
+            let role = match s.role {
+                SocketRole::Socket => String::new(),
+                role => format!(" {role}"),
+            };
+            Some(format!(
+                "{}{role} socket of node `{}` is open; {why}",
+                s.socket_type, node.name
+            ))
+        })
+        .collect();
+    (!reasons.is_empty()).then_some(Proof { reasons, settle })
+}
+
+/// Why nothing can ever close an open socket while the main thread is inside `term`, or
+/// `None` when something still might.
+fn never_closed(
+    scenario: &Scenario,
+    state: &RegistryState,
+    step: usize,
+    socket: &SocketEntry,
+) -> Option<String> {
+    let node = &state.nodes[socket.node];
+    let name = node.name.as_str();
+    let thread = node.owner_thread.as_str();
+    let keeps = scenario.nodes[socket.node].on_eterm == OnEterm::Keep;
+    let no_later_step = "no later step can close it while the main thread is inside term";
+    let stopped_at = |cancel: bool| {
+        earlier_step(scenario, step, |a| match *a {
+            Action::StopRuntime { node } => !cancel && node == socket.node,
+            Action::Cancel { node } => cancel && node == socket.node,
+            _ => false,
+        })
+        .map(|label| format!(" at step `{label}`"))
+        .unwrap_or_default()
+    };
+    match node.owner {
+        OwnerState::Main => Some(format!(
+            "it belongs to the main thread, which is inside this term, so no `close {name}` step can run"
+        )),
+        OwnerState::ThreadRunning => keeps.then(|| {
+            format!(
+                "its thread `{thread}` returns on ETERM without closing it (on_eterm = \"keep\"), and {no_later_step}"
+            )
+        }),
+        OwnerState::ThreadEndedKeeping => Some(format!(
+            "its thread `{thread}` has returned without closing it (on_eterm = \"keep\"), and {no_later_step}"
+        )),
+        OwnerState::ThreadEnded => None,
+        OwnerState::RuntimeRunning {
+            task_cancelled: true,
+        } => Some(format!(
+            "its receive task was cancelled{}, which does not close it, and {no_later_step}",
+            stopped_at(true)
+        )),
+        OwnerState::RuntimeRunning {
+            task_cancelled: false,
+        } => keeps.then(|| {
+            format!(
+                "its receive task keeps it after ETERM (on_eterm = \"keep\"), and {no_later_step}"
+            )
+        }),
+        OwnerState::RuntimeStopped { .. } => Some(format!(
+            "its runtime was stopped{}; {no_later_step}",
+            stopped_at(false)
+        )),
+    }
+}
+
+/// `close` or `set_linger` of a node whose thread never reads requests: a blocking receive
+/// loop or a proxy call, which only ETERM (or TERMINATE, also sent by the main thread) ends.
+fn unheard(scenario: &Scenario, state: &RegistryState, node: usize) -> Option<Proof> {
+    let entry = &state.nodes[node];
+    let context = &state.contexts[entry.context];
+    let can_end = context.ended_in.is_some() || entry.terminate_sent_in.is_some();
+    if entry.owner != OwnerState::ThreadRunning || can_end {
+        return None;
+    }
+    let inside = match &scenario.nodes[node].body {
+        NodeBody::Proxy { engine } => format!("inside the proxy call ({engine})"),
+        NodeBody::Endpoint(e) if e.mode == Mode::Blocking => "in a blocking recv".to_owned(),
+        NodeBody::Endpoint(_) => return None,
+    };
+    Some(Proof {
+        reasons: vec![format!(
+            "the thread `{}` of node `{}` is {inside} and reads requests only after its loop ends, which takes ETERM from a `shutdown` or `term` of context `{}`; the main thread, which alone could run those, is waiting here for the answer",
+            entry.owner_thread, entry.name, context.name
+        )],
+        settle: Vec::new(),
+    })
+}
+
+/// `join` of a thread that only the main thread could end.
+fn join(scenario: &Scenario, state: &RegistryState, node: usize) -> Option<Proof> {
+    let entry = &state.nodes[node];
+    let context = &state.contexts[entry.context];
+    let can_end = context.ended_in.is_some() || entry.terminate_sent_in.is_some();
+    let reason = match entry.owner {
+        OwnerState::ThreadRunning if !can_end => {
+            let ends = match &scenario.nodes[node].body {
+                NodeBody::Endpoint(e) if e.mode == Mode::Poll => "on ETERM or a `close` request",
+                _ => "only on ETERM",
+            };
+            format!(
+                "the thread `{}` of node `{}` ends {ends}, from a `shutdown` or `term` of context `{}` or a step; the main thread, which alone runs steps, is waiting in this join",
+                entry.owner_thread, entry.name, context.name
+            )
+        }
+        OwnerState::RuntimeRunning { .. } => format!(
+            "the runtime thread of node `{}` ends only at a `stop_runtime {}` step, which the main thread, waiting in this join, cannot run",
+            entry.name, entry.name
+        ),
+        _ => return None,
+    };
+    Some(Proof {
+        reasons: vec![reason],
+        settle: Vec::new(),
+    })
+}
