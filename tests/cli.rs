@@ -299,7 +299,14 @@ fn the_timeout_flag_overrides_every_deadline() {
         &HANGS_BUT_EXPECTS_CLEAN.replace("200ms", "30s"),
     );
     let output = termwatch()
-        .args(["run", "--no-early", "--format", "json", "--timeout", "100ms"])
+        .args([
+            "run",
+            "--no-early",
+            "--format",
+            "json",
+            "--timeout",
+            "100ms",
+        ])
         .arg(&file)
         .output()
         .expect("runs");

@@ -12,17 +12,20 @@ use serde_json::Value;
 /// Far above any shipped scenario's deadlines; only a broken harness would reach it.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
-fn run_json(file: &Path) -> Vec<Value> {
+fn run_json(file: &Path, extra: &[&str]) -> Vec<Value> {
     run_json_in(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios"),
         file,
+        extra,
     )
 }
 
-fn run_json_in(root: PathBuf, file: &Path) -> Vec<Value> {
+fn run_json_in(root: PathBuf, file: &Path, extra: &[&str]) -> Vec<Value> {
     let output = Command::cargo_bin("termwatch")
         .expect("the termwatch binary is built for tests")
-        .args(["run", "--format", "json", "--root"])
+        .args(["run", "--format", "json"])
+        .args(extra)
+        .arg("--root")
         .arg(&root)
         .arg(file)
         .timeout(COMMAND_TIMEOUT)
@@ -40,9 +43,14 @@ fn run_json_in(root: PathBuf, file: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// Also without early verdicts and with proofs verified at the deadline: a proof never changes
+/// a verdict.
 #[rstest]
-fn shipped_scenario_meets_its_expectation(#[files("scenarios/**/*.toml")] file: PathBuf) {
-    let lines = run_json(&file);
+fn shipped_scenario_meets_its_expectation(
+    #[files("scenarios/**/*.toml")] file: PathBuf,
+    #[values(&[], &["--no-early"], &["--verify-proofs"])] early: &[&str],
+) {
+    let lines = run_json(&file, early);
     let result = lines
         .iter()
         .find(|l| l["type"] == "scenario")
@@ -57,6 +65,32 @@ fn shipped_scenario_meets_its_expectation(#[files("scenarios/**/*.toml")] file: 
     let summary = lines.last().expect("a summary line");
     assert_eq!(summary["type"], "summary");
     assert_eq!(summary["failed"], 0);
+    match result["outcome"].as_str() {
+        Some("hang") if early == ["--no-early"] => assert_eq!(result["proven"], false),
+        Some("hang") => assert!(result["proven"].is_boolean()),
+        _ => assert!(result.get("proven").is_none()),
+    }
+}
+
+/// A hang certain when its step starts is declared at once and says why; the same scenario
+/// with `--no-early` waits for its deadline.
+#[test]
+fn a_certain_hang_is_proven_with_its_reason() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios/ownership/idle-subscriber-left-open.toml");
+    let proven = &run_json(&file, &[])[0];
+    assert_eq!(proven["proven"], true);
+    let summary = proven["diagnostics"]["summary"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        summary.starts_with("hang at step `term` (proven after ")
+            && summary.contains("SUB socket of node `sub` is open; it belongs to the main thread, which is inside this term"),
+        "{summary}"
+    );
+    let timed_out = &run_json(&file, &["--no-early"])[0];
+    assert_eq!(timed_out["proven"], false);
+    assert_eq!(timed_out["hang_step"], proven["hang_step"]);
 }
 
 /// A traffic-phase hang is blamed on what the threads are doing: the slow-joiner wait or the
@@ -81,7 +115,7 @@ fn a_traffic_hang_names_what_the_threads_wait_for(#[case] file: &str, #[case] ex
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let file = manifest.join(file);
     let root = file.parent().expect("a folder").to_path_buf();
-    let lines = run_json_in(root, &file);
+    let lines = run_json_in(root, &file, &[]);
     let summary = lines[0]["diagnostics"]["summary"]
         .as_str()
         .expect("a hang has a summary");

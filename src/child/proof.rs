@@ -259,3 +259,251 @@ fn join(scenario: &Scenario, state: &RegistryState, node: usize) -> Option<Proof
         settle: Vec::new(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::child::registry::{ContextEntry, NodeEntry};
+    use crate::scenario::SocketType;
+    use crate::trace::Phase;
+
+    fn scenario(text: &str) -> Scenario {
+        crate::scenario::parse(Path::new("t.toml"), text, "t").expect("valid scenario")
+    }
+
+    /// The registry as setup leaves it: one open socket per endpoint node (a proxy's XSUB and
+    /// XPUB), owned as the node's mode says.
+    fn state_of(scenario: &Scenario) -> RegistryState {
+        let mut state = RegistryState::default();
+        for c in &scenario.contexts {
+            state.contexts.push(ContextEntry {
+                name: c.name.clone(),
+                terminated: false,
+                ended_in: None,
+            });
+        }
+        for (i, node) in scenario.nodes.iter().enumerate() {
+            let endpoint = node.endpoint();
+            let owner = match endpoint.map(|e| e.mode) {
+                None | Some(Mode::Blocking | Mode::Poll) => OwnerState::ThreadRunning,
+                Some(Mode::Idle) => OwnerState::Main,
+                Some(Mode::Async) => OwnerState::RuntimeRunning {
+                    task_cancelled: false,
+                },
+            };
+            state.nodes.push(NodeEntry {
+                name: node.name.clone(),
+                mode: endpoint.map(|e| e.mode),
+                is_proxy: endpoint.is_none(),
+                owner,
+                owner_thread: node.name.clone(),
+                counters: Arc::default(),
+                to_send: 0,
+                expected: None,
+                context: node.context,
+                terminate_sent_in: None,
+                eterm_handled: false,
+            });
+            let sockets = match endpoint {
+                Some(e) => vec![(SocketRole::Socket, e.socket_type)],
+                None => vec![
+                    (SocketRole::Frontend, SocketType::Xsub),
+                    (SocketRole::Backend, SocketType::Xpub),
+                ],
+            };
+            for (role, socket_type) in sockets {
+                state.sockets.push(SocketEntry {
+                    node: i,
+                    role,
+                    socket_type,
+                    endpoints: Vec::new(),
+                    linger_ms: Some(-1),
+                    context: node.context,
+                    open: true,
+                    closed_by: None,
+                });
+            }
+        }
+        state
+    }
+
+    const SUBSCRIBER_AND_TERM: &str = r#"
+        expect = "hang"
+        [[nodes]]
+        name = "sub"
+        kind = "subscriber"
+        mode = "MODE"
+        on_eterm = "ON_ETERM"
+        bind = "auto"
+        [[steps]]
+        action = "stop_runtime"
+        node = "sub"
+        [[steps]]
+        action = "term"
+    "#;
+
+    fn subscriber(mode: &str, on_eterm: Option<&str>) -> Scenario {
+        let text = SUBSCRIBER_AND_TERM.replace("MODE", mode).replace(
+            "on_eterm = \"ON_ETERM\"",
+            &on_eterm.map_or(String::new(), |o| format!("on_eterm = \"{o}\"")),
+        );
+        let text = if mode == "async" {
+            text
+        } else {
+            text.replace(
+                "action = \"stop_runtime\"\n        node = \"sub\"",
+                "action = \"sleep\"\n        for = \"1ms\"",
+            )
+        };
+        scenario(&text)
+    }
+
+    #[test]
+    fn a_loop_that_closes_on_eterm_proves_nothing_but_is_waited_for() {
+        for mode in ["blocking", "poll"] {
+            let s = subscriber(mode, Some("close"));
+            assert_eq!(prove(&s, &state_of(&s), 1), None, "{mode}");
+        }
+        let s = subscriber("async", Some("close"));
+        assert_eq!(prove(&s, &state_of(&s), 1), None);
+    }
+
+    #[test]
+    fn a_loop_that_keeps_its_socket_on_eterm_is_a_proof_settled_when_the_loop_ends() {
+        let s = subscriber("blocking", Some("keep"));
+        let mut state = state_of(&s);
+        let proof = prove(&s, &state, 1).expect("proven");
+        assert_eq!(
+            proof.words(),
+            "SUB socket of node `sub` is open; its thread `sub` returns on ETERM without closing it (on_eterm = \"keep\"), and no later step can close it while the main thread is inside term"
+        );
+        assert_eq!(proof.settle, [Settle::LoopEnded(0)]);
+        assert!(!proof.settled(&state));
+        state.nodes[0].owner = OwnerState::ThreadEndedKeeping;
+        assert!(proof.settled(&state));
+    }
+
+    #[test]
+    fn a_stopped_runtime_is_a_proof_naming_the_step_that_stopped_it() {
+        let s = subscriber("async", Some("close"));
+        let mut state = state_of(&s);
+        state.nodes[0].owner = OwnerState::RuntimeStopped {
+            task_cancelled: false,
+        };
+        let proof = prove(&s, &state, 1).expect("proven");
+        assert_eq!(
+            proof.words(),
+            "SUB socket of node `sub` is open; its runtime was stopped at step `stop_runtime sub`; no later step can close it while the main thread is inside term"
+        );
+        assert!(proof.settle.is_empty());
+    }
+
+    #[test]
+    fn a_socket_of_the_main_thread_left_open_is_a_proof_but_not_in_another_context() {
+        let s = scenario(
+            r#"
+            expect = "hang"
+            [[contexts]]
+            name = "aux"
+            [[nodes]]
+            name = "idle"
+            kind = "subscriber"
+            mode = "idle"
+            context = "aux"
+            bind = "auto"
+            [[steps]]
+            action = "term"
+            [[steps]]
+            action = "term"
+            context = "aux"
+            "#,
+        );
+        let state = state_of(&s);
+        assert_eq!(prove(&s, &state, 0), None, "term of `main`");
+        let proof = prove(&s, &state, 1).expect("term of `aux`");
+        assert!(proof.words().contains("it belongs to the main thread"));
+    }
+
+    #[test]
+    fn closed_sockets_prove_nothing_whatever_their_linger() {
+        let s = subscriber("idle", None);
+        let mut state = state_of(&s);
+        state.sockets[0].open = false;
+        assert_eq!(prove(&s, &state, 1), None);
+    }
+
+    #[test]
+    fn a_close_a_blocking_loop_cannot_hear_is_proven_until_its_context_is_shut_down() {
+        let s = scenario(
+            r#"
+            expect = "hang"
+            [[nodes]]
+            name = "sub"
+            kind = "subscriber"
+            bind = "auto"
+            [[nodes]]
+            name = "poller"
+            kind = "subscriber"
+            mode = "poll"
+            bind = "auto"
+            [[steps]]
+            action = "close"
+            node = "sub"
+            [[steps]]
+            action = "close"
+            node = "poller"
+            "#,
+        );
+        let mut state = state_of(&s);
+        let proof = prove(&s, &state, 0).expect("proven");
+        assert!(
+            proof
+                .words()
+                .starts_with("the thread `sub` of node `sub` is in a blocking recv")
+        );
+        assert_eq!(prove(&s, &state, 1), None, "a poll loop hears requests");
+        state.contexts[0].ended_in = Some(Phase::Step(0));
+        assert_eq!(prove(&s, &state, 0), None, "ETERM ends the loop");
+    }
+
+    #[test]
+    fn a_join_of_a_proxy_is_proven_unless_terminate_or_eterm_can_end_it() {
+        let s = scenario(
+            r#"
+            expect = "hang"
+            [[nodes]]
+            name = "bus"
+            kind = "proxy"
+            engine = "steerable"
+            [[steps]]
+            action = "join"
+            node = "bus"
+            "#,
+        );
+        let mut state = state_of(&s);
+        assert!(prove(&s, &state, 0).is_some());
+        state.nodes[0].terminate_sent_in = Some(Phase::Step(0));
+        assert_eq!(prove(&s, &state, 0), None);
+    }
+
+    #[test]
+    fn monitor_readers_are_waited_for_and_never_part_of_a_proof() {
+        let s = subscriber("idle", None);
+        let mut state = state_of(&s);
+        state.sockets[0].open = false;
+        let mut reader = state.sockets[0].clone();
+        reader.role = SocketRole::MonitorReader;
+        reader.open = true;
+        state.sockets.push(reader);
+        assert_eq!(prove(&s, &state, 1), None);
+        state.sockets[0].open = true;
+        let proof = prove(&s, &state, 1).expect("proven by the idle socket");
+        assert_eq!(proof.settle, [Settle::MonitorReadersClosed(0)]);
+        assert!(!proof.settled(&state));
+        state.sockets[1].open = false;
+        assert!(proof.settled(&state));
+    }
+}
