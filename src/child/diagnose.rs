@@ -517,13 +517,12 @@ pub fn hang_diagnostics(
 #[cfg(test)]
 mod tests {
     use std::path::Path;
-    use std::sync::Arc;
     use std::sync::atomic::Ordering;
     use std::time::{Duration, Instant};
 
     use super::*;
     use crate::child::procfs::{Call, Wait};
-    use crate::child::registry::{ContextEntry, NodeEntry, SocketEndpoint, ThreadEntry};
+    use crate::child::registry::{SocketEndpoint, ThreadEntry};
     use crate::scenario::SocketType;
 
     const DEADLINE: Duration = Duration::from_millis(300);
@@ -532,33 +531,10 @@ mod tests {
         crate::scenario::parse(Path::new("t.toml"), text, "t").expect("valid scenario")
     }
 
-    /// A registry state with the scenario's contexts and nodes, every node owned as setup
-    /// leaves it, and no sockets yet.
+    /// The registry as setup leaves it, without sockets (each test adds its own).
     fn state_of(scenario: &Scenario) -> RegistryState {
-        let mut state = RegistryState::default();
-        for c in &scenario.contexts {
-            state.contexts.push(ContextEntry {
-                name: c.name.clone(),
-                terminated: false,
-                ended_in: None,
-            });
-        }
-        for node in &scenario.nodes {
-            let endpoint = node.endpoint();
-            state.nodes.push(NodeEntry {
-                name: node.name.clone(),
-                mode: endpoint.map(|e| e.mode),
-                is_proxy: endpoint.is_none(),
-                owner: OwnerState::Main,
-                owner_thread: node.name.clone(),
-                counters: Arc::default(),
-                to_send: endpoint.map_or(0, |e| e.send),
-                expected: endpoint.and_then(|e| e.expect_messages),
-                context: node.context,
-                terminate_sent_in: None,
-                eterm_handled: false,
-            });
-        }
+        let mut state = RegistryState::at_setup(scenario);
+        state.sockets.clear();
         state
     }
 
@@ -582,6 +558,14 @@ mod tests {
             context: 0,
             open: true,
             closed_by: None,
+        }
+    }
+
+    fn closed_by_main(socket: SocketEntry) -> SocketEntry {
+        SocketEntry {
+            open: false,
+            closed_by: Some("main".to_owned()),
+            ..socket
         }
     }
 
@@ -625,14 +609,11 @@ mod tests {
         state.nodes[1].owner = OwnerState::RuntimeStopped {
             task_cancelled: false,
         };
-        let mut publisher = socket(
+        state.sockets.push(closed_by_main(socket(
             0,
             SocketType::Pub,
             &[(EndpointKind::Bind, "tcp://127.0.0.1:5555")],
-        );
-        publisher.open = false;
-        publisher.closed_by = Some("main".to_owned());
-        state.sockets.push(publisher);
+        )));
         state.sockets.push(socket(
             1,
             SocketType::Sub,
@@ -669,14 +650,11 @@ mod tests {
         );
         let mut state = state_of(&s);
         state.nodes[0].counters.sent.store(3, Ordering::Release);
-        let mut push = socket(
+        state.sockets.push(closed_by_main(socket(
             0,
             SocketType::Push,
             &[(EndpointKind::Connect, "tcp://127.0.0.1:1")],
-        );
-        push.open = false;
-        push.closed_by = Some("main".to_owned());
-        state.sockets.push(push);
+        )));
         let sockets = open_sockets(&s, &state);
         insta::assert_snapshot!(hang_summary(
             &s,

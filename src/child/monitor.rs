@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use super::fail;
-use super::nodes::{OwnedSocket, close_owned, thread_name};
-use super::registry::{EndpointKind, Registry, SocketEntry};
+use super::nodes::{OwnedSocket, close_owned};
+use super::registry::{EndpointKind, Registry, SocketEntry, thread_name};
 use super::zmq_ctx::ZmqContext;
 use crate::lifecycle;
 use crate::scenario::{SocketOptions, SocketType};

@@ -263,71 +263,12 @@ fn join(scenario: &Scenario, state: &RegistryState, node: usize) -> Option<Proof
 #[cfg(test)]
 mod tests {
     use std::path::Path;
-    use std::sync::Arc;
 
     use super::*;
-    use crate::child::registry::{ContextEntry, NodeEntry};
-    use crate::scenario::SocketType;
     use crate::trace::Phase;
 
     fn scenario(text: &str) -> Scenario {
         crate::scenario::parse(Path::new("t.toml"), text, "t").expect("valid scenario")
-    }
-
-    /// The registry as setup leaves it: one open socket per endpoint node (a proxy's XSUB and
-    /// XPUB), owned as the node's mode says.
-    fn state_of(scenario: &Scenario) -> RegistryState {
-        let mut state = RegistryState::default();
-        for c in &scenario.contexts {
-            state.contexts.push(ContextEntry {
-                name: c.name.clone(),
-                terminated: false,
-                ended_in: None,
-            });
-        }
-        for (i, node) in scenario.nodes.iter().enumerate() {
-            let endpoint = node.endpoint();
-            let owner = match endpoint.map(|e| e.mode) {
-                None | Some(Mode::Blocking | Mode::Poll) => OwnerState::ThreadRunning,
-                Some(Mode::Idle) => OwnerState::Main,
-                Some(Mode::Async) => OwnerState::RuntimeRunning {
-                    task_cancelled: false,
-                },
-            };
-            state.nodes.push(NodeEntry {
-                name: node.name.clone(),
-                mode: endpoint.map(|e| e.mode),
-                is_proxy: endpoint.is_none(),
-                owner,
-                owner_thread: node.name.clone(),
-                counters: Arc::default(),
-                to_send: 0,
-                expected: None,
-                context: node.context,
-                terminate_sent_in: None,
-                eterm_handled: false,
-            });
-            let sockets = match endpoint {
-                Some(e) => vec![(SocketRole::Socket, e.socket_type)],
-                None => vec![
-                    (SocketRole::Frontend, SocketType::Xsub),
-                    (SocketRole::Backend, SocketType::Xpub),
-                ],
-            };
-            for (role, socket_type) in sockets {
-                state.sockets.push(SocketEntry {
-                    node: i,
-                    role,
-                    socket_type,
-                    endpoints: Vec::new(),
-                    linger_ms: Some(-1),
-                    context: node.context,
-                    open: true,
-                    closed_by: None,
-                });
-            }
-        }
-        state
     }
 
     const SUBSCRIBER_AND_TERM: &str = r#"
@@ -365,16 +306,16 @@ mod tests {
     fn a_loop_that_closes_on_eterm_proves_nothing_but_is_waited_for() {
         for mode in ["blocking", "poll"] {
             let s = subscriber(mode, Some("close"));
-            assert_eq!(prove(&s, &state_of(&s), 1), None, "{mode}");
+            assert_eq!(prove(&s, &RegistryState::at_setup(&s), 1), None, "{mode}");
         }
         let s = subscriber("async", Some("close"));
-        assert_eq!(prove(&s, &state_of(&s), 1), None);
+        assert_eq!(prove(&s, &RegistryState::at_setup(&s), 1), None);
     }
 
     #[test]
     fn a_loop_that_keeps_its_socket_on_eterm_is_a_proof_settled_when_the_loop_ends() {
         let s = subscriber("blocking", Some("keep"));
-        let mut state = state_of(&s);
+        let mut state = RegistryState::at_setup(&s);
         let proof = prove(&s, &state, 1).expect("proven");
         assert_eq!(
             proof.words(),
@@ -389,7 +330,7 @@ mod tests {
     #[test]
     fn a_stopped_runtime_is_a_proof_naming_the_step_that_stopped_it() {
         let s = subscriber("async", Some("close"));
-        let mut state = state_of(&s);
+        let mut state = RegistryState::at_setup(&s);
         state.nodes[0].owner = OwnerState::RuntimeStopped {
             task_cancelled: false,
         };
@@ -421,7 +362,7 @@ mod tests {
             context = "aux"
             "#,
         );
-        let state = state_of(&s);
+        let state = RegistryState::at_setup(&s);
         assert_eq!(prove(&s, &state, 0), None, "term of `main`");
         let proof = prove(&s, &state, 1).expect("term of `aux`");
         assert!(proof.words().contains("it belongs to the main thread"));
@@ -430,7 +371,7 @@ mod tests {
     #[test]
     fn closed_sockets_prove_nothing_whatever_their_linger() {
         let s = subscriber("idle", None);
-        let mut state = state_of(&s);
+        let mut state = RegistryState::at_setup(&s);
         state.sockets[0].open = false;
         assert_eq!(prove(&s, &state, 1), None);
     }
@@ -457,7 +398,7 @@ mod tests {
             node = "poller"
             "#,
         );
-        let mut state = state_of(&s);
+        let mut state = RegistryState::at_setup(&s);
         let proof = prove(&s, &state, 0).expect("proven");
         assert!(
             proof
@@ -483,7 +424,7 @@ mod tests {
             node = "bus"
             "#,
         );
-        let mut state = state_of(&s);
+        let mut state = RegistryState::at_setup(&s);
         assert!(prove(&s, &state, 0).is_some());
         state.nodes[0].terminate_sent_in = Some(Phase::Step(0));
         assert_eq!(prove(&s, &state, 0), None);
@@ -492,7 +433,7 @@ mod tests {
     #[test]
     fn monitor_readers_are_waited_for_and_never_part_of_a_proof() {
         let s = subscriber("idle", None);
-        let mut state = state_of(&s);
+        let mut state = RegistryState::at_setup(&s);
         state.sockets[0].open = false;
         let mut reader = state.sockets[0].clone();
         reader.role = SocketRole::MonitorReader;

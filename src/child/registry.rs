@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::proof::Proof;
 use crate::lifecycle;
-use crate::scenario::{Mode, SocketType};
+use crate::scenario::{Mode, NodeSpec, SocketType};
 use crate::trace::layer::current_phase;
 use crate::trace::{EventKind, Phase, SocketRole};
 
@@ -116,6 +116,39 @@ pub struct NodeEntry {
     pub terminate_sent_in: Option<Phase>,
     /// Whether an async node's receive task has handled ETERM (closed or kept its socket).
     pub eterm_handled: bool,
+}
+
+impl NodeEntry {
+    /// A node's entry as setup makes it: owned as its mode says (publishers and idle sockets by
+    /// the main thread, loops and proxies by their thread, async nodes by their runtime).
+    pub fn at_setup(node: &NodeSpec, counters: Arc<NodeCounters>) -> NodeEntry {
+        let endpoint = node.endpoint();
+        let mode = endpoint.map(|e| e.mode);
+        let owner = match mode {
+            None | Some(Mode::Blocking | Mode::Poll) => OwnerState::ThreadRunning,
+            Some(Mode::Idle) => OwnerState::Main,
+            Some(Mode::Async) => OwnerState::RuntimeRunning {
+                task_cancelled: false,
+            },
+        };
+        NodeEntry {
+            name: node.name.clone(),
+            mode,
+            is_proxy: endpoint.is_none(),
+            owner,
+            owner_thread: if owner == OwnerState::Main {
+                "main".to_owned()
+            } else {
+                thread_name(&node.name)
+            },
+            counters,
+            to_send: endpoint.map_or(0, |e| e.send),
+            expected: endpoint.and_then(|e| e.expect_messages),
+            context: node.context,
+            terminate_sent_in: None,
+            eterm_handled: false,
+        }
+    }
 }
 
 /// One socket's entry.
@@ -270,6 +303,45 @@ impl RegistryState {
     }
 }
 
+#[cfg(test)]
+impl RegistryState {
+    /// For tests: the registry as setup leaves it for `scenario`, its contexts and nodes, and
+    /// each node's sockets open (an endpoint node's one socket, a proxy's XSUB and XPUB).
+    pub fn at_setup(scenario: &crate::scenario::Scenario) -> RegistryState {
+        let mut state = RegistryState::default();
+        for c in &scenario.contexts {
+            state.contexts.push(ContextEntry {
+                name: c.name.clone(),
+                terminated: false,
+                ended_in: None,
+            });
+        }
+        for (i, node) in scenario.nodes.iter().enumerate() {
+            state.nodes.push(NodeEntry::at_setup(node, Arc::default()));
+            let sockets = match node.endpoint() {
+                Some(e) => vec![(SocketRole::Socket, e.socket_type)],
+                None => vec![
+                    (SocketRole::Frontend, SocketType::Xsub),
+                    (SocketRole::Backend, SocketType::Xpub),
+                ],
+            };
+            for (role, socket_type) in sockets {
+                state.sockets.push(SocketEntry {
+                    node: i,
+                    role,
+                    socket_type,
+                    endpoints: Vec::new(),
+                    linger_ms: Some(-1),
+                    context: node.context,
+                    open: true,
+                    closed_by: None,
+                });
+            }
+        }
+        state
+    }
+}
+
 /// The shared registry.
 #[derive(Debug, Default)]
 pub struct Registry {
@@ -279,6 +351,15 @@ pub struct Registry {
 /// The current thread's kernel tid.
 pub fn current_tid() -> i32 {
     nix::unistd::gettid().as_raw()
+}
+
+/// Linux limits thread names to 15 bytes.
+pub fn thread_name(node: &str) -> String {
+    let mut name = node.to_owned();
+    while name.len() > 15 {
+        name.pop();
+    }
+    name
 }
 
 /// The current thread's name, or `main` for the main thread.
@@ -634,5 +715,14 @@ mod tests {
         assert!(!registry.monitor_readers_closed(0));
         registry.socket_closed(reader);
         assert!(registry.monitor_readers_closed(0));
+    }
+
+    #[test]
+    fn thread_names_are_cut_to_15_bytes_on_a_character_boundary() {
+        assert_eq!(thread_name("sub"), "sub");
+        assert_eq!(thread_name("a-very-long-node-name"), "a-very-long-nod");
+        // 'é' is two bytes: 7 of them are 14 bytes, an 8th would make 16.
+        assert_eq!(thread_name("éééééééé"), "ééééééé");
+        assert!(thread_name("ñandú-ñandú-ñandú").len() <= 15);
     }
 }

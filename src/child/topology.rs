@@ -10,11 +10,9 @@ use std::sync::Arc;
 use super::monitor::{self, MonitorReader, MonitorThread};
 use super::nodes::{
     Latch, NodeEnv, NodeHandle, OwnedSocket, ProxySockets, start_async, start_endpoint_thread,
-    start_proxy_thread, thread_name,
+    start_proxy_thread,
 };
-use super::registry::{
-    ContextEntry, EndpointKind, NodeCounters, NodeEntry, OwnerState, Registry, SocketEntry,
-};
+use super::registry::{ContextEntry, EndpointKind, NodeCounters, NodeEntry, Registry, SocketEntry};
 use super::zmq_ctx::ZmqContext;
 use crate::forwarder::ForwarderStats;
 use crate::lifecycle;
@@ -183,39 +181,11 @@ fn create_contexts(scenario: &Scenario, registry: &Registry) -> Result<Vec<ZmqCo
 /// Enters every node in the registry with its initial owner; returns its counters.
 fn register_nodes(scenario: &Scenario, registry: &Registry) -> Vec<Arc<NodeCounters>> {
     let counters: Vec<Arc<NodeCounters>> = scenario.nodes.iter().map(|_| Arc::default()).collect();
-    for (i, node) in scenario.nodes.iter().enumerate() {
-        let (owner, mode) = match &node.body {
-            NodeBody::Proxy { .. } => (OwnerState::ThreadRunning, None),
-            NodeBody::Endpoint(e) => (
-                match e.mode {
-                    Mode::Idle => OwnerState::Main,
-                    Mode::Async => OwnerState::RuntimeRunning {
-                        task_cancelled: false,
-                    },
-                    Mode::Blocking | Mode::Poll => OwnerState::ThreadRunning,
-                },
-                Some(e.mode),
-            ),
-        };
-        let owner_thread = if owner == OwnerState::Main {
-            "main".to_owned()
-        } else {
-            thread_name(&node.name)
-        };
-        let endpoint = node.endpoint();
-        registry.lock().nodes.push(NodeEntry {
-            name: node.name.clone(),
-            mode,
-            is_proxy: endpoint.is_none(),
-            owner,
-            owner_thread,
-            counters: Arc::clone(&counters[i]),
-            to_send: endpoint.map_or(0, |e| e.send),
-            expected: endpoint.and_then(|e| e.expect_messages),
-            context: node.context,
-            terminate_sent_in: None,
-            eterm_handled: false,
-        });
+    let mut state = registry.lock();
+    for (node, counters) in scenario.nodes.iter().zip(&counters) {
+        state
+            .nodes
+            .push(NodeEntry::at_setup(node, Arc::clone(counters)));
     }
     counters
 }
@@ -477,7 +447,7 @@ fn hand_over(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::child::registry::SocketEndpoint;
+    use crate::child::registry::{OwnerState, SocketEndpoint};
 
     #[test]
     fn every_socket_is_registered_with_its_role_and_endpoints_binds_first() {

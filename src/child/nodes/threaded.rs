@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crate::child::fail;
-use crate::child::registry::{OwnerState, Registry};
+use crate::child::registry::{OwnerState, Registry, thread_name};
 use crate::lifecycle;
 use crate::scenario::{OnEterm, SteerCommand};
 use crate::trace::EventKind;
@@ -41,15 +41,6 @@ pub struct ThreadedNode {
     pub(super) thread: Option<JoinHandle<()>>,
     pub(super) kept: Arc<Mutex<Vec<OwnedSocket>>>,
     pub(super) steer: Option<Arc<Mutex<Option<OwnedSocket>>>>,
-}
-
-/// Linux limits thread names to 15 bytes.
-pub fn thread_name(node: &str) -> String {
-    let mut name = node.to_owned();
-    while name.len() > 15 {
-        name.pop();
-    }
-    name
 }
 
 /// Starts a node's thread, which enters itself in the registry (`purpose`) before `body`;
@@ -215,19 +206,5 @@ impl ThreadedNode {
             fail(format!("steer {command} failed: {e}"));
         }
         format!("sent {command}")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::thread_name;
-
-    #[test]
-    fn thread_names_are_cut_to_15_bytes_on_a_character_boundary() {
-        assert_eq!(thread_name("sub"), "sub");
-        assert_eq!(thread_name("a-very-long-node-name"), "a-very-long-nod");
-        // 'é' is two bytes: 7 of them are 14 bytes, an 8th would make 16.
-        assert_eq!(thread_name("éééééééé"), "ééééééé");
-        assert!(thread_name("ñandú-ñandú-ñandú").len() <= 15);
     }
 }
