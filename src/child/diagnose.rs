@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use super::procfs::{self, ProcThread, Syscall};
 use super::registry::{
-    ActiveStep, EndpointKind, NodeCounters, OwnerState, RegistryState, SocketEntry, TrafficStage,
+    ActiveStep, EndpointKind, NodeCounters, OwnerState, RegistryState, SocketEntry, ThreadOf,
+    TrafficStage,
 };
 use crate::outcome::{Diagnostics, NodeReport, SocketReport, ThreadReport};
 use crate::scenario::{Action, Engine, Mode, NodeBody, OnEterm, Scenario, TRAFFIC_LABEL};
@@ -154,12 +155,12 @@ fn thread_report(
         };
         (format!("main thread ({step})"), blocked)
     } else if let Some(k) = known {
-        let node_mode = k
-            .node
-            .and_then(|n| scenario.nodes[n].endpoint().map(|e| e.mode));
-        let is_proxy = k
-            .node
-            .is_some_and(|n| matches!(scenario.nodes[n].body, NodeBody::Proxy { .. }));
+        let own_node = match k.of {
+            ThreadOf::Node(n) => Some(&scenario.nodes[n]),
+            ThreadOf::Harness | ThreadOf::Monitor(_) => None,
+        };
+        let node_mode = own_node.and_then(|n| n.endpoint().map(|e| e.mode));
+        let is_proxy = own_node.is_some_and(|n| matches!(n.body, NodeBody::Proxy { .. }));
         let blocked = match (&t.syscall, node_mode) {
             (Syscall::Blocked(_), Some(Mode::Blocking)) if waits_forever => "zmq_recv, blocking with no timeout: only a message or ETERM wakes it".to_owned(),
             (Syscall::Blocked(_), Some(Mode::Async)) => format!("the tokio runtime, waiting for events ({})", t.syscall.describe()),
@@ -376,7 +377,7 @@ fn sender<'a>(
             .threads
             .iter()
             .rev()
-            .find(|t| t.node == Some(node) && t.alive)?
+            .find(|t| t.of == ThreadOf::Node(node) && t.alive)?
             .tid
     };
     threads.iter().find(|t| t.tid == tid)
@@ -734,7 +735,7 @@ mod tests {
             tid: 4242,
             name: "push".to_owned(),
             purpose: "node `push` (blocking receive loop)".to_owned(),
-            node: Some(1),
+            of: ThreadOf::Node(1),
             alive: true,
         });
         let thread = |tid: i32, call: Call| ProcThread {

@@ -147,7 +147,10 @@ pub fn run(args: ChildArgs) -> ! {
     });
     let scenario = Arc::new(scenario);
     let registry = Arc::new(Registry::default());
-    registry.thread_started("main thread (runs the steps)".to_owned(), None);
+    registry.thread_started(
+        "main thread (runs the steps)".to_owned(),
+        registry::ThreadOf::Harness,
+    );
     watchdog::start(Arc::clone(&scenario), Arc::clone(&registry), args.early);
 
     let mut topology = phase(&registry, SETUP_LABEL, None, scenario.step_timeout, || {

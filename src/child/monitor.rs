@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 
 use super::fail;
 use super::nodes::{OwnedSocket, close_owned};
-use super::registry::{EndpointKind, Registry, SocketEntry, thread_name};
+use super::registry::{EndpointKind, Registry, SocketEntry, ThreadOf, thread_name};
 use super::zmq_ctx::ZmqContext;
 use crate::lifecycle;
 use crate::scenario::{SocketOptions, SocketType};
@@ -138,7 +138,10 @@ pub fn start_readers(
         .name(thread_name(&format!("mon-{node_name}")))
         .spawn(move || {
             let _asynchronous = caused_by(Phase::Monitor);
-            registry.thread_started(format!("monitor reader of node `{node_name}`"), Some(node));
+            registry.thread_started(
+                format!("monitor reader of node `{node_name}`"),
+                ThreadOf::Monitor(node),
+            );
             read_until_stopped(&registry, &node_name, readers, requests);
             registry.thread_ended();
         })

@@ -15,7 +15,7 @@
 //! the monitor readers of the context. The verdict waits until they have acted, so that the
 //! trace of a proven hang is the trace the deadline would have given.
 
-use super::registry::{OwnerState, RegistryState, SocketEntry};
+use super::registry::{OwnerState, RegistryState, SocketEntry, ThreadOf};
 use crate::scenario::{Action, Mode, NodeBody, OnEterm, Scenario};
 use crate::trace::SocketRole;
 
@@ -55,12 +55,12 @@ impl EarlyVerdicts {
 /// What must have happened before a proven hang is declared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Settle {
-    /// The node's loop has ended (it gets ETERM from this step).
-    LoopEnded(usize),
+    /// The node's thread has ended (its loop gets ETERM from this step).
+    ThreadEnded(usize),
     /// The async node's receive task has handled ETERM.
     EtermHandled(usize),
-    /// The node's monitor readers have closed.
-    MonitorReadersClosed(usize),
+    /// The node's monitor reader thread has ended (its readers get ETERM from this step).
+    MonitorEnded(usize),
 }
 
 /// Why a step can never finish.
@@ -81,9 +81,9 @@ impl Proof {
     /// Whether everything the step causes has happened.
     pub fn settled(&self, state: &RegistryState) -> bool {
         self.settle.iter().all(|s| match *s {
-            Settle::LoopEnded(node) => state.loop_ended(node),
+            Settle::ThreadEnded(node) => state.thread_has_ended(ThreadOf::Node(node)),
             Settle::EtermHandled(node) => state.nodes[node].eterm_handled,
-            Settle::MonitorReadersClosed(node) => state.monitor_readers_closed(node),
+            Settle::MonitorEnded(node) => state.thread_has_ended(ThreadOf::Monitor(node)),
         })
     }
 }
@@ -113,26 +113,26 @@ fn earlier_step(scenario: &Scenario, step: usize, what: impl Fn(&Action) -> bool
 
 /// `term` of `context`: some open socket of it has an owner that can never close it.
 fn term(scenario: &Scenario, state: &RegistryState, step: usize, context: usize) -> Option<Proof> {
+    let alive = |of: ThreadOf| state.threads.iter().any(|t| t.of == of && t.alive);
     let mut settle = Vec::new();
     for (n, node) in state.nodes.iter().enumerate() {
         if node.context != context {
             continue;
         }
         match node.owner {
-            OwnerState::ThreadRunning => settle.push(Settle::LoopEnded(n)),
+            // A runtime's thread does not end on ETERM; its receive task handles it.
             OwnerState::RuntimeRunning {
                 task_cancelled: false,
             } if !node.eterm_handled => settle.push(Settle::EtermHandled(n)),
+            OwnerState::RuntimeRunning { .. } | OwnerState::RuntimeStopped { .. } => {}
+            _ if alive(ThreadOf::Node(n)) => settle.push(Settle::ThreadEnded(n)),
             _ => {}
+        }
+        if alive(ThreadOf::Monitor(n)) {
+            settle.push(Settle::MonitorEnded(n));
         }
     }
     let open = |s: &&SocketEntry| s.open && s.context == context;
-    for s in state.sockets.iter().filter(open) {
-        let readers = Settle::MonitorReadersClosed(s.node);
-        if s.role == SocketRole::MonitorReader && !settle.contains(&readers) {
-            settle.push(readers);
-        }
-    }
     let reasons: Vec<String> = state
         .sockets
         .iter()
@@ -265,6 +265,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+    use crate::child::registry::ThreadEntry;
     use crate::trace::Phase;
 
     fn scenario(text: &str) -> Scenario {
@@ -321,9 +322,11 @@ mod tests {
             proof.words(),
             "SUB socket of node `sub` is open; its thread `sub` returns on ETERM without closing it (on_eterm = \"keep\"), and no later step can close it while the main thread is inside term"
         );
-        assert_eq!(proof.settle, [Settle::LoopEnded(0)]);
+        assert_eq!(proof.settle, [Settle::ThreadEnded(0)]);
         assert!(!proof.settled(&state));
         state.nodes[0].owner = OwnerState::ThreadEndedKeeping;
+        assert!(!proof.settled(&state), "its end is not yet recorded");
+        state.threads[0].alive = false;
         assert!(proof.settled(&state));
     }
 
@@ -434,6 +437,13 @@ mod tests {
     fn monitor_readers_are_waited_for_and_never_part_of_a_proof() {
         let s = subscriber("idle", None);
         let mut state = RegistryState::at_setup(&s);
+        state.threads.push(ThreadEntry {
+            tid: 7,
+            name: "mon-sub".to_owned(),
+            purpose: String::new(),
+            of: ThreadOf::Monitor(0),
+            alive: true,
+        });
         state.sockets[0].open = false;
         let mut reader = state.sockets[0].clone();
         reader.role = SocketRole::MonitorReader;
@@ -442,9 +452,9 @@ mod tests {
         assert_eq!(prove(&s, &state, 1), None);
         state.sockets[0].open = true;
         let proof = prove(&s, &state, 1).expect("proven by the idle socket");
-        assert_eq!(proof.settle, [Settle::MonitorReadersClosed(0)]);
+        assert_eq!(proof.settle, [Settle::MonitorEnded(0)]);
         assert!(!proof.settled(&state));
-        state.sockets[1].open = false;
+        state.threads[0].alive = false;
         assert!(proof.settled(&state));
     }
 }

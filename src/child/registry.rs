@@ -200,6 +200,27 @@ impl std::fmt::Display for SocketEndpoint {
     }
 }
 
+/// What a harness thread is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadOf {
+    /// The main thread or the watchdog.
+    Harness,
+    /// A node's own thread: its loop, its proxy call or its runtime.
+    Node(usize),
+    /// The reader of a node's socket monitors.
+    Monitor(usize),
+}
+
+impl ThreadOf {
+    /// The node it belongs to, if any.
+    pub fn node(self) -> Option<usize> {
+        match self {
+            ThreadOf::Harness => None,
+            ThreadOf::Node(n) | ThreadOf::Monitor(n) => Some(n),
+        }
+    }
+}
+
 /// One thread the harness started.
 #[derive(Debug, Clone)]
 pub struct ThreadEntry {
@@ -209,8 +230,8 @@ pub struct ThreadEntry {
     pub name: String,
     /// What it does, in words.
     pub purpose: String,
-    /// Index of its node, if any.
-    pub node: Option<usize>,
+    /// What it is for.
+    pub of: ThreadOf,
     /// Whether it is still running.
     pub alive: bool,
 }
@@ -292,6 +313,12 @@ impl RegistryState {
             )
     }
 
+    /// Whether the thread started as `of` has ended (false while it has not started).
+    pub fn thread_has_ended(&self, of: ThreadOf) -> bool {
+        let mut threads = self.threads.iter().filter(|t| t.of == of).peekable();
+        threads.peek().is_some() && threads.all(|t| !t.alive)
+    }
+
     /// Whether every monitor reader of a node has closed, or `term` returned on its context
     /// (which means they have), so that its reader thread is returning or gone.
     pub fn monitor_readers_closed(&self, node: usize) -> bool {
@@ -305,8 +332,9 @@ impl RegistryState {
 
 #[cfg(test)]
 impl RegistryState {
-    /// For tests: the registry as setup leaves it for `scenario`, its contexts and nodes, and
-    /// each node's sockets open (an endpoint node's one socket, a proxy's XSUB and XPUB).
+    /// For tests: the registry as setup leaves it for `scenario`, its contexts and nodes, each
+    /// node's sockets open (an endpoint node's one socket, a proxy's XSUB and XPUB) and the
+    /// thread of each node that has one running.
     pub fn at_setup(scenario: &crate::scenario::Scenario) -> RegistryState {
         let mut state = RegistryState::default();
         for c in &scenario.contexts {
@@ -317,7 +345,17 @@ impl RegistryState {
             });
         }
         for (i, node) in scenario.nodes.iter().enumerate() {
-            state.nodes.push(NodeEntry::at_setup(node, Arc::default()));
+            let entry = NodeEntry::at_setup(node, Arc::default());
+            if entry.owner != OwnerState::Main {
+                state.threads.push(ThreadEntry {
+                    tid: 1000 + i as i32,
+                    name: entry.owner_thread.clone(),
+                    purpose: String::new(),
+                    of: ThreadOf::Node(i),
+                    alive: true,
+                });
+            }
+            state.nodes.push(entry);
             let sockets = match node.endpoint() {
                 Some(e) => vec![(SocketRole::Socket, e.socket_type)],
                 None => vec![
@@ -376,9 +414,9 @@ impl Registry {
     }
 
     /// Records the calling thread as started.
-    pub fn thread_started(&self, purpose: String, node: Option<usize>) {
+    pub fn thread_started(&self, purpose: String, of: ThreadOf) {
         let mut state = self.lock();
-        let node_name = node.map(|n| state.nodes[n].name.clone());
+        let node_name = of.node().map(|n| state.nodes[n].name.clone());
         lifecycle!(
             EventKind::ThreadStarted,
             node = node_name,
@@ -388,7 +426,7 @@ impl Registry {
             tid: current_tid(),
             name: current_thread_name(),
             purpose,
-            node,
+            of,
             alive: true,
         });
     }
@@ -400,7 +438,7 @@ impl Registry {
         let RegistryState { threads, nodes, .. } = &mut *state;
         if let Some(t) = threads.iter_mut().find(|t| t.tid == tid && t.alive) {
             t.alive = false;
-            let node_name = t.node.map(|n| nodes[n].name.as_str());
+            let node_name = t.of.node().map(|n| nodes[n].name.as_str());
             lifecycle!(EventKind::ThreadExited, node = node_name);
         }
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::diagnose::hang_diagnostics;
 use super::proof::{EarlyVerdicts, Proof};
 use super::protocol::{ChildMessage, Emitter};
-use super::registry::{ActiveStep, Registry};
+use super::registry::{ActiveStep, Registry, ThreadOf};
 use crate::lifecycle;
 use crate::scenario::Scenario;
 use crate::trace::layer::caused_by;
@@ -28,7 +28,7 @@ pub fn start(scenario: Arc<Scenario>, registry: Arc<Registry>, early: EarlyVerdi
         .spawn(move || {
             registry.thread_started(
                 "termwatch watchdog (checks deadlines, reads /proc)".to_owned(),
-                None,
+                ThreadOf::Harness,
             );
             let _ = started.send(());
             loop {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crate::child::fail;
-use crate::child::registry::{OwnerState, Registry, thread_name};
+use crate::child::registry::{OwnerState, Registry, ThreadOf, thread_name};
 use crate::lifecycle;
 use crate::scenario::{OnEterm, SteerCommand};
 use crate::trace::EventKind;
@@ -55,7 +55,7 @@ pub(super) fn spawn_node_thread(
     let thread = std::thread::Builder::new()
         .name(thread_name(&env.name))
         .spawn(move || {
-            registry.thread_started(purpose, Some(node));
+            registry.thread_started(purpose, ThreadOf::Node(node));
             let _ = started.send(());
             body();
         })
