@@ -6,6 +6,8 @@
 //! load ─▶ setup (topology) ─▶ traffic ─▶ step 1 … step n ─▶ Finished, _exit(0)
 //!            └─────────── each under a deadline, watched by watchdog ──▶ Hang, _exit(3)
 //! ```
+//! A step that can block forever is first checked by [`proof`]: when it can never finish, the
+//! watchdog declares the hang at once (marked proven) instead of at the deadline.
 //! The child never terms or closes anything on its way out: it ends with `_exit`, so a context
 //! the scenario never termed is not a hang.
 
