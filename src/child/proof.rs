@@ -239,12 +239,12 @@ fn join(scenario: &Scenario, state: &RegistryState, node: usize) -> Option<Proof
     let can_end = context.ended_in.is_some() || entry.terminate_sent_in.is_some();
     let reason = match entry.owner {
         OwnerState::ThreadRunning if !can_end => {
-            let ends = match &scenario.nodes[node].body {
-                NodeBody::Endpoint(e) if e.mode == Mode::Poll => "on ETERM or a `close` request",
-                _ => "only on ETERM",
+            let or_close = match &scenario.nodes[node].body {
+                NodeBody::Endpoint(e) if e.mode == Mode::Poll => " or a `close` request",
+                _ => "",
             };
             format!(
-                "the thread `{}` of node `{}` ends {ends}, from a `shutdown` or `term` of context `{}` or a step; the main thread, which alone runs steps, is waiting in this join",
+                "the thread `{}` of node `{}` ends only on ETERM (a `shutdown` or `term` of context `{}`){or_close}; the main thread, which alone runs those steps, is waiting in this join",
                 entry.owner_thread, entry.name, context.name
             )
         }
