@@ -28,9 +28,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nodes::Note;
-use proof::{EarlyVerdicts, Proof};
+use proof::EarlyVerdicts;
 use protocol::{ChildMessage, Emitter};
-use registry::Registry;
+use registry::{Proof, Registry};
 use topology::Topology;
 
 use crate::lifecycle;

@@ -13,9 +13,11 @@
 //!
 //! A proof also lists what the step still causes ([`Settle`]): the loops that ETERM wakes and
 //! the monitor readers of the context. The verdict waits until they have acted, so that the
-//! trace of a proven hang is the trace the deadline would have given.
+//! trace of a proven hang is the trace the deadline would have given. The registry keeps the
+//! running step's proof, where the watchdog reads it.
 
 use super::registry::{OwnerState, RegistryState, SocketEntry, ThreadOf};
+use super::registry::{Proof, Settle};
 use crate::scenario::{Action, Mode, NodeBody, OnEterm, Scenario};
 use crate::trace::SocketRole;
 
@@ -49,42 +51,6 @@ impl EarlyVerdicts {
             (false, true) => EarlyVerdicts::Verify,
             (false, false) => EarlyVerdicts::On,
         }
-    }
-}
-
-/// What must have happened before a proven hang is declared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Settle {
-    /// The node's thread has ended (its loop gets ETERM from this step).
-    ThreadEnded(usize),
-    /// The async node's receive task has handled ETERM.
-    EtermHandled(usize),
-    /// The node's monitor reader thread has ended (its readers get ETERM from this step).
-    MonitorEnded(usize),
-}
-
-/// Why a step can never finish.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Proof {
-    /// One clause per reason, each enough on its own.
-    pub reasons: Vec<String>,
-    /// What the step still causes, which the verdict waits for.
-    pub settle: Vec<Settle>,
-}
-
-impl Proof {
-    /// The proof in plain words.
-    pub fn words(&self) -> String {
-        self.reasons.join("; ")
-    }
-
-    /// Whether everything the step causes has happened.
-    pub fn settled(&self, state: &RegistryState) -> bool {
-        self.settle.iter().all(|s| match *s {
-            Settle::ThreadEnded(node) => state.thread_has_ended(ThreadOf::Node(node)),
-            Settle::EtermHandled(node) => state.nodes[node].eterm_handled,
-            Settle::MonitorEnded(node) => state.thread_has_ended(ThreadOf::Monitor(node)),
-        })
     }
 }
 

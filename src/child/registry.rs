@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::proof::Proof;
 use crate::lifecycle;
 use crate::scenario::{Mode, NodeSpec, SocketType};
 use crate::trace::layer::current_phase;
@@ -234,6 +233,42 @@ pub struct ThreadEntry {
     pub of: ThreadOf,
     /// Whether it is still running.
     pub alive: bool,
+}
+
+/// What must have happened before a proven hang is declared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    /// The node's thread has ended (its loop gets ETERM from this step).
+    ThreadEnded(usize),
+    /// The async node's receive task has handled ETERM.
+    EtermHandled(usize),
+    /// The node's monitor reader thread has ended (its readers get ETERM from this step).
+    MonitorEnded(usize),
+}
+
+/// Why a step can never finish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proof {
+    /// One clause per reason, each enough on its own.
+    pub reasons: Vec<String>,
+    /// What the step still causes, which the verdict waits for.
+    pub settle: Vec<Settle>,
+}
+
+impl Proof {
+    /// The proof in plain words.
+    pub fn words(&self) -> String {
+        self.reasons.join("; ")
+    }
+
+    /// Whether everything the step causes has happened.
+    pub fn settled(&self, state: &RegistryState) -> bool {
+        self.settle.iter().all(|s| match *s {
+            Settle::ThreadEnded(node) => state.thread_has_ended(ThreadOf::Node(node)),
+            Settle::EtermHandled(node) => state.nodes[node].eterm_handled,
+            Settle::MonitorEnded(node) => state.thread_has_ended(ThreadOf::Monitor(node)),
+        })
+    }
 }
 
 /// The phase or step now running.

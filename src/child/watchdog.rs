@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::diagnose::hang_diagnostics;
-use super::proof::{EarlyVerdicts, Proof};
+use super::proof::EarlyVerdicts;
 use super::protocol::{ChildMessage, Emitter};
-use super::registry::{ActiveStep, Registry, ThreadOf};
+use super::registry::{ActiveStep, Proof, Registry, ThreadOf};
 use crate::lifecycle;
 use crate::scenario::Scenario;
 use crate::trace::layer::caused_by;
