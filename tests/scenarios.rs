@@ -125,3 +125,34 @@ fn a_traffic_hang_names_what_the_threads_wait_for(#[case] file: &str, #[case] ex
         file.display()
     );
 }
+
+/// Proofs beyond the shipped scenarios: a join only the main thread could end, and a term whose
+/// proof comes from one socket while a loop that closes on ETERM is waited for.
+#[rstest]
+#[case::join_before_term(
+    "join-before-term.toml",
+    "join sub",
+    "the thread `sub` of node `sub` ends only on ETERM (a `shutdown` or `term` of context \
+     `main`); the main thread, which alone runs those steps, is waiting in this join"
+)]
+#[case::poll_closes_on_eterm(
+    "poll-closes-on-eterm.toml",
+    "term",
+    "SUB socket of node `idle` is open; it belongs to the main thread"
+)]
+fn a_proof_names_what_can_never_happen(
+    #[case] file: &str,
+    #[case] step: &str,
+    #[case] reason: &str,
+) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proofs");
+    let file = root.join(file);
+    for extra in [&[][..], &["--verify-proofs"][..]] {
+        let row = &run_json_in(root.clone(), &file, extra)[0];
+        assert_eq!(row["hang_step"], step, "{extra:?}");
+        assert_eq!(row["proven"], true, "{extra:?}");
+        let summary = row["diagnostics"]["summary"].as_str().unwrap_or_default();
+        assert!(summary.contains(reason), "{extra:?}: {summary}");
+        assert!(!summary.contains("`poller` is open"), "{summary}");
+    }
+}
