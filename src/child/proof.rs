@@ -22,7 +22,7 @@ use crate::scenario::{Action, Mode, NodeBody, OnEterm, Scenario};
 use crate::trace::SocketRole;
 
 /// Whether and how hangs are proven (`--no-early`, `--verify-proofs`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum EarlyVerdicts {
     /// A proven hang is declared as soon as the step's consequences have settled.
     #[default]
@@ -35,12 +35,12 @@ pub enum EarlyVerdicts {
 }
 
 impl EarlyVerdicts {
-    /// The command-line flag that selects it (none for the default).
-    pub fn flag(self) -> Option<&'static str> {
+    /// Its value on the child's command line.
+    pub fn as_str(self) -> &'static str {
         match self {
-            EarlyVerdicts::On => None,
-            EarlyVerdicts::Off => Some("--no-early"),
-            EarlyVerdicts::Verify => Some("--verify-proofs"),
+            EarlyVerdicts::On => "on",
+            EarlyVerdicts::Off => "off",
+            EarlyVerdicts::Verify => "verify",
         }
     }
 

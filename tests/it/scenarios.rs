@@ -3,32 +3,23 @@
 //! this test: the harness turns it into a verdict, and the command itself has a timeout.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use assert_cmd::Command;
 use rstest::rstest;
 use serde_json::Value;
 
-/// Far above any shipped scenario's deadlines; only a broken harness would reach it.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+use crate::support::{termwatch, workspace_path};
 
 fn run_json(file: &Path, extra: &[&str]) -> Vec<Value> {
-    run_json_in(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios"),
-        file,
-        extra,
-    )
+    run_json_in(workspace_path("scenarios"), file, extra)
 }
 
 fn run_json_in(root: PathBuf, file: &Path, extra: &[&str]) -> Vec<Value> {
-    let output = Command::cargo_bin("termwatch")
-        .expect("the termwatch binary is built for tests")
+    let output = termwatch()
         .args(["run", "--format", "json"])
         .args(extra)
         .arg("--root")
         .arg(&root)
         .arg(file)
-        .timeout(COMMAND_TIMEOUT)
         .output()
         .expect("termwatch runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -76,8 +67,7 @@ fn shipped_scenario_meets_its_expectation(
 /// with `--no-early` waits for its deadline.
 #[test]
 fn a_certain_hang_is_proven_with_its_reason() {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("scenarios/ownership/idle-subscriber-left-open.toml");
+    let file = workspace_path("scenarios/ownership/idle-subscriber-left-open.toml");
     let proven = &run_json(&file, &[])[0];
     assert_eq!(proven["proven"], true);
     let summary = proven["diagnostics"]["summary"]
@@ -112,8 +102,7 @@ fn a_certain_hang_is_proven_with_its_reason() {
     "node `push` sent 0 of 1 messages: its thread is in a blocking send that cannot complete"
 )]
 fn a_traffic_hang_names_what_the_threads_wait_for(#[case] file: &str, #[case] expected: &str) {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let file = manifest.join(file);
+    let file = workspace_path(file);
     let root = file.parent().expect("a folder").to_path_buf();
     let lines = run_json_in(root, &file, &[]);
     let summary = lines[0]["diagnostics"]["summary"]
@@ -145,7 +134,7 @@ fn a_proof_names_what_can_never_happen(
     #[case] step: &str,
     #[case] reason: &str,
 ) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proofs");
+    let root = workspace_path("tests/fixtures/proofs");
     let file = root.join(file);
     for extra in [&[][..], &["--verify-proofs"][..]] {
         let row = &run_json_in(root.clone(), &file, extra)[0];
