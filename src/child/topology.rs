@@ -17,7 +17,7 @@ use super::zmq_ctx::ZmqContext;
 use crate::forwarder::ForwarderStats;
 use crate::lifecycle;
 use crate::scenario::{
-    BindSpec, ConnectTarget, EndpointSpec, Engine, Mode, NodeBody, ProxySide, Scenario,
+    BindSpec, ConnectTarget, Endpoint, EndpointSpec, Engine, Mode, NodeBody, ProxySide, Scenario,
     SocketOptions, SocketType, Transport,
 };
 use crate::trace::{EventKind, SocketRole};
@@ -106,12 +106,15 @@ fn make_socket(
     Ok(owned)
 }
 
-fn auto_endpoint(transport: Transport, run_dir: &Path, node: &str, side: &str) -> String {
-    match transport {
-        Transport::Tcp => "tcp://127.0.0.1:*".to_owned(),
-        Transport::Inproc => format!("inproc://{node}-{side}"),
-        Transport::Ipc => format!("ipc://{}/{node}-{side}", run_dir.display()),
-    }
+fn auto_endpoint(
+    transport: Transport,
+    run_dir: &Path,
+    node: &str,
+    side: Option<ProxySide>,
+) -> Result<String, String> {
+    Endpoint::auto(transport, run_dir, node, side)
+        .map(|e| e.to_string())
+        .map_err(|e| format!("node `{node}` has no automatic endpoint: {e}"))
 }
 
 fn bind(
@@ -272,11 +275,11 @@ fn make_proxy(
         SocketType::Xpub,
         &node.options,
     )?;
-    for (made, side, role) in [
-        (&frontend, ProxySide::Frontend, SocketRole::Frontend),
-        (&backend, ProxySide::Backend, SocketRole::Backend),
+    for (made, side) in [
+        (&frontend, ProxySide::Frontend),
+        (&backend, ProxySide::Backend),
     ] {
-        let endpoint = auto_endpoint(scenario.transport, run_dir, &node.name, role.as_str());
+        let endpoint = auto_endpoint(scenario.transport, run_dir, &node.name, Some(side))?;
         bound.insert(
             (place.node, Some(side)),
             bind(registry, made, &endpoint, &node.name)?,
@@ -342,8 +345,8 @@ fn make_endpoint(
     }
     if let Some(spec) = &e.bind {
         let endpoint = match spec {
-            BindSpec::Auto => auto_endpoint(scenario.transport, run_dir, &node.name, "bind"),
-            BindSpec::Explicit(endpoint) => endpoint.clone(),
+            BindSpec::Auto => auto_endpoint(scenario.transport, run_dir, &node.name, None)?,
+            BindSpec::Explicit(endpoint) => endpoint.to_string(),
         };
         bound.insert(
             (place.node, None),
@@ -365,7 +368,7 @@ fn connect_all(
             continue;
         };
         let endpoint = match target {
-            ConnectTarget::Explicit(endpoint) => endpoint.clone(),
+            ConnectTarget::Explicit(endpoint) => endpoint.to_string(),
             ConnectTarget::Node { node: target, side } => {
                 bound.get(&(*target, *side)).cloned().ok_or_else(|| {
                     format!(
