@@ -1,22 +1,24 @@
-//! Compares two sample sets workload by workload: the change in rate, its Mann–Whitney
-//! (Hodges–Lehmann) interval and the verdict against the threshold.
+//! Compares workload by workload, with the verdict against the threshold: two sample sets
+//! (two runs: the Mann–Whitney interval of the change, [`compare`]), or two engines of one result
+//! file (their per-repeat ratios: the Wilcoxon signed-rank interval, [`compare_paired`]).
 
-use super::results::SampleSet;
-use super::stats::{RatioEstimate, Verdict, change_estimate, median};
+use super::results::{ResultFile, SampleSet};
+use super::stats::{RatioEstimate, Verdict, change_estimate, median, paired_change_estimate};
+use super::workload::Engine;
 use serde::Serialize;
 
 /// One workload present on both sides.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ComparisonRow {
-    /// Workload id (or criterion benchmark id).
+    /// Workload id (or criterion benchmark id); paired: the workload without its engine.
     pub id: String,
-    /// Median rate of OLD.
+    /// Median rate of OLD (paired: of engine A).
     pub old_median: Option<f64>,
-    /// Median rate of NEW.
+    /// Median rate of NEW (paired: of engine B).
     pub new_median: Option<f64>,
-    /// Rate samples of OLD.
+    /// Rate samples of OLD (paired: the pairs where both engines lost nothing).
     pub old_samples: usize,
-    /// Rate samples of NEW.
+    /// Rate samples of NEW (paired: as `old_samples`).
     pub new_samples: usize,
     /// NEW's samples that lost messages.
     pub new_lossy_samples: usize,
@@ -29,6 +31,8 @@ pub struct ComparisonRow {
 /// The whole comparison.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Comparison {
+    /// What the two sides are called in the output: `old` and `new`, or the two engines.
+    pub sides: [String; 2],
     /// Unit of the rates.
     pub unit: String,
     /// Relative threshold, e.g. 0.05.
@@ -96,6 +100,7 @@ pub fn compare(old: &SampleSet, new: &SampleSet, threshold: f64) -> Comparison {
         .then(|| median(&changes))
         .flatten();
     Comparison {
+        sides: ["old".to_string(), "new".to_string()],
         unit: new.unit.clone(),
         threshold,
         rows,
@@ -103,6 +108,119 @@ pub fn compare(old: &SampleSet, new: &SampleSet, threshold: f64) -> Comparison {
         only_new,
         common_shift,
     }
+}
+
+/// Why two engines of a result file cannot be compared.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PairError {
+    /// A and B are the same engine.
+    #[error("--engines names `{0}` twice: give two different engines")]
+    SameEngine(String),
+    /// No workload of the file has the engine.
+    #[error("no workload was measured with the engine `{engine}` (engines in the file: {present})")]
+    Missing {
+        /// The engine asked for.
+        engine: String,
+        /// The engines the file has.
+        present: String,
+    },
+    /// The engines were never measured in the same transport, size and fan.
+    #[error("`{0}` and `{1}` were never measured side by side (same transport, size and fan)")]
+    NoCommonWorkload(String, String),
+}
+
+/// Judges engine `b` against engine `a` in one result file: for every transport, size and fan
+/// measured with both, the per-repeat ratios b/a (samples of the same repeat, measured one after
+/// the other) give the change and its signed-rank interval.
+pub fn compare_paired(
+    file: &ResultFile,
+    a: &Engine,
+    b: &Engine,
+    threshold: f64,
+) -> Result<Comparison, PairError> {
+    if a == b {
+        return Err(PairError::SameEngine(a.to_string()));
+    }
+    let mut present: Vec<String> = Vec::new();
+    for workload in &file.workloads {
+        let name = workload.workload.engine.to_string();
+        if !present.contains(&name) {
+            present.push(name);
+        }
+    }
+    for engine in [a, b] {
+        if !present.contains(&engine.to_string()) {
+            return Err(PairError::Missing {
+                engine: engine.to_string(),
+                present: present.join(", "),
+            });
+        }
+    }
+    let group_id = |id: &str| {
+        id.rsplit_once('/')
+            .map_or(id, |(group, _)| group)
+            .to_string()
+    };
+    let mut rows = Vec::new();
+    let mut only_old = Vec::new();
+    let mut only_new = Vec::new();
+    for side_a in file.workloads.iter().filter(|w| &w.workload.engine == a) {
+        let Some(side_b) = file
+            .workloads
+            .iter()
+            .find(|w| w.workload == side_a.workload.with_engine(b.clone()))
+        else {
+            only_old.push(side_a.id.clone());
+            continue;
+        };
+        let pairs: Vec<(f64, f64)> = side_a
+            .samples
+            .iter()
+            .zip(&side_b.samples)
+            .filter_map(|(x, y)| Some((x.msgs_per_s?, y.msgs_per_s?)))
+            .collect();
+        let estimate = paired_change_estimate(&pairs);
+        let new_lossy_samples = side_b.samples.iter().filter(|s| s.lost() > 0).count();
+        let verdict = if new_lossy_samples > 0 {
+            Verdict::Lost
+        } else {
+            Verdict::of(estimate.as_ref(), threshold)
+        };
+        let rates = |pick: fn(&(f64, f64)) -> f64| pairs.iter().map(pick).collect::<Vec<_>>();
+        rows.push(ComparisonRow {
+            id: group_id(&side_a.id),
+            old_median: median(&rates(|p| p.0)),
+            new_median: median(&rates(|p| p.1)),
+            old_samples: pairs.len(),
+            new_samples: pairs.len(),
+            new_lossy_samples,
+            estimate,
+            verdict,
+        });
+    }
+    for side_b in file.workloads.iter().filter(|w| &w.workload.engine == b) {
+        if !file
+            .workloads
+            .iter()
+            .any(|w| w.workload == side_b.workload.with_engine(a.clone()))
+        {
+            only_new.push(side_b.id.clone());
+        }
+    }
+    if rows.is_empty() {
+        return Err(PairError::NoCommonWorkload(a.to_string(), b.to_string()));
+    }
+    Ok(Comparison {
+        sides: [a.to_string(), b.to_string()],
+        unit: "msg/s".to_string(),
+        threshold,
+        rows,
+        only_old,
+        only_new,
+        // Both engines ran under the same load in every repeat: a change common to every
+        // workload is the engines' difference, not the machine's.
+        common_shift: None,
+    })
 }
 
 #[cfg(test)]
