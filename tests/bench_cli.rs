@@ -388,3 +388,374 @@ fn killing_the_bench_ends_its_role_processes() {
         "orphaned role processes"
     );
 }
+
+fn termwatch_path() -> String {
+    assert_cmd::cargo::cargo_bin("termwatch")
+        .to_str()
+        .expect("a UTF-8 path")
+        .to_string()
+}
+
+/// `--proxy NAME=<termwatch proxy ...>` with extra flags and a shell prefix/suffix.
+fn proxy_flag(name: &str, before: &str, flags: &str, after: &str) -> String {
+    format!(
+        "{name}={before}{} proxy {flags} --frontend {{frontend}} --backend {{backend}}{after}",
+        termwatch_path()
+    )
+}
+
+const TINY_TCP: [&str; 8] = [
+    "--transport",
+    "tcp",
+    "--size",
+    "64",
+    "--messages",
+    "3000",
+    "--repeat",
+    "1",
+];
+
+/// Runs a bench with `extra` after [`TINY_TCP`]; returns its exit code and stderr, having
+/// checked that nothing it started is left.
+fn tiny_bench(name: &str, extra: &[&str]) -> (i32, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let outcome = termwatch()
+        .env("TERMWATCH_TEST_MARKER", marker(name))
+        .env("TMPDIR", scratch.path())
+        .arg("bench")
+        .args(TINY_TCP)
+        .args(extra)
+        .arg("--output")
+        .arg(dir.path().join("out.json"))
+        .output()
+        .expect("bench runs");
+    let stderr = String::from_utf8_lossy(&outcome.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        processes_with(&marker(name)),
+        Vec::<u32>::new(),
+        "processes left behind: {stderr}"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(scratch.path())
+        .expect("scratch dir")
+        .collect();
+    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+    (outcome.status.code().expect("exits normally"), stderr)
+}
+
+#[test]
+fn an_external_proxy_is_measured_like_a_built_in_engine_and_compared_paired() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let a = proxy_flag("a", "", "", "");
+    let b = proxy_flag("b", "", "--engine forwarder", "");
+    let (path, code) = bench(
+        dir.path(),
+        "external",
+        &[
+            "--transport",
+            "tcp,ipc,inproc",
+            "--size",
+            "64",
+            "--messages",
+            "3000",
+            "--repeat",
+            "5",
+            "--engine",
+            "zmq_proxy,a,b",
+            "--proxy",
+            &a,
+            "--proxy",
+            &b,
+            "--proxy-ready",
+            "b=forwarding",
+        ],
+    );
+    assert_eq!(code, 0);
+    let result = read_json(&path);
+    let ids: Vec<&str> = result["workloads"]
+        .as_array()
+        .expect("workloads")
+        .iter()
+        .filter_map(|w| w["id"].as_str())
+        .collect();
+    assert!(
+        ids.contains(&"ipc/64B/1x1/a") && ids.contains(&"tcp/64B/1x1/b"),
+        "{ids:?}"
+    );
+    assert!(
+        !ids.contains(&"inproc/64B/1x1/a"),
+        "no external engine over inproc: {ids:?}"
+    );
+    assert_eq!(
+        result["settings"]["external_proxies"][1]["ready_line"],
+        "forwarding"
+    );
+    let ratios = result["ratios"].as_array().expect("ratios");
+    assert!(
+        ratios
+            .iter()
+            .any(|r| r["id"] == "tcp/64B/1x1/a" && r["baseline_id"] == "tcp/64B/1x1/zmq_proxy")
+    );
+    let markdown = dir.path().join("ab.md");
+    let svg = dir.path().join("ab.svg");
+    let compare = termwatch()
+        .arg("compare")
+        .arg(&path)
+        .args(["--engines", "a,b", "--markdown"])
+        .arg(&markdown)
+        .arg("--svg")
+        .arg(&svg)
+        .output()
+        .expect("compare runs");
+    let stdout = String::from_utf8_lossy(&compare.stdout);
+    assert!(matches!(compare.status.code(), Some(0 | 1)), "{compare:?}");
+    assert!(
+        stdout.contains("a median msg/s") && stdout.contains("b median msg/s"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("tcp/64B/1x1 ") && stdout.contains("at 93.8%"),
+        "{stdout}"
+    );
+    assert!(
+        std::fs::read_to_string(markdown)
+            .expect("markdown")
+            .contains("| ipc/64B/1x1 |")
+    );
+    assert!(
+        std::fs::read_to_string(svg)
+            .expect("svg")
+            .contains("b rate relative to a")
+    );
+    termwatch()
+        .arg("compare")
+        .arg(&path)
+        .args(["--engines", "a,nope"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "no workload was measured with the engine `nope`",
+        ));
+}
+
+#[test]
+fn an_external_proxy_that_exits_at_once_is_a_clear_error() {
+    let (code, stderr) = tiny_bench(
+        "exits",
+        &[
+            "--engine",
+            "gone",
+            "--proxy",
+            "gone=echo bye >&2; exit 3 # {frontend} {backend}",
+        ],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("tcp/64B/1x1/gone, repeat 1: proxy `gone` exited with status 3 before it was ready (its output: bye)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_external_proxy_that_never_binds_is_a_clear_error() {
+    let (code, stderr) = tiny_bench(
+        "unbound",
+        &[
+            "--engine",
+            "deaf",
+            "--proxy",
+            "deaf=sleep 60 # {frontend} {backend}",
+        ],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("proxy `deaf` did not accept connections on tcp://127.0.0.1:"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("within 10s"), "{stderr}");
+}
+
+#[test]
+fn an_external_proxy_that_ignores_sigterm_is_killed_and_reported() {
+    // The proxy itself stops on SIGTERM; the shell around it ignores it and starts a `sleep` that
+    // inherits the ignored signal: the program as a whole does not stop.
+    let stubborn = proxy_flag("stubborn", "trap '' TERM; ", "", "; sleep 60");
+    let (code, stderr) = tiny_bench("stubborn", &["--engine", "stubborn", "--proxy", &stubborn]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("proxy `stubborn` did not stop within 2s of SIGTERM"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("sleep ["), "names what was left: {stderr}");
+}
+
+#[test]
+fn an_external_proxy_that_drops_messages_makes_a_lossy_sample() {
+    let lossy = proxy_flag("lossy", "", "--drop-every 100", "");
+    let (code, stderr) = tiny_bench("lossy", &["--engine", "lossy", "--proxy", &lossy]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("tcp/64B/1x1/lossy, repeat 1: lost "),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn external_proxy_flags_are_checked_before_anything_runs() {
+    for (args, expected) in [
+        (vec!["--engine", "nope"], "unknown engine `nope`"),
+        (
+            vec!["--engine", "direct", "--proxy", "p=x {frontend} {backend}"],
+            "--proxy `p` is not in --engine",
+        ),
+        (vec!["--proxy", "p=x {frontend}"], "has no {backend}"),
+        (
+            vec!["--proxy", "forwarder=x {frontend} {backend}"],
+            "is a built-in engine",
+        ),
+        (
+            vec![
+                "--proxy",
+                "p=x {frontend} {backend}",
+                "--proxy-ready",
+                "q=ready",
+            ],
+            "--proxy-ready names `q`",
+        ),
+        (
+            vec![
+                "--transport",
+                "inproc",
+                "--proxy",
+                "p=x {frontend} {backend}",
+            ],
+            "ipc and tcp only",
+        ),
+    ] {
+        termwatch()
+            .arg("bench")
+            .args(&args)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(expected))
+            .stderr(predicate::str::contains("panicked").not());
+    }
+}
+
+#[test]
+fn killing_the_bench_ends_its_external_proxy() {
+    let marker = marker("killed-external");
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let proxy = proxy_flag("ext", "", "", "");
+    let mut bench = std::process::Command::new(assert_cmd::cargo::cargo_bin("termwatch"))
+        .env("TERMWATCH_TEST_MARKER", &marker)
+        .env("TMPDIR", scratch.path())
+        .args([
+            "bench",
+            "--transport",
+            "tcp",
+            "--engine",
+            "ext",
+            "--size",
+            "16",
+            "--messages",
+            "100000000",
+            "--repeat",
+            "1",
+            "--proxy",
+            &proxy,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("bench starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while processes_with(&marker).len() < 4 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let started = processes_with(&marker).len();
+    bench.kill().expect("kill the bench");
+    bench.wait().expect("reap the bench");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !processes_with(&marker).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        started >= 4,
+        "bench, proxy, publisher and subscriber were running: {started}"
+    );
+    assert_eq!(
+        processes_with(&marker),
+        Vec::<u32>::new(),
+        "orphaned processes"
+    );
+}
+
+#[test]
+fn the_standalone_proxy_stops_cleanly_on_sigterm_with_peers_attached() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let frontend = format!("ipc://{}/front", dir.path().display());
+    let backend = format!("ipc://{}/back", dir.path().display());
+    let mut proxy = std::process::Command::new(assert_cmd::cargo::cargo_bin("termwatch"))
+        .args([
+            "proxy",
+            "--engine",
+            "forwarder",
+            "--counts",
+            "--frontend",
+            &frontend,
+        ])
+        .args(["--backend", &backend])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("proxy starts");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(
+        proxy.stdout.take().expect("stdout"),
+    ));
+    let ready = lines.next().expect("a first line").expect("readable");
+    assert!(ready.contains("forwarding"), "{ready}");
+    let context = zmq::Context::new();
+    let publisher = context.socket(zmq::PUB).expect("PUB");
+    publisher.connect(&frontend).expect("connect PUB");
+    let subscriber = context.socket(zmq::SUB).expect("SUB");
+    subscriber.set_subscribe(b"").expect("subscribe");
+    subscriber.set_rcvtimeo(100).expect("timeout");
+    subscriber.connect(&backend).expect("connect SUB");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut delivered = false;
+    while !delivered && Instant::now() < deadline {
+        publisher.send("hello", 0).expect("send");
+        delivered = subscriber.recv_bytes(0).is_ok();
+    }
+    assert!(delivered, "a message went through the proxy");
+    let signalled = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(proxy.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
+    let deadline = signalled + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = proxy.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = proxy.kill();
+            panic!("the proxy did not exit within 10 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let took = signalled.elapsed();
+    eprintln!("termwatch proxy exited {took:?} after SIGTERM");
+    assert_eq!(status.code(), Some(0));
+    let counts = lines.next().expect("the counts").expect("readable");
+    assert!(
+        counts.contains("forwarded") && !counts.contains("forwarded 0 messages"),
+        "{counts}"
+    );
+    drop((publisher, subscriber));
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").collect();
+    assert!(leftovers.is_empty(), "ipc files left: {leftovers:?}");
+}

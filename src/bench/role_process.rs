@@ -100,6 +100,8 @@ pub fn run_bench_role(args: &RoleArgs) -> anyhow::Result<i32> {
             let (mut socket, endpoint) = roles::open_publisher(&context, &attach)?;
             say(&FromRole::PublisherBound { endpoint })?;
             roles::publish(&mut socket, *id, *size, *messages, &GO)?;
+            // The socket stays open until the bench is done: closing it could drop the tail.
+            wait_for_teardown();
         }
         Role::Subscribe {
             connect,
@@ -115,6 +117,7 @@ pub fn run_bench_role(args: &RoleArgs) -> anyhow::Result<i32> {
                 })?;
             joined?;
             say(&FromRole::Report { report })?;
+            wait_for_teardown();
         }
     }
     wait_for_teardown()

@@ -4,7 +4,9 @@
 //!
 //! It stops cleanly on SIGINT or SIGTERM: the signal shuts the context down, the engine returns,
 //! both sockets are closed, then the context is terminated (nothing is left open for
-//! `zmq_ctx_term` to wait on), and it exits 0. Sockets have the bench's settings (HWM 1000 both
+//! `zmq_ctx_term` to wait on), the socket files of its `ipc://` endpoints are removed, and it
+//! exits 0. The signals are blocked in every thread but the
+//! one that waits for them, so no socket call is cut short by `EINTR`. Sockets have the bench's settings (HWM 1000 both
 //! ways, `ZMQ_XPUB_NODROP` on the XPUB), so it measures exactly like the built-in engines.
 
 use super::context::BenchContext;
@@ -13,6 +15,7 @@ use super::workload::ProxyEngine;
 use crate::errors::exit_code;
 use crate::forwarder::ForwarderStats;
 use anyhow::Context as _;
+use nix::sys::signal::{SigSet, Signal};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use std::io::Write;
 use std::sync::atomic::Ordering;
@@ -50,6 +53,13 @@ pub fn run_proxy_command(args: &ProxyArgs) -> anyhow::Result<i32> {
     }
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
         .context("installing the signal handler")?;
+    let mut stop_signals = SigSet::empty();
+    stop_signals.add(Signal::SIGINT);
+    stop_signals.add(Signal::SIGTERM);
+    // Blocked before the context exists: libzmq's threads inherit the mask.
+    stop_signals
+        .thread_block()
+        .context("blocking SIGINT and SIGTERM")?;
     let context = BenchContext::new().context("creating the proxy's context")?;
     let sockets = roles::open_proxy(&context, &args.frontend, &args.backend)?;
     {
@@ -62,12 +72,17 @@ pub fn run_proxy_command(args: &ProxyArgs) -> anyhow::Result<i32> {
         .and_then(|()| stdout.flush())
         .context("writing to stdout")?;
     }
+    let bound = [
+        sockets.frontend_endpoint.clone(),
+        sockets.backend_endpoint.clone(),
+    ];
     let stats = ForwarderStats::default();
     let handle = signals.handle();
     let outcome = std::thread::scope(|scope| {
         let context = &context;
         scope.spawn(move || {
-            if signals.forever().next().is_some() {
+            // A signal that came while blocked is delivered here, now.
+            if stop_signals.thread_unblock().is_ok() && signals.forever().next().is_some() {
                 context.shutdown();
             }
         });
@@ -80,6 +95,9 @@ pub fn run_proxy_command(args: &ProxyArgs) -> anyhow::Result<i32> {
         outcome
     });
     drop(context);
+    for endpoint in &bound {
+        remove_ipc_file(endpoint);
+    }
     outcome?;
     if args.counts {
         println!(
@@ -90,6 +108,16 @@ pub fn run_proxy_command(args: &ProxyArgs) -> anyhow::Result<i32> {
         );
     }
     Ok(exit_code::OK)
+}
+
+/// Removes the socket file of an `ipc://` endpoint this process bound: libzmq leaves it behind
+/// when the socket closes (it removes only the files of wildcard binds).
+fn remove_ipc_file(endpoint: &str) {
+    if let Some(path) = endpoint.strip_prefix("ipc://")
+        && !path.starts_with('@')
+    {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// The test-only lossy engine: subscriptions go backend → frontend, messages frontend → backend
