@@ -7,9 +7,10 @@
 //! runs from its first data message to its last, it counts every one, and it gives up after
 //! [`STALL_TIMEOUT`] without a message, reporting what it got (a lossy run, never a fast one).
 
-use super::context::{BenchContext, SocketKind};
+use super::context::BenchContext;
 use super::workload::ProxyEngine;
 use crate::forwarder::{ForwarderStats, run_forwarder};
+use crate::scenario::SocketType;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -91,7 +92,7 @@ pub fn open_publisher(
     attach: &Attach,
 ) -> Result<(zmq::Socket, String), RoleError> {
     let socket = context
-        .socket(SocketKind::Pub)
+        .socket(SocketType::Pub)
         .during(|| "creating the PUB socket".into())?;
     let endpoint = match attach {
         Attach::Bind(endpoint) => {
@@ -182,10 +183,10 @@ fn send_data_message(
             std::ptr::null_mut(),
         ) != 0
         {
-            return Err(zmq::Error::from_raw(zmq_sys::zmq_errno()));
+            return Err(crate::zmq_raw::last_error());
         }
         if zmq_sys::zmq_msg_send(&mut message, socket, 0) < 0 {
-            let error = zmq::Error::from_raw(zmq_sys::zmq_errno());
+            let error = crate::zmq_raw::last_error();
             zmq_sys::zmq_msg_close(&mut message);
             return Err(error);
         }
@@ -212,7 +213,7 @@ pub fn open_subscriber(
     endpoints: &[String],
 ) -> Result<zmq::Socket, RoleError> {
     let socket = context
-        .socket(SocketKind::Sub)
+        .socket(SocketType::Sub)
         .during(|| "creating the SUB socket".into())?;
     socket
         .set_subscribe(b"")
@@ -336,10 +337,10 @@ pub fn open_proxy(
     backend: &str,
 ) -> Result<ProxySockets, RoleError> {
     let xsub = context
-        .socket(SocketKind::XSub)
+        .socket(SocketType::Xsub)
         .during(|| "creating the XSUB socket".into())?;
     let xpub = context
-        .socket(SocketKind::XPub)
+        .socket(SocketType::Xpub)
         .during(|| "creating the XPUB socket".into())?;
     xsub.bind(frontend)
         .during(|| format!("binding the XSUB to {frontend}"))?;
@@ -370,7 +371,7 @@ pub fn run_proxy(
         ProxyEngine::ZmqProxy => zmq::proxy(&frontend, &backend),
         ProxyEngine::Steerable => {
             let mut control = context
-                .socket(SocketKind::Pair)
+                .socket(SocketType::Pair)
                 .during(|| "creating the steerable proxy's control socket".into())?;
             zmq::proxy_steerable(&mut frontend, &mut backend, &mut control)
         }

@@ -83,7 +83,10 @@ pub fn run_proxy_command(args: &ProxyArgs) -> anyhow::Result<i32> {
         scope.spawn(move || {
             // A signal that came while blocked is delivered here, now.
             if stop_signals.thread_unblock().is_ok() && signals.forever().next().is_some() {
-                context.shutdown();
+                // Fails only for a context that is not live, which a borrowed one is.
+                if let Err(error) = context.shutdown() {
+                    eprintln!("termwatch proxy: cannot stop the engine: {error}");
+                }
             }
         });
         let outcome = match args.drop_every {
