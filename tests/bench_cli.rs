@@ -759,3 +759,58 @@ fn the_standalone_proxy_stops_cleanly_on_sigterm_with_peers_attached() {
     let leftovers: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").collect();
     assert!(leftovers.is_empty(), "ipc files left: {leftovers:?}");
 }
+
+/// The Python of the project's virtual environment when it has pyzmq (`.ci/run` installs it).
+fn python_with_pyzmq() -> Option<PathBuf> {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/venv/bin/python");
+    let has_pyzmq = std::process::Command::new(&python)
+        .args(["-c", "import zmq"])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    has_pyzmq.then_some(python)
+}
+
+#[test]
+fn the_pyzmq_example_proxy_is_measured_against_zmq_proxy() {
+    let Some(python) = python_with_pyzmq() else {
+        eprintln!(
+            "note: pyzmq is not installed in target/venv (python3 -m venv target/venv && \
+             target/venv/bin/pip install pyzmq): the pyzmq example proxy was not measured"
+        );
+        return;
+    };
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/pyzmq_bus_proxy.py");
+    let proxy = format!(
+        "pyzmq={} {} {{frontend}} {{backend}}",
+        python.display(),
+        example.display()
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (path, code) = bench(
+        dir.path(),
+        "pyzmq",
+        &[
+            "--transport",
+            "tcp,ipc",
+            "--size",
+            "64",
+            "--messages",
+            "3000",
+            "--repeat",
+            "1",
+            "--engine",
+            "zmq_proxy,pyzmq",
+            "--proxy",
+            &proxy,
+        ],
+    );
+    assert_eq!(code, 0);
+    let result = read_json(&path);
+    let ratios = result["ratios"].as_array().expect("ratios");
+    assert!(
+        ratios
+            .iter()
+            .any(|r| r["id"] == "ipc/64B/1x1/pyzmq" && r["median"].is_number()),
+        "{ratios:?}"
+    );
+}
