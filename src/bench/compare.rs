@@ -260,3 +260,146 @@ mod tests {
         assert!(comparison.regressed());
     }
 }
+
+#[cfg(test)]
+mod paired_tests {
+    use super::*;
+    use crate::bench::measure::Sample;
+    use crate::bench::results::{LoadAverage, Machine, Settings, WorkloadResult};
+    use crate::bench::workload::{Fan, ProxyEngine, Transport, Workload};
+
+    fn sample(rate: Option<f64>) -> Sample {
+        Sample {
+            received: if rate.is_some() { 100 } else { 90 },
+            expected: 100,
+            elapsed_s: 1.0,
+            msgs_per_s: rate,
+        }
+    }
+
+    fn workload(transport: Transport, engine: Engine, rates: &[Option<f64>]) -> WorkloadResult {
+        let workload = Workload {
+            transport,
+            size: 16,
+            fan: Fan::ONE_TO_ONE,
+            engine,
+        };
+        WorkloadResult {
+            id: workload.id(),
+            workload,
+            messages: 100,
+            samples: rates.iter().map(|r| sample(*r)).collect(),
+            median_msgs_per_s: None,
+            median_mb_per_s: None,
+        }
+    }
+
+    fn file(workloads: Vec<WorkloadResult>) -> ResultFile {
+        ResultFile {
+            format: crate::bench::results::FORMAT.to_string(),
+            machine: Machine {
+                cores: 2,
+                cpu_model: None,
+            },
+            libzmq: "4.3.4".to_string(),
+            git_revision: None,
+            finished_unix_s: 0,
+            settings: Settings {
+                hwm: 1000,
+                nodrop: true,
+                repeat: 6,
+                throttle_percent: 0,
+                throttled_engine: None,
+                external_proxies: Vec::new(),
+            },
+            load_average: LoadAverage {
+                start: None,
+                end: None,
+            },
+            workloads,
+            ratios: Vec::new(),
+        }
+    }
+
+    const A: Engine = Engine::Proxy(ProxyEngine::ZmqProxy);
+
+    #[test]
+    fn paired_samples_of_the_same_repeat_judge_b_against_a() {
+        // Repeats drift by 3x together; B is always 0.8 x A.
+        let a = [1.0e6, 3.0e6, 2.0e6, 1.5e6, 2.5e6, 1.2e6].map(Some);
+        let b = a.map(|rate| rate.map(|r| r * 0.8));
+        let b_engine = Engine::External("mine".to_string());
+        let comparison = compare_paired(
+            &file(vec![
+                workload(Transport::Tcp, A, &a),
+                workload(Transport::Tcp, b_engine.clone(), &b),
+                workload(Transport::Inproc, A, &a),
+            ]),
+            &A,
+            &b_engine,
+            0.05,
+        )
+        .expect("comparable");
+        assert_eq!(
+            comparison.sides,
+            ["zmq_proxy".to_string(), "mine".to_string()]
+        );
+        assert_eq!(comparison.rows.len(), 1);
+        let row = &comparison.rows[0];
+        assert_eq!(row.id, "tcp/16B/1x1");
+        assert_eq!(row.verdict, Verdict::Slower);
+        let estimate = row.estimate.expect("six pairs");
+        assert!((estimate.ratio - 0.8).abs() < 1e-9, "{estimate:?}");
+        assert_eq!(
+            comparison.only_old,
+            vec!["inproc/16B/1x1/zmq_proxy".to_string()]
+        );
+        assert!(comparison.regressed());
+    }
+
+    #[test]
+    fn a_lossy_b_sample_is_lost_and_a_lossy_a_sample_drops_its_pair() {
+        let b_engine = Engine::Proxy(ProxyEngine::Forwarder);
+        let rates = [Some(1.0e6); 6];
+        let mut lossy_a = rates;
+        lossy_a[2] = None;
+        let comparison = compare_paired(
+            &file(vec![
+                workload(Transport::Ipc, A, &lossy_a),
+                workload(Transport::Ipc, b_engine.clone(), &rates),
+            ]),
+            &A,
+            &b_engine,
+            0.05,
+        )
+        .expect("comparable");
+        assert_eq!(comparison.rows[0].old_samples, 5);
+        assert_eq!(comparison.rows[0].verdict, Verdict::NoChange);
+        let mut lossy_b = rates;
+        lossy_b[0] = None;
+        let comparison = compare_paired(
+            &file(vec![
+                workload(Transport::Ipc, A, &rates),
+                workload(Transport::Ipc, b_engine.clone(), &lossy_b),
+            ]),
+            &A,
+            &b_engine,
+            0.05,
+        )
+        .expect("comparable");
+        assert_eq!(comparison.rows[0].verdict, Verdict::Lost);
+    }
+
+    #[test]
+    fn engines_that_are_missing_or_the_same_are_errors() {
+        let results = file(vec![workload(Transport::Tcp, A, &[Some(1.0)])]);
+        assert_eq!(
+            compare_paired(&results, &A, &A, 0.05),
+            Err(PairError::SameEngine("zmq_proxy".to_string()))
+        );
+        assert!(matches!(
+            compare_paired(&results, &A, &Engine::Direct, 0.05),
+            Err(PairError::Missing { .. })
+        ));
+    }
+}
