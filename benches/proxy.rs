@@ -6,7 +6,7 @@
 //! the receiver's clock from the first data message to the last, every message counted. A sample
 //! that lost messages stops the benchmark with that message instead of being timed.
 //!
-//! Profiles: the full matrix by default; `TERMWATCH_BENCH_PROFILE=quick` measures a
+//! Profiles: the full matrix by default; `TERMWATCH_BENCH_PROFILE=quick` measures a
 //! reduced one (16 B and 1 KiB, 1x1) in under two minutes; criterion's test mode
 //! (`cargo test --benches`, `cargo bench -- --test`) runs the reduced matrix once with few
 //! messages. Compare saved baselines with `termwatch compare --criterion-dir target/criterion`.

@@ -182,7 +182,7 @@ fn write_json(path: &Path, value: &Value) -> PathBuf {
     path.to_path_buf()
 }
 
-/// The deliberate slowdown of the issue, end to end: a real run with the test-only 20% throttle
+/// A deliberate slowdown, end to end: a real run with the test-only 20% throttle
 /// completes, records the throttle, and `compare` reads it. Whether real timings show it is
 /// measured in docs/benchmarks.md, not asserted here; the verdict on a 20% drop is checked on
 /// rates with a fixed ±3% spread, so the test does not depend on the machine's load.

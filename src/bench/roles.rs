@@ -1,7 +1,7 @@
 //! The three parts of a benchmark run — publisher, subscriber, proxy — as plain functions on
 //! sockets, so the same code runs as threads (inproc) and as separate processes (ipc, tcp).
 //!
-//! Protocol (the anchors' method): every publisher sends probes (`P` + its id) every millisecond
+//! Method (the same as the C reference benchmark's): every publisher sends probes (`P` + its id) every millisecond
 //! until it is told to go; a subscriber says it has joined once it has a probe from every
 //! publisher; then each publisher sends its data messages (first byte `D`). The subscriber's clock
 //! runs from its first data message to its last, it counts every one, and it gives up after

@@ -26,7 +26,7 @@ pub struct Matrix {
 }
 
 impl Matrix {
-    /// The matrix: every transport, size and engine, fan-in 4 and fan-out 4 beside 1x1.
+    /// The full matrix: every transport, size and engine, fan-in 4 and fan-out 4 beside 1x1.
     pub fn full() -> Matrix {
         let fan = |publishers, subscribers| Fan {
             publishers,

@@ -101,7 +101,7 @@ impl<'de> Deserialize<'de> for Engine {
     }
 }
 
-/// The message sizes of the matrix, in bytes.
+/// The standard message sizes of the matrix, in bytes.
 pub const STANDARD_SIZES: [usize; 4] = [16, 256, 1024, 64 * 1024];
 
 /// How many publishers feed how many subscribers.
