@@ -647,7 +647,9 @@ fn external_proxy_flags_are_checked_before_anything_runs() {
 fn killing_the_bench_ends_its_external_proxy() {
     let marker = marker("killed-external");
     let scratch = tempfile::tempdir().expect("scratch dir");
-    let proxy = proxy_flag("ext", "", "", "");
+    // `exec`: the proxy is the process the bench started, which the kernel kills when the bench
+    // dies.
+    let proxy = proxy_flag("ext", "exec ", "", "");
     let mut bench = std::process::Command::new(assert_cmd::cargo::cargo_bin("termwatch"))
         .env("TERMWATCH_TEST_MARKER", &marker)
         .env("TMPDIR", scratch.path())
