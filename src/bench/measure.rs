@@ -19,7 +19,7 @@ use super::roles::{
     self, Attach, JOIN_TIMEOUT, RoleError, STALL_TIMEOUT, SubscriberReport, open_proxy,
     open_publisher, open_subscriber,
 };
-use super::workload::{Engine, Transport, Workload};
+use super::workload::{Engine, ProxyEngine, Transport, Workload};
 use crate::forwarder::ForwarderStats;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -203,20 +203,22 @@ impl Runner {
                 )));
             }
             (Transport::Inproc, _) => plan.run_in_threads()?,
-            (Transport::Ipc | Transport::Tcp, Engine::External(name)) => {
-                let external =
-                    self.externals
-                        .iter()
-                        .find(|e| &e.name == name)
-                        .ok_or_else(|| {
-                            MeasureError::Unsupported(format!(
-                                "no --proxy defines the engine `{name}`"
-                            ))
-                        })?;
-                plan.run_in_processes(&self.role_program, Some(external))?
-            }
-            (Transport::Ipc | Transport::Tcp, _) => {
-                plan.run_in_processes(&self.role_program, None)?
+            (Transport::Ipc | Transport::Tcp, engine) => {
+                let middle = match engine {
+                    Engine::Direct => Middle::Nothing,
+                    Engine::Proxy(engine) => Middle::Role(*engine),
+                    Engine::External(name) => Middle::Program(
+                        self.externals
+                            .iter()
+                            .find(|e| &e.name == name)
+                            .ok_or_else(|| {
+                                MeasureError::Unsupported(format!(
+                                    "no --proxy defines the engine `{name}`"
+                                ))
+                            })?,
+                    ),
+                };
+                plan.run_in_processes(&self.role_program, middle)?
             }
         };
         Ok(Sample::from_reports(
@@ -224,6 +226,16 @@ impl Runner {
             messages * u64::from(workload.fan.publishers),
         ))
     }
+}
+
+/// What runs between the publishers and the subscribers of a sample over processes.
+enum Middle<'a> {
+    /// Nothing: the publishers bind, the subscribers connect to them.
+    Nothing,
+    /// A proxy role process running a built-in engine.
+    Role(ProxyEngine),
+    /// An external proxy program.
+    Program(&'a ExternalProxy),
 }
 
 /// Endpoints and parameters of one sample.
@@ -374,12 +386,12 @@ impl Plan {
     fn run_in_processes(
         &self,
         program: &Path,
-        external: Option<&ExternalProxy>,
+        middle: Middle<'_>,
     ) -> Result<Vec<SubscriberReport>, MeasureError> {
         let mut roles = RoleProcesses::new(program);
         let mut external_proxy = None;
-        let (publisher_attach, subscriber_endpoints) = match (&self.workload.engine, external) {
-            (_, Some(external)) => {
+        let (publisher_attach, subscriber_endpoints) = match middle {
+            Middle::Program(external) => {
                 let (frontend, backend) = self.external_listens()?;
                 external_proxy = Some(external.start(&frontend, &backend)?);
                 (
@@ -387,11 +399,11 @@ impl Plan {
                     vec![backend.endpoint()],
                 )
             }
-            (Engine::Proxy(engine), None) => {
+            Middle::Role(engine) => {
                 let proxy = roles.spawn(
                     "proxy",
                     Role::Proxy {
-                        engine: *engine,
+                        engine,
                         frontend: self.proxy_frontend.clone(),
                         backend: self.proxy_backend.clone(),
                     },
@@ -408,7 +420,7 @@ impl Plan {
                 (self.publishers_connecting_to(&frontend), vec![backend])
             }
             // The subscribers learn the endpoints once the publishers have bound them.
-            (Engine::Direct | Engine::External(_), None) => (self.publishers_binding(), Vec::new()),
+            Middle::Nothing => (self.publishers_binding(), Vec::new()),
         };
         let outcome = self.run_ends(&mut roles, &publisher_attach, subscriber_endpoints);
         let Some(mut proxy) = external_proxy else {
