@@ -2,7 +2,8 @@
 //!
 //! Bad input (a scenario file that does not parse or validate, a path that does not exist, a
 //! bad flag) is reported with file, line and column and exits with [`exit_code::BAD_INPUT`];
-//! nothing runs. A hang is not an error: it is an outcome (see [`crate::outcome`]).
+//! nothing runs. A hang is not an error: it is an outcome (see [`crate::outcome`]). Every
+//! command ends with an [`Ending`], and [`exit_code`] alone turns it into the process's code.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -16,10 +17,40 @@ pub mod exit_code {
     pub const FAILED: i32 = 1;
     /// Bad input or usage: nothing ran.
     pub const BAD_INPUT: i32 = 2;
+    /// `run` was stopped by SIGHUP (its terminal closed).
+    pub const HUNG_UP: i32 = 129;
     /// `run` was interrupted with SIGINT (Ctrl-C).
     pub const INTERRUPTED: i32 = 130;
     /// `run` was stopped with SIGTERM.
     pub const TERMINATED: i32 = 143;
+}
+
+/// How a command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Everything met its expectation.
+    Success,
+    /// Something ran and missed its expectation (or a report could not be written).
+    Failure,
+    /// Bad input or usage, already reported: nothing ran.
+    BadInput,
+    /// Stopped by this signal (SIGINT, SIGTERM, SIGHUP) after reporting what was done.
+    Signal(i32),
+}
+
+/// The process's exit code for a command that ended with `ending`; an error is reported on
+/// stderr here and is bad input. The one mapping of every command, `bench` included.
+pub fn exit_code(ending: anyhow::Result<Ending>) -> i32 {
+    match ending {
+        Ok(Ending::Success) => exit_code::OK,
+        Ok(Ending::Failure) => exit_code::FAILED,
+        Ok(Ending::BadInput) => exit_code::BAD_INPUT,
+        Ok(Ending::Signal(signal)) => 128 + signal,
+        Err(error) => {
+            eprintln!("termwatch: {error:#}");
+            exit_code::BAD_INPUT
+        }
+    }
 }
 
 /// Where in a file an error is: 1-based line and column.
@@ -139,6 +170,18 @@ impl std::error::Error for InputErrors {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endings_map_to_the_documented_codes() {
+        assert_eq!(exit_code(Ok(Ending::Success)), exit_code::OK);
+        assert_eq!(exit_code(Ok(Ending::Failure)), exit_code::FAILED);
+        assert_eq!(exit_code(Ok(Ending::BadInput)), exit_code::BAD_INPUT);
+        assert_eq!(exit_code(Err(anyhow::anyhow!("no"))), exit_code::BAD_INPUT);
+        let signal = |s| exit_code(Ok(Ending::Signal(s)));
+        assert_eq!(signal(libc::SIGINT), exit_code::INTERRUPTED);
+        assert_eq!(signal(libc::SIGTERM), exit_code::TERMINATED);
+        assert_eq!(signal(libc::SIGHUP), exit_code::HUNG_UP);
+    }
 
     #[test]
     fn positions_are_one_based_and_count_characters() {

@@ -1,6 +1,6 @@
 //! The command-line entry points `termwatch bench` and `termwatch compare`: each a clap `Args`
-//! struct and a `run_*` function returning the exit code (always one of
-//! [`crate::errors::exit_code`]).
+//! struct and a `run_*` function returning how the command ended ([`Ending`], which
+//! [`crate::errors::exit_code`] maps to the exit code).
 
 use super::compare::{Comparison, compare, compare_paired};
 use super::external::{ExternalProxy, parse_proxy_definition};
@@ -14,7 +14,7 @@ use super::suite::{Matrix, run_suite};
 use super::workload::{
     Engine, Fan, STANDARD_SIZES, Transport, default_messages, parse_fan, parse_size,
 };
-use crate::errors::exit_code;
+use crate::errors::Ending;
 use anyhow::Context as _;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -132,12 +132,12 @@ fn engines_and_proxies(args: &BenchArgs) -> Result<(Vec<Engine>, Vec<ExternalPro
 
 /// Runs `termwatch bench`; exit code 0, 1 when some sample lost messages, 2 on bad flags or a
 /// sample that could not be measured.
-pub fn run_bench(args: &BenchArgs) -> anyhow::Result<i32> {
+pub fn run_bench(args: &BenchArgs) -> anyhow::Result<Ending> {
     let (engines, proxies) = match engines_and_proxies(args) {
         Ok(found) => found,
         Err(problem) => {
             eprintln!("termwatch bench: {problem}");
-            return Ok(exit_code::BAD_INPUT);
+            return Ok(Ending::BadInput);
         }
     };
     let matrix = Matrix {
@@ -194,9 +194,9 @@ pub fn run_bench(args: &BenchArgs) -> anyhow::Result<i32> {
     }
     if lossy > 0 {
         eprintln!("termwatch bench: {lossy} sample(s) lost messages; their rates are not reported");
-        return Ok(exit_code::FAILED);
+        return Ok(Ending::Failure);
     }
-    Ok(exit_code::OK)
+    Ok(Ending::Success)
 }
 
 fn dedup<T: Clone + PartialEq>(values: &[T]) -> Vec<T> {
@@ -332,7 +332,7 @@ fn parse_threshold(text: &str) -> Result<f64, String> {
 
 /// Runs `termwatch compare`; exit code 1 when a workload is `slower` (or NEW lost messages), 2
 /// when an input cannot be read, else 0.
-pub fn run_compare(args: &CompareArgs) -> anyhow::Result<i32> {
+pub fn run_compare(args: &CompareArgs) -> anyhow::Result<Ending> {
     let comparison = match (&args.new, args.engines.as_slice()) {
         (None, [a, b]) => {
             let file = match load_result_file(std::path::Path::new(&args.old)) {
@@ -373,15 +373,15 @@ pub fn run_compare(args: &CompareArgs) -> anyhow::Result<i32> {
     };
     write_comparison(args, &comparison)?;
     Ok(if comparison.regressed() {
-        exit_code::FAILED
+        Ending::Failure
     } else {
-        exit_code::OK
+        Ending::Success
     })
 }
 
-fn input_error(error: &dyn std::fmt::Display) -> i32 {
+fn input_error(error: &dyn std::fmt::Display) -> Ending {
     eprintln!("termwatch compare: {error}");
-    exit_code::BAD_INPUT
+    Ending::BadInput
 }
 
 /// Prints the table and writes the Markdown and SVG files asked for.

@@ -13,9 +13,10 @@
 //! SIGTERM — is an [`ExternalError`] naming the program, with the end of its output; none can hang
 //! the bench (every wait has a deadline) or leave a process behind (the group is killed and
 //! checked empty). If the bench itself is killed, the program's leader gets SIGKILL from the
-//! kernel (`PR_SET_PDEATHSIG`); a Ctrl-C of the bench kills the whole group.
+//! kernel ([`guard::die_with_parent`]) and the janitor ([`guard::Janitor`]) kills the whole
+//! group; a Ctrl-C of the bench kills the group too.
 
-use crate::runner::signals;
+use crate::runner::{guard, signals};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use std::io::{BufRead, BufReader, Read};
@@ -268,6 +269,7 @@ pub struct RunningProxy {
     name: String,
     child: Child,
     pgid: i32,
+    janitor: Option<&'static guard::Janitor>,
     output: OutputTail,
     stdout_lines: Receiver<String>,
 }
@@ -275,13 +277,14 @@ pub struct RunningProxy {
 impl ExternalProxy {
     /// Starts the program for one sample, told to bind `frontend` and `backend`, and waits until
     /// it is ready.
+    /// `janitor` (when one could be started) kills the program's group if the bench dies.
     pub fn start(
         &self,
         frontend: &Listen,
         backend: &Listen,
+        janitor: Option<&'static guard::Janitor>,
     ) -> Result<RunningProxy, ExternalError> {
         let command = render_command(&self.command, &frontend.endpoint(), &backend.endpoint());
-        let parent = std::process::id() as libc::pid_t;
         let mut shell = Command::new("sh");
         shell
             .arg("-c")
@@ -290,20 +293,9 @@ impl ExternalProxy {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        // SAFETY: only async-signal-safe calls between fork and exec. The kernel sends SIGKILL to
-        // the program when the thread that started it ends (the bench's main thread: when the
-        // bench dies); if the bench died before the request took effect, exit at once.
-        unsafe {
-            shell.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                if libc::getppid() != parent {
-                    libc::_exit(1);
-                }
-                Ok(())
-            });
-        }
+        // The kernel kills the program when the thread that started it ends: the bench's main
+        // thread, which waits for it.
+        guard::die_with_parent(&mut shell);
         let mut child = shell.spawn().map_err(|source| ExternalError::Start {
             name: self.name.clone(),
             command: command.clone(),
@@ -311,6 +303,9 @@ impl ExternalProxy {
         })?;
         let pgid = child.id() as i32;
         signals::register_group(pgid);
+        if let Some(janitor) = janitor {
+            janitor.group(pgid);
+        }
         let output = OutputTail::default();
         let (lines_tx, stdout_lines) = mpsc::channel();
         if let Some(stdout) = child.stdout.take() {
@@ -323,6 +318,7 @@ impl ExternalProxy {
             name: self.name.clone(),
             child,
             pgid,
+            janitor,
             output,
             stdout_lines,
         };
@@ -441,6 +437,9 @@ impl Drop for RunningProxy {
             std::thread::sleep(POLL);
         }
         signals::unregister_group(self.pgid);
+        if let Some(janitor) = self.janitor {
+            janitor.forget_group(self.pgid);
+        }
     }
 }
 

@@ -393,7 +393,8 @@ impl Plan {
         let (publisher_attach, subscriber_endpoints) = match middle {
             Middle::Program(external) => {
                 let (frontend, backend) = self.external_listens()?;
-                external_proxy = Some(external.start(&frontend, &backend)?);
+                let janitor = crate::runner::guard::Janitor::get(program);
+                external_proxy = Some(external.start(&frontend, &backend, janitor)?);
                 (
                     self.publishers_connecting_to(&frontend.endpoint()),
                     vec![backend.endpoint()],
@@ -595,18 +596,19 @@ impl RoleProcesses {
 
     /// Starts a role and exchanges protocol versions with it.
     fn spawn(&mut self, name: &str, role: Role) -> Result<usize, MeasureError> {
-        let mut child = Command::new(&self.program)
+        let mut command = Command::new(&self.program);
+        command
             .arg(ROLE_SUBCOMMAND)
             .args(role.command_line())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|source| MeasureError::Io {
-                role: name.to_string(),
-                action: "starting the role process",
-                source,
-            })?;
+            .stderr(Stdio::piped());
+        crate::runner::guard::die_with_parent(&mut command);
+        let mut child = command.spawn().map_err(|source| MeasureError::Io {
+            role: name.to_string(),
+            action: "starting the role process",
+            source,
+        })?;
         let index = self.processes.len();
         let stderr = Arc::new(Mutex::new(String::new()));
         if let Some(stdout) = child.stdout.take() {

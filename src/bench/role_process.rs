@@ -9,7 +9,7 @@ use super::protocol::{
     FromRole, ROLE_PROTOCOL_VERSION, Role, RoleArgs, ToRole, check_version, decode, encode,
 };
 use super::roles::{self, Attach};
-use crate::errors::exit_code;
+use crate::errors::{Ending, exit_code};
 use anyhow::Context as _;
 use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,11 +42,11 @@ fn watch_stdin() {
             };
             if let Some(problem) = problem {
                 eprintln!("termwatch __bench-role: {problem}");
-                exit_now(exit_code::BAD_INPUT);
+                exit_now(exit_code(Ok(Ending::BadInput)));
             }
             greeted = true;
         }
-        exit_now(exit_code::OK)
+        exit_now(exit_code(Ok(Ending::Success)))
     });
 }
 
@@ -66,7 +66,7 @@ fn wait_for_teardown() -> ! {
 
 /// Runs one role of a benchmark sample; it ends when its stdin closes (exit 0), or on an error
 /// (returned, after which the caller exits 2).
-pub fn run_bench_role(args: &RoleArgs) -> anyhow::Result<i32> {
+pub fn run_bench_role(args: &RoleArgs) -> anyhow::Result<Ending> {
     say(&FromRole::Hello {
         version: ROLE_PROTOCOL_VERSION,
     })?;

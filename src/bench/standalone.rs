@@ -12,7 +12,7 @@
 use super::context::BenchContext;
 use super::roles::{self, ProxySockets, RoleError};
 use super::workload::ProxyEngine;
-use crate::errors::exit_code;
+use crate::errors::Ending;
 use crate::forwarder::ForwarderStats;
 use anyhow::Context as _;
 use nix::sys::signal::{SigSet, Signal};
@@ -43,13 +43,13 @@ pub struct ProxyArgs {
 
 /// Runs `termwatch proxy`: 0 once stopped by a signal, 2 on bad flags or an endpoint it cannot
 /// bind.
-pub fn run_proxy_command(args: &ProxyArgs) -> anyhow::Result<i32> {
+pub fn run_proxy_command(args: &ProxyArgs) -> anyhow::Result<Ending> {
     if args.counts && args.engine != ProxyEngine::Forwarder {
         eprintln!(
             "termwatch proxy: --counts needs --engine forwarder ({} does not count)",
             args.engine
         );
-        return Ok(exit_code::BAD_INPUT);
+        return Ok(Ending::BadInput);
     }
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
         .context("installing the signal handler")?;
@@ -110,7 +110,7 @@ pub fn run_proxy_command(args: &ProxyArgs) -> anyhow::Result<i32> {
             stats.subscriptions.load(Ordering::Relaxed)
         );
     }
-    Ok(exit_code::OK)
+    Ok(Ending::Success)
 }
 
 /// Removes the socket file of an `ipc://` endpoint this process bound: libzmq leaves it behind

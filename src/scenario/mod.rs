@@ -240,12 +240,6 @@ impl NodeSpec {
 }
 
 impl Scenario {
-    /// The deadline of the whole run: setup, traffic and every step, used by the parent as a
-    /// backstop.
-    pub fn total_deadline(&self) -> Duration {
-        self.step_timeout * 2 + self.steps.iter().map(|s| s.timeout).sum::<Duration>()
-    }
-
     /// Replaces every deadline (the CLI's `--timeout`).
     pub fn override_timeouts(&mut self, timeout: Duration) {
         self.step_timeout = timeout;

@@ -4,7 +4,7 @@
 //! quotes.
 //!
 //! The default case count is small so `cargo test` stays fast; a long run is
-//! `PROPTEST_CASES=20000 cargo test --release --test fuzz_scenarios`. Inputs that once found a
+//! `PROPTEST_CASES=20000 cargo test --release --test it fuzz_scenarios::`. Inputs that once found a
 //! bug are in `tests/fixtures/fuzz-corpus/` and replayed by `the_corpus_still_parses_without_panic`.
 
 use std::path::Path;

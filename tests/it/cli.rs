@@ -4,18 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use assert_cmd::Command;
 use predicates::prelude::*;
 use rstest::rstest;
 use serde_json::Value;
 
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn termwatch() -> Command {
-    let mut cmd = Command::cargo_bin("termwatch").expect("binary built");
-    cmd.timeout(COMMAND_TIMEOUT);
-    cmd
-}
+use crate::support::{COMMAND_TIMEOUT, termwatch, termwatch_process, workspace_path};
 
 /// The first JSON line of `run --format json`'s stdout.
 fn first_json_line(stdout: &[u8]) -> Value {
@@ -208,7 +201,6 @@ fn missing_paths_and_bad_flags_are_usage_errors() {
 #[test]
 fn shipped_scenarios_are_valid() {
     termwatch()
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .arg("check")
         .assert()
         .success()
@@ -315,7 +307,7 @@ fn the_timeout_flag_overrides_every_deadline() {
 
 #[test]
 fn repro_stops_at_the_first_hang_and_prints_everything() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let root = workspace_path("scenarios");
     termwatch()
         .args(["repro", "--repeat", "3", "--root"])
         .arg(&root)
@@ -336,7 +328,6 @@ fn repro_stops_at_the_first_hang_and_prints_everything() {
 #[test]
 fn filter_selects_by_name() {
     termwatch()
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["list", "--filter", "async-subscriber/"])
         .assert()
         .success()
@@ -367,4 +358,104 @@ fn a_scenario_that_cannot_be_set_up_is_an_error_never_a_pass() {
             .contains("cannot bind tcp://256.1.1.1:5"),
         "{line}"
     );
+}
+
+#[test]
+fn a_scenario_process_refuses_a_parent_of_another_protocol_version() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = write(
+        dir.path(),
+        "ok.toml",
+        &format!("expect = \"clean\"\n{VALID_NODES}"),
+    );
+    let output = termwatch()
+        .args(["__run-scenario", "--root"])
+        .arg(dir.path())
+        .arg("--file")
+        .arg(&file)
+        .arg("--run-dir")
+        .arg(dir.path())
+        .args(["--protocol", "999"])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(4));
+    let message = first_json_line(&output.stdout);
+    assert_eq!(message["msg"], "failed");
+    assert!(
+        message["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("protocol version 999")),
+        "{message}"
+    );
+}
+
+#[rstest]
+#[case::zero_timeout(&["run", "--timeout", "0s"], "a deadline must be longer than zero")]
+#[case::zero_jobs(&["run", "--jobs", "0"], "must be at least 1")]
+#[case::zero_repro_repeat(&["repro", "scenarios/linger/blocky-false.toml", "--repeat", "0"], "--repeat")]
+#[case::missing_root(&["run", "--root", "/nonexistent"], "no such folder")]
+#[case::missing_trace_root(&["trace", "x.toml", "--root", "/nonexistent"], "no such folder")]
+#[case::zero_trace_timeout(&["trace", "x.toml", "--timeout", "0ms"], "longer than zero")]
+fn meaningless_numbers_and_missing_roots_are_usage_errors(
+    #[case] args: &[&str],
+    #[case] message: &str,
+) {
+    termwatch()
+        .args(args)
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicate::str::contains(message));
+}
+
+/// `| head -1`: once the reader of stdout is gone the run stops, quietly, with 0.
+#[test]
+fn json_to_a_closed_pipe_ends_quietly_with_0() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = termwatch_process()
+        .args(["run", "scenarios/", "--format", "json", "--jobs", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("a first line");
+    // The reader is dropped here: stdout is closed.
+    let deadline = std::time::Instant::now() + COMMAND_TIMEOUT;
+    while child.try_wait().expect("waits").is_none() {
+        assert!(std::time::Instant::now() < deadline, "did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().expect("reaped");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(first.starts_with('{'), "{first}");
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("error"), "{stderr}");
+}
+
+#[test]
+fn the_log_variable_shows_debug_logs_and_rejects_nonsense() {
+    termwatch()
+        .env("TERMWATCH_LOG", "debug")
+        .args([
+            "run",
+            "scenarios/linger/blocky-false.toml",
+            "--snapshots",
+            "off",
+        ])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("scenario process started"));
+    termwatch()
+        .env("TERMWATCH_LOG", "verbose")
+        .arg("check")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "TERMWATCH_LOG: `verbose` is not a level",
+        ));
 }

@@ -1,19 +1,12 @@
 //! CLI tests of `termwatch bench` and `termwatch compare`: result files, verdicts, exit codes and
 //! that no role process outlives a bench. Nothing here asserts a throughput figure.
 
-use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const TIMEOUT: Duration = Duration::from_secs(120);
-
-fn termwatch() -> Command {
-    let mut command = Command::cargo_bin("termwatch").expect("the termwatch binary is built");
-    command.timeout(TIMEOUT);
-    command
-}
+use crate::support::{eventually, live_processes, termwatch, termwatch_process, workspace_path};
 
 /// A marker in the environment of a bench and, by inheritance, of its role processes.
 fn marker(name: &str) -> String {
@@ -21,21 +14,12 @@ fn marker(name: &str) -> String {
 }
 
 /// Processes whose environment carries `marker`.
-fn processes_with(marker: &str) -> Vec<u32> {
-    let needle = format!("TERMWATCH_TEST_MARKER={marker}");
-    std::fs::read_dir("/proc")
+fn processes_with(marker: &str) -> Vec<i32> {
+    let entry = format!("TERMWATCH_TEST_MARKER={marker}");
+    live_processes()
         .into_iter()
-        .flatten()
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .map(|environ| {
-                    environ
-                        .split(|byte| *byte == 0)
-                        .any(|var| var == needle.as_bytes())
-                })
-                .unwrap_or(false)
-        })
+        .filter(|p| p.has_env(&entry))
+        .map(|p| p.pid)
         .collect()
 }
 
@@ -53,9 +37,12 @@ fn bench(dir: &Path, name: &str, extra: &[&str]) -> (PathBuf, i32) {
         .output()
         .expect("bench runs");
     let code = outcome.status.code().expect("bench exits normally");
+    // Roles and external proxies are reaped before the bench exits; the janitor (started for
+    // external proxies) ends when the bench's pipe to it closes.
     assert!(
-        processes_with(&marker(name)).is_empty(),
-        "role processes left behind"
+        eventually(Duration::from_secs(2), || processes_with(&marker(name))
+            .is_empty()),
+        "processes left behind"
     );
     let leftovers: Vec<_> = std::fs::read_dir(scratch.path())
         .expect("scratch dir")
@@ -347,7 +334,7 @@ fn killing_the_bench_ends_its_role_processes() {
     let marker = marker("killed");
     // A killed bench cannot remove its ipc scratch directory: keep it in one the test removes.
     let scratch = tempfile::tempdir().expect("scratch dir");
-    let mut bench = std::process::Command::new(assert_cmd::cargo::cargo_bin("termwatch"))
+    let mut bench = termwatch_process()
         .env("TERMWATCH_TEST_MARKER", &marker)
         .env("TMPDIR", scratch.path())
         .args([
@@ -367,24 +354,23 @@ fn killing_the_bench_ends_its_role_processes() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("bench starts");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while processes_with(&marker).len() < 4 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually(Duration::from_secs(30), || {
+        processes_with(&marker).len() >= 4
+    });
     let started = processes_with(&marker).len();
     bench.kill().expect("kill the bench");
     bench.wait().expect("reap the bench");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !processes_with(&marker).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // The roles die with the bench (they asked the kernel for it), within a second.
+    eventually(Duration::from_secs(1), || {
+        processes_with(&marker).is_empty()
+    });
     assert_eq!(
         started, 4,
         "bench, proxy, publisher and subscriber were running"
     );
     assert_eq!(
         processes_with(&marker),
-        Vec::<u32>::new(),
+        Vec::<i32>::new(),
         "orphaned role processes"
     );
 }
@@ -432,9 +418,9 @@ fn tiny_bench(name: &str, extra: &[&str]) -> (i32, String) {
         .expect("bench runs");
     let stderr = String::from_utf8_lossy(&outcome.stderr).into_owned();
     assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_eq!(
-        processes_with(&marker(name)),
-        Vec::<u32>::new(),
+    assert!(
+        eventually(Duration::from_secs(2), || processes_with(&marker(name))
+            .is_empty()),
         "processes left behind: {stderr}"
     );
     let leftovers: Vec<_> = std::fs::read_dir(scratch.path())
@@ -644,13 +630,12 @@ fn external_proxy_flags_are_checked_before_anything_runs() {
 }
 
 #[test]
-fn killing_the_bench_ends_its_external_proxy() {
+fn killing_the_bench_ends_its_external_proxy_and_what_it_started() {
     let marker = marker("killed-external");
     let scratch = tempfile::tempdir().expect("scratch dir");
-    // `exec`: the proxy is the process the bench started, which the kernel kills when the bench
-    // dies.
-    let proxy = proxy_flag("ext", "exec ", "", "");
-    let mut bench = std::process::Command::new(assert_cmd::cargo::cargo_bin("termwatch"))
+    // Through `sh -c`, the proxy is the shell's child: only the janitor can reach it.
+    let proxy = proxy_flag("ext", "", "", "; true");
+    let mut bench = termwatch_process()
         .env("TERMWATCH_TEST_MARKER", &marker)
         .env("TMPDIR", scratch.path())
         .args([
@@ -672,24 +657,23 @@ fn killing_the_bench_ends_its_external_proxy() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("bench starts");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while processes_with(&marker).len() < 4 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // bench, janitor, shell, proxy, publisher, subscriber
+    eventually(Duration::from_secs(30), || {
+        processes_with(&marker).len() >= 6
+    });
     let started = processes_with(&marker).len();
     bench.kill().expect("kill the bench");
     bench.wait().expect("reap the bench");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !processes_with(&marker).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(
-        started >= 4,
-        "bench, proxy, publisher and subscriber were running: {started}"
+    eventually(Duration::from_secs(5), || {
+        processes_with(&marker).is_empty()
+    });
+    assert_eq!(
+        started, 6,
+        "bench, janitor, shell, proxy, publisher and subscriber ran"
     );
     assert_eq!(
         processes_with(&marker),
-        Vec::<u32>::new(),
+        Vec::<i32>::new(),
         "orphaned processes"
     );
 }
@@ -699,7 +683,7 @@ fn the_standalone_proxy_stops_cleanly_on_sigterm_with_peers_attached() {
     let dir = tempfile::tempdir().expect("temp dir");
     let frontend = format!("ipc://{}/front", dir.path().display());
     let backend = format!("ipc://{}/back", dir.path().display());
-    let mut proxy = std::process::Command::new(assert_cmd::cargo::cargo_bin("termwatch"))
+    let mut proxy = termwatch_process()
         .args([
             "proxy",
             "--engine",
@@ -725,14 +709,12 @@ fn the_standalone_proxy_stops_cleanly_on_sigterm_with_peers_attached() {
     subscriber.set_subscribe(b"").expect("subscribe");
     subscriber.set_rcvtimeo(100).expect("timeout");
     subscriber.connect(&backend).expect("connect SUB");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut delivered = false;
-    while !delivered && Instant::now() < deadline {
+    let delivered = eventually(Duration::from_secs(30), || {
         publisher.send("hello", 0).expect("send");
-        delivered = subscriber.recv_bytes(0).is_ok();
-    }
+        subscriber.recv_bytes(0).is_ok()
+    });
     assert!(delivered, "a message went through the proxy");
-    let signalled = Instant::now();
+    let signalled = std::time::Instant::now();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(proxy.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
@@ -743,7 +725,7 @@ fn the_standalone_proxy_stops_cleanly_on_sigterm_with_peers_attached() {
         if let Some(status) = proxy.try_wait().expect("wait") {
             break status;
         }
-        if Instant::now() > deadline {
+        if std::time::Instant::now() > deadline {
             let _ = proxy.kill();
             panic!("the proxy did not exit within 10 s of SIGTERM");
         }
@@ -764,7 +746,7 @@ fn the_standalone_proxy_stops_cleanly_on_sigterm_with_peers_attached() {
 
 /// The Python of the project's virtual environment when it has pyzmq (`.ci/run` installs it).
 fn python_with_pyzmq() -> Option<PathBuf> {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/venv/bin/python");
+    let python = workspace_path("target/venv/bin/python");
     let has_pyzmq = std::process::Command::new(&python)
         .args(["-c", "import zmq"])
         .output()
@@ -781,7 +763,7 @@ fn the_pyzmq_example_proxy_is_measured_against_zmq_proxy() {
         );
         return;
     };
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/pyzmq_bus_proxy.py");
+    let example = workspace_path("examples/pyzmq_bus_proxy.py");
     let proxy = format!(
         "pyzmq={} {} {{frontend}} {{backend}}",
         python.display(),
