@@ -64,7 +64,7 @@ enum Command {
     /// Run a bus proxy (XSUB frontend, XPUB backend) until SIGINT or SIGTERM.
     Proxy(bench::ProxyArgs),
     /// Internal: one process of a benchmark sample.
-    #[command(name = "__bench-role", hide = true)]
+    #[command(name = bench::ROLE_SUBCOMMAND, hide = true)]
     BenchRole(bench::RoleArgs),
 }
 
