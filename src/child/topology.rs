@@ -19,7 +19,7 @@ use super::zmq_ctx::ZmqContext;
 use crate::forwarder::ForwarderStats;
 use crate::lifecycle;
 use crate::scenario::{
-    BindSpec, ConnectTarget, Engine, Mode, NodeBody, ProxySide, Scenario, SocketOptions,
+    BindSpec, ConnectTarget, Endpoint, Engine, Mode, NodeBody, ProxySide, Scenario, SocketOptions,
     SocketType, Transport,
 };
 use crate::trace::EventKind;
@@ -108,12 +108,15 @@ fn make_socket(
     Ok(owned)
 }
 
-fn auto_endpoint(transport: Transport, run_dir: &Path, node: &str, side: &str) -> String {
-    match transport {
-        Transport::Tcp => "tcp://127.0.0.1:*".to_owned(),
-        Transport::Inproc => format!("inproc://{node}-{side}"),
-        Transport::Ipc => format!("ipc://{}/{node}-{side}", run_dir.display()),
-    }
+fn auto_endpoint(
+    transport: Transport,
+    run_dir: &Path,
+    node: &str,
+    side: Option<ProxySide>,
+) -> Result<String, String> {
+    Endpoint::auto(transport, run_dir, node, side)
+        .map(|e| e.to_string())
+        .map_err(|e| format!("node `{node}` has no automatic endpoint: {e}"))
 }
 
 fn bind(
@@ -216,11 +219,12 @@ pub fn build(
                     SocketType::Xpub,
                     &node.options,
                 )?;
-                for (made, side, name) in [
-                    (&frontend, ProxySide::Frontend, "frontend"),
-                    (&backend, ProxySide::Backend, "backend"),
+                for (made, side) in [
+                    (&frontend, ProxySide::Frontend),
+                    (&backend, ProxySide::Backend),
                 ] {
-                    let endpoint = auto_endpoint(scenario.transport, run_dir, &node.name, name);
+                    let endpoint =
+                        auto_endpoint(scenario.transport, run_dir, &node.name, Some(side))?;
                     bound.insert(
                         (i, Some(side)),
                         bind(registry, made, &endpoint, &node.name)?,
@@ -268,9 +272,9 @@ pub fn build(
                 if let Some(spec) = &e.bind {
                     let endpoint = match spec {
                         BindSpec::Auto => {
-                            auto_endpoint(scenario.transport, run_dir, &node.name, "bind")
+                            auto_endpoint(scenario.transport, run_dir, &node.name, None)?
                         }
-                        BindSpec::Explicit(endpoint) => endpoint.clone(),
+                        BindSpec::Explicit(endpoint) => endpoint.to_string(),
                     };
                     bound.insert((i, None), bind(registry, &socket, &endpoint, &node.name)?);
                 }
@@ -287,7 +291,7 @@ pub fn build(
             continue;
         };
         let endpoint = match target {
-            ConnectTarget::Explicit(endpoint) => endpoint.clone(),
+            ConnectTarget::Explicit(endpoint) => endpoint.to_string(),
             ConnectTarget::Node { node: target, side } => {
                 bound.get(&(*target, *side)).cloned().ok_or_else(|| {
                     format!(

@@ -27,14 +27,13 @@ use std::sync::{Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
+use crate::scenario::endpoint::RUN_DIR_PREFIX;
+
 /// The hidden subcommand that runs the janitor.
 pub const JANITOR: &str = "__janitor";
 
 /// The file in each run folder that names the run it belongs to.
 pub const OWNER_FILE: &str = ".termwatch-owner";
-
-/// The prefix of run folders under the temporary folder.
-pub const RUN_FOLDER_PREFIX: &str = "tw-";
 
 /// Makes the process `command` starts die (SIGKILL) when this process dies. Also closes the
 /// race where this process died before the child asked: the child then exits at once.
@@ -200,7 +199,7 @@ pub fn sweep(temp: &Path) -> Vec<PathBuf> {
         .filter(|e| {
             e.file_name()
                 .to_str()
-                .is_some_and(|n| n.starts_with(RUN_FOLDER_PREFIX))
+                .is_some_and(|n| n.starts_with(RUN_DIR_PREFIX))
         })
         .map(|e| e.path())
         .filter(|folder| {

@@ -15,7 +15,7 @@ pub mod stress;
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use crate::child::protocol::{self, ChildArgs, ChildMessage, PROTOCOL_VERSION};
 use crate::events::RunEvent;
 use crate::outcome::{Diagnostics, Outcome, ScenarioResult, StepTiming};
+use crate::scenario::endpoint::{RUN_DIR_PREFIX, RUN_DIR_RANDOM_LEN};
 use crate::scenario::{SETUP_LABEL, Scenario};
 use crate::trace::RecordedTrace;
 use crate::trace::snapshot::{self, SnapshotOptions};
@@ -137,7 +138,8 @@ pub fn run_one(
     let name = scenario.name.clone();
     let janitor = guard::Janitor::get(&options.executable);
     let run_dir = match tempfile::Builder::new()
-        .prefix(guard::RUN_FOLDER_PREFIX)
+        .prefix(RUN_DIR_PREFIX)
+        .rand_bytes(RUN_DIR_RANDOM_LEN)
         .tempdir_in(std::env::temp_dir())
         .and_then(|dir| guard::claim(dir.path()).map(|()| dir))
     {
@@ -443,7 +445,7 @@ fn leftover_explicit_ipc(scenario: &Scenario) -> Vec<String> {
         .iter()
         .filter_map(|n| match &n.body {
             NodeBody::Endpoint(e) => match &e.bind {
-                Some(BindSpec::Explicit(ep)) => ep.strip_prefix("ipc://").map(PathBuf::from),
+                Some(BindSpec::Explicit(ep)) => ep.ipc_file().map(Path::to_owned),
                 _ => None,
             },
             NodeBody::Proxy { .. } => None,

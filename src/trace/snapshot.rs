@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use super::normalize::{NormalizedTrace, TraceGroup, normalize};
 use crate::outcome::{Outcome, ScenarioResult, SnapshotStatus, SnapshotVerdict};
 use crate::scenario::Scenario;
+use crate::scenario::names::{PathEscape, path_under};
 
 /// The test that asserts these snapshots; written in the header as insta would.
 pub const SNAPSHOT_SOURCE: &str = "tests/it/snapshots.rs";
@@ -64,12 +65,9 @@ fn render_group(out: &mut String, group: &TraceGroup) {
     }
 }
 
-/// Where the snapshot of scenario `name` lives under `dir`.
-pub fn snapshot_path(dir: &Path, name: &str) -> PathBuf {
-    let mut path = dir.to_owned();
-    path.extend(name.split('/'));
-    path.set_extension("snap");
-    path
+/// Where the snapshot of scenario `name` lives under `dir`; an error if that would be outside.
+pub fn snapshot_path(dir: &Path, name: &str) -> Result<PathBuf, PathEscape> {
+    path_under(dir, name, ".snap")
 }
 
 /// What is wrong with a snapshot file.
@@ -268,7 +266,17 @@ pub fn compare(
     {
         return None;
     }
-    let path = snapshot_path(&options.dir, &scenario.name);
+    let path = match snapshot_path(&options.dir, &scenario.name) {
+        Ok(path) => path,
+        Err(e) => {
+            return Some(SnapshotVerdict {
+                path: options.dir.display().to_string(),
+                status: SnapshotStatus::Missing,
+                diff: None,
+                failure: Some(e.to_string()),
+            });
+        }
+    };
     let shown = path.display().to_string();
     let verdict = |status, diff, failure| {
         Some(SnapshotVerdict {
@@ -350,8 +358,16 @@ mod tests {
     #[test]
     fn a_written_snapshot_reads_back_and_matches_its_rendering() {
         let dir = tempfile::tempdir().unwrap();
-        let path = snapshot_path(dir.path(), "async/case");
+        let path = snapshot_path(dir.path(), "async/case").unwrap();
         assert!(path.ends_with("async/case.snap"));
+        assert!(
+            snapshot_path(dir.path(), "v1.2")
+                .unwrap()
+                .ends_with("v1.2.snap")
+        );
+        for outside in ["../x", "a/../../x", "/etc/x", "a//b", "./x", ""] {
+            assert!(snapshot_path(dir.path(), outside).is_err(), "{outside}");
+        }
         assert_eq!(read_body(&path).unwrap(), None);
         write(&path, "scenarios/async/case.toml", "line one\nline two\n").unwrap();
         let text = std::fs::read_to_string(&path).unwrap();

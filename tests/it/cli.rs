@@ -340,7 +340,8 @@ fn filter_selects_by_name() {
 #[test]
 fn a_scenario_that_cannot_be_set_up_is_an_error_never_a_pass() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let text = "expect = \"clean\"\n[[nodes]]\nname = \"pub\"\nkind = \"publisher\"\nbind = \"tcp://256.1.1.1:5\"\n";
+    // A valid address no host here has (TEST-NET-1, RFC 5737): the bind fails at run time.
+    let text = "expect = \"clean\"\n[[nodes]]\nname = \"pub\"\nkind = \"publisher\"\nbind = \"tcp://192.0.2.1:5\"\n";
     let file = write(dir.path(), "unbindable.toml", text);
     let output = termwatch()
         .args(["run", "--format", "json"])
@@ -355,7 +356,7 @@ fn a_scenario_that_cannot_be_set_up_is_an_error_never_a_pass() {
         line["diagnostics"]["summary"]
             .as_str()
             .unwrap_or("")
-            .contains("cannot bind tcp://256.1.1.1:5"),
+            .contains("cannot bind tcp://192.0.2.1:5"),
         "{line}"
     );
 }
@@ -458,4 +459,110 @@ fn the_log_variable_shows_debug_logs_and_rejects_nonsense() {
         .stderr(predicate::str::contains(
             "TERMWATCH_LOG: `verbose` is not a level",
         ));
+}
+
+#[test]
+fn every_bad_input_fixture_is_exit_2_with_short_excerpts() {
+    let output = termwatch()
+        .args([
+            "check",
+            "--root",
+            "tests/fixtures/bad-input",
+            "tests/fixtures/bad-input",
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for expected in [
+        "long-line.toml:2:20018:",
+        "not-utf8.toml:2:19: byte 0xE9 is not UTF-8",
+        "size-too-large.toml:6:8: size must be from 1 to 67108864 bytes",
+        "name-climbs-out.toml:1:8:",
+    ] {
+        assert!(stderr.contains(expected), "{expected} in {stderr}");
+    }
+    // The 20 000-character line is cut around its column, never echoed whole.
+    let longest = stderr.lines().map(str::len).max().unwrap_or(0);
+    assert!(longest < 1000, "a {longest}-byte line in the output");
+}
+
+#[test]
+fn a_symlink_loop_is_named_once_as_a_loop() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(dir.path(), "a.toml", "expect = \"clean\"\n");
+    std::fs::create_dir(dir.path().join("sub")).expect("folder");
+    std::os::unix::fs::symlink("..", dir.path().join("sub/up")).expect("symlink");
+    std::os::unix::fs::symlink("self.toml", dir.path().join("self.toml")).expect("symlink");
+    let output = termwatch()
+        .arg("check")
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("sub/up: symlink loop: this is folder"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("self.toml: symlink loop: this link leads back to itself"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("2 error(s)"), "{stderr}");
+}
+
+#[test]
+fn automatic_ipc_paths_are_measured_in_the_temporary_directory_in_use() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = write(
+        dir.path(),
+        "ipc.toml",
+        "expect = \"clean\"\ntransport = \"ipc\"\n[[nodes]]\nname = \"bus\"\nkind = \"proxy\"\n",
+    );
+    let long_tmp = dir.path().join("t".repeat(100));
+    termwatch()
+        .arg("check")
+        .arg(&file)
+        .env("TMPDIR", &long_tmp)
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("ipc.toml:4:8: the automatic ipc endpoint of node `bus`")
+                .and(predicate::str::contains("limit of 107 bytes"))
+                .and(predicate::str::contains("TMPDIR")),
+        );
+    termwatch().arg("check").arg(&file).assert().code(0);
+}
+
+#[test]
+fn a_name_that_climbs_out_writes_nothing_anywhere() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let scenarios = dir.path().join("a/b/scenarios");
+    std::fs::create_dir_all(&scenarios).expect("folders");
+    let file = write(
+        &scenarios,
+        "x.toml",
+        "name = \"../../../escaped\"\nexpect = \"clean\"\n",
+    );
+    termwatch()
+        .args(["run", "--snapshots", "update", "--snapshot-dir"])
+        .arg(dir.path().join("a/b/snapshots"))
+        .arg(&file)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("x.toml:1:8:").and(predicate::str::contains("`..`")));
+    let mut written = Vec::new();
+    let mut stack = vec![dir.path().to_owned()];
+    while let Some(folder) = stack.pop() {
+        for entry in std::fs::read_dir(&folder).expect("readable") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path != file {
+                written.push(path);
+            }
+        }
+    }
+    assert!(written.is_empty(), "written: {written:?}");
 }

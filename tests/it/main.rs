@@ -1,11 +1,13 @@
 //! The integration tests, one binary: each module tests one face of the built `termwatch`
-//! (the command line, CI features, shipped scenarios, lifecycle-trace snapshots, the bench) or
-//! the scenario parser under fuzzing, with the helpers in [`support`] shared by all.
+//! (the command line, CI features, shipped scenarios, lifecycle-trace snapshots, the bench, the
+//! preload probe inside the example programs) or the scenario parser under fuzzing, with the
+//! helpers in [`support`] shared by all.
 
 mod bench_cli;
 mod ci;
 mod cli;
 mod fuzz_scenarios;
+mod probe;
 mod scenarios;
 mod snapshots;
 mod support;

@@ -32,6 +32,26 @@ pub fn workspace_path(relative: &str) -> std::path::PathBuf {
     Path::new(WORKSPACE).join(relative)
 }
 
+/// Python with pyzmq: `TERMWATCH_PYTHON` (set by `.ci/run`), else `target/venv/bin/python`.
+/// When there is none, says in one line that `what` is skipped.
+pub fn python(what: &str) -> Option<std::path::PathBuf> {
+    let candidate = std::env::var_os("TERMWATCH_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| workspace_path("target/venv/bin/python"));
+    let works = std::process::Command::new(&candidate)
+        .args(["-c", "import zmq"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !works {
+        eprintln!(
+            "note: no Python with pyzmq at {} (set TERMWATCH_PYTHON): {what} skipped",
+            candidate.display()
+        );
+    }
+    works.then_some(candidate)
+}
+
 /// Polls `condition` until it holds; false after `timeout`.
 pub fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
