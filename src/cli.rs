@@ -60,11 +60,13 @@ enum Command {
     Janitor,
     /// Measure proxy throughput against direct PUB→SUB.
     Bench(bench::BenchArgs),
-    /// Compare two benchmark results; exit 1 when a workload got slower.
+    /// Compare two benchmark results, or two engines of one; exit 1 when a workload got slower.
     Compare(bench::CompareArgs),
+    /// Run a bus proxy (XSUB frontend, XPUB backend) until SIGINT or SIGTERM.
+    Proxy(bench::ProxyArgs),
     /// Internal: one process of a benchmark sample.
-    #[command(name = "__bench-role", hide = true)]
-    BenchRole(bench::BenchRoleArgs),
+    #[command(name = bench::ROLE_SUBCOMMAND, hide = true)]
+    BenchRole(bench::RoleArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -283,6 +285,7 @@ pub fn main() -> i32 {
         Command::Trace(args) => Ok(trace(&args)),
         Command::Bench(args) => bench::run_bench(&args),
         Command::Compare(args) => bench::run_compare(&args),
+        Command::Proxy(args) => bench::run_proxy_command(&args),
         Command::BenchRole(args) => bench::run_bench_role(&args),
     };
     exit_code(ending)
