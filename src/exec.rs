@@ -313,6 +313,8 @@ pub fn run_once(
         file: plan.spec.command[0].clone(),
         expect: plan.expect,
         expect_hang_at: None,
+        // A program is never proven to hang: its deadline decides.
+        proven: (outcome == Outcome::Hang).then_some(false),
         outcome,
         hang_step,
         passed: failures.is_empty(),
