@@ -213,6 +213,12 @@ pub fn claim(folder: &Path) -> std::io::Result<()> {
 /// Removes the run folders under `temp` whose owner is provably gone: the folder has an
 /// [`OWNER_FILE`] and the process it names no longer exists. Returns the folders removed.
 pub fn sweep(temp: &Path) -> Vec<PathBuf> {
+    sweep_where(temp, |owner| !owner.alive())
+}
+
+/// Removes the run folders under `temp` whose [`OWNER_FILE`] names an owner for which `gone`
+/// holds. Returns the folders removed.
+fn sweep_where(temp: &Path, gone: impl Fn(ProcessId) -> bool) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(temp) else {
         return Vec::new();
     };
@@ -229,7 +235,7 @@ pub fn sweep(temp: &Path) -> Vec<PathBuf> {
             owner
                 .as_deref()
                 .and_then(ProcessId::parse)
-                .is_some_and(|owner| !owner.alive())
+                .is_some_and(&gone)
         })
         .filter(|folder| std::fs::remove_dir_all(folder).is_ok())
         .collect()
@@ -239,6 +245,7 @@ pub fn sweep(temp: &Path) -> Vec<PathBuf> {
 /// notices on stdin; when stdin closes, kills every group and removes every folder still
 /// listed.
 pub fn janitor_main() -> anyhow::Result<crate::errors::Ending> {
+    let parent = ProcessId::of(std::os::unix::process::parent_id());
     for folder in sweep(&std::env::temp_dir()) {
         tracing::debug!(folder = %folder.display(), "swept the run folder of a dead run");
     }
@@ -265,6 +272,11 @@ pub fn janitor_main() -> anyhow::Result<crate::errors::Ending> {
     }
     for folder in folders {
         let _ = std::fs::remove_dir_all(folder);
+    }
+    // A folder the parent claimed but died before announcing: its stdin is closed, so every
+    // folder it still owns is left over (a parent that ended normally has removed its own).
+    if let Some(parent) = parent {
+        sweep_where(&std::env::temp_dir(), |owner| owner == parent);
     }
     Ok(crate::errors::Ending::Success)
 }
@@ -314,5 +326,11 @@ mod tests {
         let other = folder("other", Some(reused_pid.render()));
         assert_eq!(sweep(temp.path()), vec![dead.clone()]);
         assert!(live.exists() && unowned.exists() && other.exists() && !dead.exists());
+        // What the janitor does once its parent's pipe closed: the parent's own folders go.
+        assert_eq!(
+            sweep_where(temp.path(), |owner| owner == me),
+            vec![live.clone()]
+        );
+        assert!(!live.exists() && unowned.exists() && other.exists());
     }
 }
