@@ -456,6 +456,9 @@ impl NodeHandle {
     /// `set_linger`: the owner sets ZMQ_LINGER on the node's sockets; waits for it.
     pub fn set_linger(&mut self, registry: &Arc<Registry>, linger_ms: i32) -> Note {
         match self {
+            NodeHandle::Main(sockets) if sockets.is_empty() => {
+                "already closed; nothing to set it on".to_owned()
+            }
             NodeHandle::Main(sockets) => {
                 sockets
                     .iter()
