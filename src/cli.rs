@@ -15,7 +15,7 @@ use crate::events::RunEvent;
 use crate::outcome::{Outcome, ScenarioResult};
 use crate::partition::Partition;
 use crate::repeat::{Status, Tallies, Tally};
-use crate::report::{Summary, human, json, junit, progress::Progress};
+use crate::report::{Summary, catalogue, human, json, junit, progress::Progress};
 use crate::runner::{self, RunOptions, signals, stress::Stress};
 use crate::scenario::{Scenario, discover::discover};
 use crate::trace::layer::install_subscriber;
@@ -38,7 +38,7 @@ enum Command {
     /// Validate scenario files without running anything.
     Check(SelectArgs),
     /// List the scenarios that would run.
-    List(SelectArgs),
+    List(ListArgs),
     /// Run one scenario verbosely, again and again, until it hangs (or N runs).
     Repro(ReproArgs),
     /// Run one scenario once and show its lifecycle trace.
@@ -102,6 +102,24 @@ struct SelectArgs {
     /// of their names; the N shards together hold every scenario exactly once.
     #[arg(long)]
     partition: Option<Partition>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ListFormat {
+    /// One line per scenario: name, expectation, file (tab-separated).
+    Text,
+    /// The catalogue page: every scenario with its expectation, description and reference,
+    /// grouped by folder.
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+struct ListArgs {
+    #[command(flatten)]
+    select: SelectArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+    format: ListFormat,
 }
 
 #[derive(Debug, Args)]
@@ -204,20 +222,26 @@ pub fn main() -> i32 {
             }
             Err(code) => code,
         },
-        Command::List(select) => match load(&select).map(|s| shard(s, select.partition)) {
-            Ok(scenarios) => {
-                for s in &scenarios {
-                    println!(
-                        "{}\t{}\t{}",
-                        s.name,
-                        runner::describe_expectation(s),
-                        s.file.display()
-                    );
+        Command::List(ListArgs { select, format }) => {
+            match load(&select).map(|s| shard(s, select.partition)) {
+                Ok(scenarios) if format == ListFormat::Markdown => {
+                    print!("{}", catalogue::render_markdown(&scenarios));
+                    exit_code::OK
                 }
-                exit_code::OK
+                Ok(scenarios) => {
+                    for s in &scenarios {
+                        println!(
+                            "{}\t{}\t{}",
+                            s.name,
+                            runner::describe_expectation(s),
+                            s.file.display()
+                        );
+                    }
+                    exit_code::OK
+                }
+                Err(code) => code,
             }
-            Err(code) => code,
-        },
+        }
         Command::Run(args) => run(&args),
         Command::Repro(args) => repro(&args),
         Command::Trace(args) => trace(&args),

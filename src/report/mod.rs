@@ -1,7 +1,9 @@
 //! Reporters: they read [`RunEvent`](crate::events::RunEvent)s, results and tallies and write
 //! them somewhere; they never reach into the runner. `human` is for terminals, `progress` is
-//! the terminal's progress bar, `json` is JSON Lines for machines, `junit` is JUnit XML for CI.
+//! the terminal's progress bar, `json` is JSON Lines for machines, `junit` is JUnit XML for CI;
+//! `catalogue` renders the scenario files themselves as a Markdown page.
 
+pub mod catalogue;
 pub mod human;
 pub mod json;
 pub mod junit;
