@@ -12,14 +12,14 @@ use crate::bench;
 use crate::child::{self, ChildArgs};
 use crate::errors::{InputErrors, exit_code};
 use crate::events::RunEvent;
-use crate::outcome::{Outcome, ScenarioResult};
+use crate::outcome::{Outcome, ScenarioResult, SnapshotStatus, in_words};
 use crate::partition::Partition;
 use crate::repeat::{Status, Tallies, Tally};
 use crate::report::{Summary, catalogue, human, json, junit, progress::Progress};
 use crate::runner::{self, RunOptions, signals, stress::Stress};
 use crate::scenario::{Scenario, discover::discover};
 use crate::trace::layer::install_subscriber;
-use crate::trace::snapshot::{self, SnapshotMode, SnapshotOptions, SnapshotStatus};
+use crate::trace::snapshot::{self, SnapshotMode, SnapshotOptions};
 use crate::trace::{chrome, timeline};
 
 /// termwatch: run ZeroMQ bus scenarios in isolated processes and turn shutdown hangs into
@@ -233,7 +233,7 @@ pub fn main() -> i32 {
                         println!(
                             "{}\t{}\t{}",
                             s.name,
-                            runner::describe_expectation(s),
+                            in_words(s.expect, s.expect_hang_at.as_deref()),
                             s.file.display()
                         );
                     }
@@ -525,11 +525,11 @@ fn run(args: &RunArgs) -> i32 {
     done.sort_by_key(|t| order.get(t.attempts[0].name.as_str()).copied());
 
     for tally in &done {
-        let shown = tally.verdict_result();
+        let shown = tally.representative();
         let unexpected = matches!(tally.status, Status::Failed | Status::Flaky);
         let notable = args.verbose && shown.outcome != Outcome::Clean;
         if unexpected || notable || !shown.leaks.is_empty() {
-            let _ = human::write_details(human_out, &shown);
+            let _ = human::write_details(human_out, shown, &tally.failures());
         }
     }
     let _ = write_snapshot_notes(human_out, done.iter().flat_map(|t| t.attempts.iter()));
@@ -587,7 +587,10 @@ fn repro(args: &ReproArgs) -> i32 {
     };
     let scenario = &scenario;
     println!("{}: {}", scenario.name, scenario.description.trim());
-    println!("expected: {}", runner::describe_expectation(scenario));
+    println!(
+        "expected: {}",
+        in_words(scenario.expect, scenario.expect_hang_at.as_deref())
+    );
     let mut all_met = true;
     for attempt in 1..=args.repeat.max(1) {
         println!("\nrun {attempt}:");
@@ -616,7 +619,7 @@ fn repro(args: &ReproArgs) -> i32 {
         let _ = human::write_result(&mut out, &result);
         all_met &= result.passed;
         if result.outcome != Outcome::Clean || !result.passed {
-            let _ = human::write_details(&mut out, &result);
+            let _ = human::write_details(&mut out, &result, &result.failures);
         }
         if result.outcome == Outcome::Hang {
             println!(

@@ -14,6 +14,8 @@
 use std::os::raw::{c_int, c_void};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::zmq_raw::last_error;
+
 /// Counters the forwarder keeps; read from any thread.
 #[derive(Debug, Default)]
 pub struct ForwarderStats {
@@ -131,11 +133,6 @@ impl Drop for RawMessage {
         // SAFETY: initialised in `new`, closed exactly once here.
         unsafe { zmq_sys::zmq_msg_close(&mut self.0) };
     }
-}
-
-fn last_error() -> zmq::Error {
-    // SAFETY: zmq_errno only reads the calling thread's errno.
-    zmq::Error::from_raw(unsafe { zmq_sys::zmq_errno() })
 }
 
 /// Moves up to `BATCH` whole messages from `from` to `to` without blocking on `from`, adding

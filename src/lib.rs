@@ -20,3 +20,4 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod trace;
+pub mod zmq_raw;

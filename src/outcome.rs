@@ -1,12 +1,13 @@
-//! What a scenario run produced: its outcome, the verdict against its expectation, and the
-//! diagnostics that explain a hang. These are data: the child sends the diagnostics, the parent
-//! ([`crate::runner`]) decides the verdict, reporters only read them.
+//! What a scenario run produced: its outcome, the verdict against its expectation, how its
+//! trace compared with its snapshot, and the diagnostics that explain a hang. Plain data: the
+//! child sends the diagnostics, the parent ([`crate::runner`]) decides the verdict, reporters
+//! only read them. The words for an outcome or an expectation (`hang at `term``) are made
+//! here, by [`in_words`], and nowhere else.
 
 use serde::{Deserialize, Serialize};
 
 use crate::scenario::Expect;
 use crate::trace::RecordedTrace;
-use crate::trace::snapshot::SnapshotVerdict;
 
 /// How a scenario's run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -44,6 +45,15 @@ impl Outcome {
                 | (Outcome::Hang, Expect::Hang)
                 | (Outcome::Crash, Expect::Crash)
         )
+    }
+}
+
+/// An outcome or an expectation in words: ``hang at `step` `` when a step is named, otherwise
+/// `word` (`clean`, `hang`, `crash`, …).
+pub fn in_words(word: impl std::fmt::Display, hang_step: Option<&str>) -> String {
+    match hang_step {
+        Some(step) => format!("hang at `{step}`"),
+        None => word.to_string(),
     }
 }
 
@@ -183,9 +193,41 @@ pub struct ScenarioResult {
 impl ScenarioResult {
     /// What happened, in words: `clean`, `hang at `term``, `crash`, …
     pub fn got(&self) -> String {
-        match &self.hang_step {
-            Some(step) => format!("hang at `{step}`"),
-            None => self.outcome.to_string(),
-        }
+        in_words(self.outcome, self.hang_step.as_deref())
     }
+
+    /// What was expected, in words: `clean`, `hang`, `hang at `term``, …
+    pub fn expected(&self) -> String {
+        in_words(self.expect, self.expect_hang_at.as_deref())
+    }
+}
+
+/// How a run's trace compared with its snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotStatus {
+    /// The trace says what the snapshot says.
+    Matched,
+    /// The trace differs from the snapshot.
+    Changed,
+    /// There is no snapshot.
+    Missing,
+    /// The snapshot was written from this run.
+    Written,
+}
+
+/// The snapshot part of a scenario's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotVerdict {
+    /// The snapshot file.
+    pub path: String,
+    /// How it compared.
+    pub status: SnapshotStatus,
+    /// From the snapshot to this run, when it changed.
+    pub diff: Option<String>,
+    /// Why the comparison fails the scenario (a changed snapshot, a missing one that was
+    /// required, a snapshot that could not be read or written); already one of the result's
+    /// `failures` once the verdict is decided.
+    #[serde(skip)]
+    pub failure: Option<String>,
 }

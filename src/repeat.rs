@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::outcome::{Outcome, ScenarioResult};
+use crate::outcome::{Outcome, ScenarioResult, in_words};
 
 /// One verdict: what happened, and whether that met the scenario's expectations.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -34,10 +34,7 @@ impl Verdict {
 
 impl std::fmt::Display for Verdict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.hang_step {
-            Some(step) => write!(f, "hang at `{step}`")?,
-            None => write!(f, "{}", self.outcome)?,
-        }
+        f.write_str(&in_words(self.outcome, self.hang_step.as_deref()))?;
         if !self.passed {
             f.write_str(" (failed)")?;
         }
@@ -129,25 +126,23 @@ impl Tally {
         chosen.unwrap_or(&self.attempts[0])
     }
 
-    /// The representative attempt as the scenario's verdict: `passed` only when the status
-    /// is [`Status::Passed`], and for a flaky scenario a first failure line with the counts.
-    pub fn verdict_result(&self) -> ScenarioResult {
-        let mut result = self.representative().clone();
-        result.passed = self.passed();
-        if self.status == Status::Flaky {
-            result.failures.insert(
-                0,
-                format!(
-                    "flaky: {} in {} attempts; what follows is the least frequent verdict",
-                    self.describe_counts(),
-                    self.attempts.len()
-                ),
-            );
-        }
-        result
+    /// Why the scenario did not pass, one line each: the representative attempt's failures,
+    /// after, for a flaky scenario, a first line with the counts.
+    pub fn failures(&self) -> Vec<String> {
+        let flaky = (self.status == Status::Flaky).then(|| {
+            format!(
+                "flaky: {} in {} attempts; what follows is the least frequent verdict",
+                self.describe_counts(),
+                self.attempts.len()
+            )
+        });
+        flaky
+            .into_iter()
+            .chain(self.representative().failures.iter().cloned())
+            .collect()
     }
 
-    /// Whether the scenario counts as passed.
+    /// Whether the scenario counts as passed: every attempt passed, with the same verdict.
     pub fn passed(&self) -> bool {
         self.status == Status::Passed
     }

@@ -404,7 +404,11 @@ struct ShutdownOnDrop<'a>(&'a BenchContext);
 
 impl Drop for ShutdownOnDrop<'_> {
     fn drop(&mut self) {
-        self.0.shutdown();
+        // Fails only for a context that is not live, which a borrowed one always is; a failure
+        // would leave threads blocked and the scope waiting, so it is logged where it happens.
+        if let Err(e) = self.0.shutdown() {
+            tracing::error!("zmq_ctx_shutdown failed: {e}");
+        }
     }
 }
 

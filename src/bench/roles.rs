@@ -7,9 +7,10 @@
 //! runs from its first data message to its last, it counts every one, and it gives up after
 //! [`STALL_TIMEOUT`] without a message, reporting what it got (a lossy run, never a fast one).
 
-use super::context::{BenchContext, SocketKind};
+use super::context::BenchContext;
 use super::workload::Engine;
 use crate::forwarder::{ForwarderStats, run_forwarder};
+use crate::scenario::SocketType;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -89,7 +90,7 @@ pub fn open_publisher(
     attach: &Attach,
 ) -> Result<(zmq::Socket, String), RoleError> {
     let socket = context
-        .socket(SocketKind::Pub)
+        .socket(SocketType::Pub)
         .during(|| "creating the PUB socket".into())?;
     let endpoint = match attach {
         Attach::Bind(endpoint) => {
@@ -188,7 +189,7 @@ pub fn open_subscriber(
     endpoints: &[String],
 ) -> Result<zmq::Socket, RoleError> {
     let socket = context
-        .socket(SocketKind::Sub)
+        .socket(SocketType::Sub)
         .during(|| "creating the SUB socket".into())?;
     socket
         .set_subscribe(b"")
@@ -312,10 +313,10 @@ pub fn open_proxy(
     backend: &str,
 ) -> Result<ProxySockets, RoleError> {
     let xsub = context
-        .socket(SocketKind::XSub)
+        .socket(SocketType::Xsub)
         .during(|| "creating the XSUB socket".into())?;
     let xpub = context
-        .socket(SocketKind::XPub)
+        .socket(SocketType::Xpub)
         .during(|| "creating the XPUB socket".into())?;
     xsub.bind(frontend)
         .during(|| format!("binding the XSUB to {frontend}"))?;
@@ -344,7 +345,7 @@ pub fn run_proxy(
         Engine::ZmqProxy => zmq::proxy(&frontend, &backend),
         Engine::Steerable => {
             let mut control = context
-                .socket(SocketKind::Pair)
+                .socket(SocketType::Pair)
                 .during(|| "creating the steerable proxy's control socket".into())?;
             zmq::proxy_steerable(&mut frontend, &mut backend, &mut control)
         }

@@ -156,9 +156,9 @@ fn thread_report(
             .node
             .is_some_and(|n| matches!(scenario.nodes[n].body, NodeBody::Proxy { .. }));
         let blocked = match (&t.syscall, node_mode) {
-            (Syscall::Blocked { .. }, Some(Mode::Blocking)) if waits_forever => "zmq_recv, blocking with no timeout: only a message or ETERM wakes it".to_owned(),
-            (Syscall::Blocked { .. }, Some(Mode::Async)) => format!("the tokio runtime, waiting for events ({})", t.syscall.describe()),
-            (Syscall::Blocked { .. }, _) if is_proxy && waits_forever => "the proxy call, waiting for messages with no timeout: only ETERM (or TERMINATE) ends it".to_owned(),
+            (Syscall::Blocked(_), Some(Mode::Blocking)) if waits_forever => "zmq_recv, blocking with no timeout: only a message or ETERM wakes it".to_owned(),
+            (Syscall::Blocked(_), Some(Mode::Async)) => format!("the tokio runtime, waiting for events ({})", t.syscall.describe()),
+            (Syscall::Blocked(_), _) if is_proxy && waits_forever => "the proxy call, waiting for messages with no timeout: only ETERM (or TERMINATE) ends it".to_owned(),
             _ => t.syscall.describe(),
         };
         (k.purpose.clone(), blocked)

@@ -25,14 +25,92 @@ pub enum Syscall {
     /// The thread is running in user space.
     Running,
     /// Blocked in a system call.
-    Blocked {
-        /// The call's name, or `syscall N`.
-        name: String,
-        /// The call's arguments decoded, e.g. `1 fd, no timeout`.
-        detail: String,
-    },
+    Blocked(Call),
     /// Not readable.
     Unknown,
+}
+
+/// How long a blocking call waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// No timeout.
+    Forever,
+    /// At most this many milliseconds.
+    Ms(i32),
+    /// A timeout the call's arguments give only by pointer (ppoll).
+    Bounded,
+}
+
+/// A decoded blocking system call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    /// `poll` on this many fds.
+    Poll {
+        /// Number of fds.
+        fds: u64,
+        /// Its timeout.
+        wait: Wait,
+    },
+    /// `ppoll` on this many fds.
+    Ppoll {
+        /// Number of fds.
+        fds: u64,
+        /// Its timeout.
+        wait: Wait,
+    },
+    /// `epoll_wait` or `epoll_pwait`.
+    EpollWait {
+        /// Its timeout.
+        wait: Wait,
+    },
+    /// `futex`: a lock or condition variable.
+    Futex,
+    /// `read` on an fd.
+    Read {
+        /// The fd.
+        fd: u64,
+    },
+    /// `recvfrom` on an fd.
+    Recvfrom {
+        /// The fd.
+        fd: u64,
+    },
+    /// `nanosleep` or `clock_nanosleep`.
+    Sleep,
+    /// `wait4`.
+    Wait4,
+    /// Any other call, by number.
+    Other(i64),
+}
+
+impl std::fmt::Display for Wait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Wait::Forever => f.write_str("no timeout"),
+            Wait::Ms(ms) => write!(f, "timeout {ms} ms"),
+            Wait::Bounded => f.write_str("with a timeout"),
+        }
+    }
+}
+
+impl std::fmt::Display for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Call::Poll { fds, wait } => write!(f, "poll({fds} fd, {wait})"),
+            Call::Ppoll {
+                fds,
+                wait: Wait::Forever,
+            } => write!(f, "ppoll({fds} fd, no timeout)"),
+            Call::Ppoll { fds, .. } => write!(f, "ppoll({fds} fd)"),
+            Call::EpollWait { wait } => write!(f, "epoll_wait({wait})"),
+            Call::Futex => f.write_str("futex(a lock or condition variable)"),
+            Call::Read { fd } => write!(f, "read(fd {fd})"),
+            Call::Recvfrom { fd } => write!(f, "recvfrom(fd {fd})"),
+            Call::Sleep => f.write_str("sleep"),
+            Call::Wait4 => f.write_str("wait4"),
+            Call::Other(n) => write!(f, "syscall {n}"),
+        }
+    }
 }
 
 impl Syscall {
@@ -40,15 +118,33 @@ impl Syscall {
     pub fn describe(&self) -> String {
         match self {
             Syscall::Running => "running (no system call)".to_owned(),
-            Syscall::Blocked { name, detail } if detail.is_empty() => name.clone(),
-            Syscall::Blocked { name, detail } => format!("{name}({detail})"),
+            Syscall::Blocked(call) => call.to_string(),
             Syscall::Unknown => "unknown".to_owned(),
         }
     }
 
     /// Whether the thread waits with no timeout.
     pub fn waits_forever(&self) -> bool {
-        matches!(self, Syscall::Blocked { detail, .. } if detail.contains("no timeout"))
+        matches!(
+            self,
+            Syscall::Blocked(
+                Call::Poll {
+                    wait: Wait::Forever,
+                    ..
+                } | Call::Ppoll {
+                    wait: Wait::Forever,
+                    ..
+                } | Call::EpollWait {
+                    wait: Wait::Forever
+                }
+            )
+        )
+    }
+
+    /// Whether the thread sleeps (`nanosleep`): pacing or waiting between checks, not blocked
+    /// on a socket.
+    pub fn is_sleep(&self) -> bool {
+        matches!(self, Syscall::Blocked(Call::Sleep))
     }
 }
 
@@ -123,41 +219,34 @@ pub fn decode_syscall(text: &str) -> Syscall {
         .map(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).unwrap_or(0))
         .collect();
     let arg = |i: usize| args.get(i).copied().unwrap_or(0);
-    let timeout_ms = |raw: u64| match raw as u32 as i32 {
-        t if t < 0 => "no timeout".to_owned(),
-        t => format!("timeout {t} ms"),
+    let wait = |raw: u64| match raw as u32 as i32 {
+        t if t < 0 => Wait::Forever,
+        t => Wait::Ms(t),
     };
-    let (name, detail) = match number {
-        n if Some(n) == sys::POLL => ("poll", format!("{} fd, {}", arg(1), timeout_ms(arg(2)))),
-        n if n == libc::SYS_ppoll => (
-            "ppoll",
-            format!(
-                "{} fd{}",
-                arg(1),
-                if arg(2) == 0 { ", no timeout" } else { "" }
-            ),
-        ),
+    let call = match number {
+        n if Some(n) == sys::POLL => Call::Poll {
+            fds: arg(1),
+            wait: wait(arg(2)),
+        },
+        n if n == libc::SYS_ppoll => Call::Ppoll {
+            fds: arg(1),
+            wait: if arg(2) == 0 {
+                Wait::Forever
+            } else {
+                Wait::Bounded
+            },
+        },
         n if Some(n) == sys::EPOLL_WAIT || n == libc::SYS_epoll_pwait => {
-            ("epoll_wait", timeout_ms(arg(3)))
+            Call::EpollWait { wait: wait(arg(3)) }
         }
-        n if n == libc::SYS_futex => ("futex", "a lock or condition variable".to_owned()),
-        n if n == libc::SYS_read => ("read", format!("fd {}", arg(0))),
-        n if n == libc::SYS_recvfrom => ("recvfrom", format!("fd {}", arg(0))),
-        n if n == libc::SYS_clock_nanosleep || Some(n) == sys::NANOSLEEP => {
-            ("sleep", String::new())
-        }
-        n if n == libc::SYS_wait4 => ("wait4", String::new()),
-        n => {
-            return Syscall::Blocked {
-                name: format!("syscall {n}"),
-                detail: String::new(),
-            };
-        }
+        n if n == libc::SYS_futex => Call::Futex,
+        n if n == libc::SYS_read => Call::Read { fd: arg(0) },
+        n if n == libc::SYS_recvfrom => Call::Recvfrom { fd: arg(0) },
+        n if n == libc::SYS_clock_nanosleep || Some(n) == sys::NANOSLEEP => Call::Sleep,
+        n if n == libc::SYS_wait4 => Call::Wait4,
+        n => Call::Other(n),
     };
-    Syscall::Blocked {
-        name: name.to_owned(),
-        detail,
-    }
+    Syscall::Blocked(call)
 }
 
 /// System call numbers that only some architectures have.

@@ -209,8 +209,7 @@ pub struct Registry {
 
 /// The current thread's kernel tid.
 pub fn current_tid() -> i32 {
-    // SAFETY: gettid has no preconditions.
-    unsafe { libc::syscall(libc::SYS_gettid) as i32 }
+    nix::unistd::gettid().as_raw()
 }
 
 /// The current thread's name, or `main` for the main thread.

@@ -1,74 +1,45 @@
-//! A ZeroMQ context owned through `zmq_sys` (the `zmq` crate's `Context` has no shutdown, no
-//! BLOCKY and no raw pointer), sockets created in it and wrapped as `zmq::Socket`, and the
-//! message format of scenario traffic.
+//! A scenario's context (its options applied, sockets created with the scenario's socket
+//! options, on the raw layer of [`crate::zmq_raw`]) and the message format of scenario traffic.
 //!
 //! Wire format: pub/sub types send `[topic, payload]`, other types `[payload]`; the payload's
 //! first byte is `P` for a slow-joiner probe and `D` for data, so a receiver classifies a
 //! message by the first byte of its last frame.
 
-use std::ffi::c_void;
-
 use crate::scenario::{ContextSpec, SocketOptions, SocketType};
+use crate::zmq_raw::{self, ContextOption};
 
 /// First payload byte of a probe.
 pub const PROBE: u8 = b'P';
 /// First payload byte of a data message.
 pub const DATA: u8 = b'D';
 
-/// A libzmq context. Contexts are thread-safe; this owns the pointer until `term` returns.
+/// A scenario's context: a [`zmq_raw::Context`] with the scenario's options, creating sockets
+/// with the scenario's socket options.
 #[derive(Debug)]
 pub struct ZmqContext {
-    ptr: *mut c_void,
-}
-
-// SAFETY: libzmq contexts may be used from any thread.
-unsafe impl Send for ZmqContext {}
-// SAFETY: as above; every context function is thread-safe.
-unsafe impl Sync for ZmqContext {}
-
-fn last_error() -> zmq::Error {
-    // SAFETY: zmq_errno has no preconditions.
-    zmq::Error::from_raw(unsafe { zmq_sys::zmq_errno() })
+    raw: zmq_raw::Context,
 }
 
 impl ZmqContext {
     /// Creates a context and applies its options before any socket exists.
     pub fn new(spec: &ContextSpec) -> Result<Self, String> {
-        // SAFETY: plain constructor.
-        let ptr = unsafe { zmq_sys::zmq_ctx_new() };
-        if ptr.is_null() {
-            return Err(format!(
-                "zmq_ctx_new failed for context `{}`: {}",
-                spec.name,
-                last_error()
-            ));
+        let raw = zmq_raw::Context::new()
+            .map_err(|e| format!("zmq_ctx_new failed for context `{}`: {e}", spec.name))?;
+        let options = [
+            (ContextOption::IoThreads, spec.io_threads, "io_threads"),
+            (ContextOption::Blocky, spec.blocky.map(i32::from), "blocky"),
+        ];
+        for (option, value, what) in options {
+            if let Some(value) = value {
+                raw.set(option, value).map_err(|e| {
+                    format!(
+                        "cannot set {what} = {value} on context `{}`: {e}",
+                        spec.name
+                    )
+                })?;
+            }
         }
-        let ctx = ZmqContext { ptr };
-        if let Some(io) = spec.io_threads {
-            ctx.set(zmq_sys::ZMQ_IO_THREADS as i32, io, &spec.name, "io_threads")?;
-        }
-        if let Some(blocky) = spec.blocky {
-            ctx.set(
-                zmq_sys::ZMQ_BLOCKY as i32,
-                i32::from(blocky),
-                &spec.name,
-                "blocky",
-            )?;
-        }
-        Ok(ctx)
-    }
-
-    fn set(&self, option: i32, value: i32, name: &str, what: &str) -> Result<(), String> {
-        // SAFETY: `ptr` is a live context.
-        let rc = unsafe { zmq_sys::zmq_ctx_set(self.ptr, option, value) };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(format!(
-                "cannot set {what} = {value} on context `{name}`: {}",
-                last_error()
-            ))
-        }
+        Ok(ZmqContext { raw })
     }
 
     /// Creates a socket of type `t` with `options` applied.
@@ -77,13 +48,7 @@ impl ZmqContext {
         t: SocketType,
         options: &SocketOptions,
     ) -> Result<zmq::Socket, zmq::Error> {
-        // SAFETY: `ptr` is a live context.
-        let raw = unsafe { zmq_sys::zmq_socket(self.ptr, t.raw()) };
-        if raw.is_null() {
-            return Err(last_error());
-        }
-        // SAFETY: `raw` is a socket just created and owned by nobody else.
-        let mut socket = unsafe { zmq::Socket::from_raw(raw) };
+        let mut socket = self.raw.socket(t)?;
         if let Some(v) = options.linger_ms {
             socket.set_linger(v)?;
         }
@@ -97,49 +62,21 @@ impl ZmqContext {
             socket.set_immediate(v)?;
         }
         if let Some(v) = options.nodrop {
-            set_int_option(&mut socket, zmq_sys::ZMQ_XPUB_NODROP as i32, i32::from(v))?;
+            zmq_raw::set_xpub_nodrop(&mut socket, v)?;
         }
         Ok(socket)
     }
 
     /// `zmq_ctx_shutdown`: blocking calls on the context's sockets return ETERM.
     pub fn shutdown(&self) -> Result<(), zmq::Error> {
-        // SAFETY: `ptr` is a live context.
-        if unsafe { zmq_sys::zmq_ctx_shutdown(self.ptr) } == 0 {
-            Ok(())
-        } else {
-            Err(last_error())
-        }
+        self.raw.shutdown()
     }
 
-    /// `zmq_ctx_term`, retried on EINTR. Waits until every socket is closed and has lingered.
-    /// The caller must never use the context again after it returns `Ok`.
-    pub fn term(&self) -> Result<(), zmq::Error> {
-        loop {
-            // SAFETY: `ptr` is a live context; callers never term it twice.
-            if unsafe { zmq_sys::zmq_ctx_term(self.ptr) } == 0 {
-                return Ok(());
-            }
-            match last_error() {
-                zmq::Error::EINTR => continue,
-                e => return Err(e),
-            }
-        }
+    /// `zmq_ctx_term`: waits until every socket is closed and has lingered; consumes the
+    /// context.
+    pub fn term(self) -> Result<(), zmq::Error> {
+        self.raw.term()
     }
-}
-
-/// Sets an integer socket option the `zmq` crate has no setter for (ZMQ_XPUB_NODROP).
-pub fn set_int_option(socket: &mut zmq::Socket, option: i32, value: i32) -> Result<(), zmq::Error> {
-    // SAFETY: the socket is live and owned by the caller's thread; `value` outlives the call.
-    let rc = unsafe {
-        zmq_sys::zmq_setsockopt(
-            socket.as_mut_ptr(),
-            option,
-            std::ptr::from_ref(&value).cast(),
-            std::mem::size_of::<i32>(),
-        )
-    };
-    if rc == 0 { Ok(()) } else { Err(last_error()) }
 }
 
 /// Builds one message's frames for a socket of type `t`.

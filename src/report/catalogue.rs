@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::runner::describe_expectation;
+use crate::outcome::in_words;
 use crate::scenario::{Expect, Scenario};
 
 /// The command that regenerates the page, named in its header.
@@ -97,7 +97,7 @@ pub fn render_markdown(scenarios: &[Scenario]) -> String {
 
 /// The expectation as `termwatch run` states it, plus every step's lower bound on its duration.
 fn expectation(s: &Scenario) -> String {
-    let mut text = describe_expectation(s);
+    let mut text = in_words(s.expect, s.expect_hang_at.as_deref());
     for step in &s.steps {
         if let Some(at_least) = step.expect_at_least {
             let _ = write!(

@@ -8,13 +8,6 @@ use super::Summary;
 use crate::outcome::{Diagnostics, Outcome, ScenarioResult};
 use crate::repeat::{Status, Tally};
 
-fn expected(result: &ScenarioResult) -> String {
-    match &result.expect_hang_at {
-        Some(step) => format!("hang at `{step}`"),
-        None => result.expect.to_string(),
-    }
-}
-
 /// The one line of a scenario's verdict.
 pub fn result_line(result: &ScenarioResult) -> String {
     let status = match (result.passed, result.outcome) {
@@ -25,7 +18,7 @@ pub fn result_line(result: &ScenarioResult) -> String {
     format!(
         "{status}  {:<44} expected {:<22} got {:<22} {:>8.1} ms",
         result.name,
-        expected(result),
+        result.expected(),
         result.got(),
         result.duration_ms
     )
@@ -54,7 +47,7 @@ pub fn tally_line(tally: &Tally) -> String {
     format!(
         "{status:<5} {:<44} expected {:<22} got {}",
         tally.attempts[0].name,
-        expected(&tally.attempts[0]),
+        tally.attempts[0].expected(),
         tally.describe_counts()
     )
 }
@@ -64,13 +57,15 @@ pub fn write_tally(out: &mut (impl Write + ?Sized), tally: &Tally) -> std::io::R
     writeln!(out, "{}", tally_line(tally))
 }
 
-/// Writes everything known about one result: failures, summary, sockets, threads, stderr.
+/// Writes everything known about one result: `failures` (the result's own, or its
+/// scenario's: see [`Tally::failures`]), summary, sockets, threads, stderr.
 pub fn write_details(
     out: &mut (impl Write + ?Sized),
     result: &ScenarioResult,
+    failures: &[String],
 ) -> std::io::Result<()> {
     writeln!(out, "\n── {} ({}) ──", result.name, result.file)?;
-    for failure in &result.failures {
+    for failure in failures {
         writeln!(out, "  ✗ {failure}")?;
     }
     write_diagnostics(out, &result.diagnostics)?;

@@ -32,6 +32,13 @@ struct ScenarioLine<'a> {
     version: u32,
     #[serde(flatten)]
     result: &'a ScenarioResult,
+}
+
+/// The fields of a scenario that stand for all its attempts.
+#[derive(Serialize)]
+struct TallyFields<'a> {
+    passed: bool,
+    failures: Vec<String>,
     #[serde(flatten)]
     repeat: Option<RepeatFields<'a>>,
 }
@@ -63,18 +70,28 @@ pub fn write_tally(
     tally: &Tally,
     with_counts: bool,
 ) -> std::io::Result<()> {
-    let result = tally.verdict_result();
     let line = ScenarioLine {
         kind: "scenario",
         version: FORMAT_VERSION,
-        result: &result,
+        result: tally.representative(),
+    };
+    let scenario = TallyFields {
+        passed: tally.passed(),
+        failures: tally.failures(),
         repeat: with_counts.then(|| RepeatFields {
             attempts: tally.attempts.len(),
             status: tally.status,
             verdicts: &tally.verdicts,
         }),
     };
-    serde_json::to_writer(&mut *out, &line)?;
+    // The representative attempt's fields, with those of the scenario in place of its own.
+    let mut value = serde_json::to_value(&line)?;
+    if let (Some(object), serde_json::Value::Object(scenario)) =
+        (value.as_object_mut(), serde_json::to_value(&scenario)?)
+    {
+        object.extend(scenario);
+    }
+    serde_json::to_writer(&mut *out, &value)?;
     writeln!(out)
 }
 

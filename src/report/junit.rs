@@ -72,7 +72,7 @@ pub fn write_file(
 }
 
 fn test_case(tally: &Tally) -> TestCase {
-    let shown = tally.verdict_result();
+    let shown = tally.representative();
     let status = match tally.status {
         Status::Passed => TestCaseStatus::success(),
         Status::Interrupted => {
@@ -80,7 +80,7 @@ fn test_case(tally: &Tally) -> TestCase {
             status.set_message("the run was interrupted before this scenario ended");
             status
         }
-        Status::Failed | Status::Flaky => failure(tally, &shown),
+        Status::Failed | Status::Flaky => failure(tally),
     };
     let mut case = TestCase::new(shown.name.as_str(), status);
     let classname = shown
@@ -102,26 +102,27 @@ fn test_case(tally: &Tally) -> TestCase {
     case
 }
 
-fn failure(tally: &Tally, shown: &ScenarioResult) -> TestCaseStatus {
+fn failure(tally: &Tally) -> TestCaseStatus {
+    let shown = tally.representative();
+    let failures = tally.failures();
     let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
-    status.set_message(message(shown));
+    status.set_message(message(&failures, shown));
     status.set_type(if tally.status == Status::Flaky {
         "flaky"
     } else {
         shown.outcome.as_str()
     });
-    status.set_description(details(shown));
+    status.set_description(details(shown, &failures));
     status.set_rerun_kind(if tally.status == Status::Flaky {
         FlakyOrRerun::Flaky
     } else {
         FlakyOrRerun::Rerun
     });
-    let representative = tally.representative();
     status.add_reruns(
         tally
             .attempts
             .iter()
-            .filter(|a| !a.passed && !std::ptr::eq(*a, representative))
+            .filter(|a| !a.passed && !std::ptr::eq(*a, shown))
             .map(rerun),
     );
     status
@@ -132,7 +133,7 @@ fn failure(tally: &Tally, shown: &ScenarioResult) -> TestCaseStatus {
 fn rerun(attempt: &ScenarioResult) -> TestRerun {
     let mut rerun = TestRerun::new(NonSuccessKind::Failure);
     rerun.set_type(attempt.outcome.as_str());
-    rerun.set_message(message(attempt));
+    rerun.set_message(message(&attempt.failures, attempt));
     if let Some(stderr) = &attempt.diagnostics.stderr {
         rerun.set_system_err(stderr.as_str());
     }
@@ -140,16 +141,15 @@ fn rerun(attempt: &ScenarioResult) -> TestRerun {
 }
 
 /// `expected clean, got hang at `term`: <diagnostics summary>`.
-fn message(result: &ScenarioResult) -> String {
-    let failures = result.failures.join("; ");
-    format!("{failures}: {}", result.diagnostics.summary)
+fn message(failures: &[String], result: &ScenarioResult) -> String {
+    format!("{}: {}", failures.join("; "), result.diagnostics.summary)
 }
 
 /// The same full diagnostics the terminal shows.
-fn details(result: &ScenarioResult) -> String {
+fn details(result: &ScenarioResult, failures: &[String]) -> String {
     let mut text = Vec::new();
     // Writing into memory cannot fail.
-    let _ = human::write_details(&mut text, result);
+    let _ = human::write_details(&mut text, result, failures);
     String::from_utf8_lossy(&text).trim().to_owned()
 }
 

@@ -101,12 +101,24 @@ enum Incoming {
     Closed,
 }
 
+/// The phase or step the child said it began and has not finished yet.
+struct Running {
+    label: String,
+    started: Instant,
+}
+
+/// The hang the child's watchdog declared.
+struct Hung {
+    label: String,
+    diagnostics: Diagnostics,
+}
+
 /// Everything the child said, gathered.
 #[derive(Default)]
 struct Transcript {
     steps: Vec<StepTiming>,
-    current: Option<(String, Option<usize>, Instant)>,
-    hang: Option<(String, Diagnostics, f64)>,
+    current: Option<Running>,
+    hang: Option<Hung>,
     parent_declared_hang: bool,
     finished: Option<Diagnostics>,
     failed: Option<String>,
@@ -224,8 +236,17 @@ pub fn run_one(
         ));
     }
     signals::unregister_folder(&run_dir_path);
-    let mut result = verdict(scenario, transcript, status, stderr_text, leaks, started);
-    snapshot::apply(scenario, &mut result, &options.snapshots);
+    let ending = Ending {
+        status,
+        stderr: stderr_text,
+        leaks,
+        interrupted: signals::interrupted_by().is_some(),
+        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+    };
+    let garbage = transcript.garbage.len();
+    let mut result = observe(scenario, transcript, ending);
+    result.snapshot = snapshot::compare(scenario, &result, &options.snapshots);
+    judge(&mut result, garbage);
     result
 }
 
@@ -256,11 +277,14 @@ fn listen(
             ChildMessage::Trace { event } => t.trace.events.push(event),
             ChildMessage::PhaseStarted {
                 label,
-                step,
+                step: _,
                 timeout_ms,
             } => {
                 backstop = Instant::now() + Duration::from_millis(timeout_ms) + GRACE;
-                t.current = Some((label.clone(), step, Instant::now()));
+                t.current = Some(Running {
+                    label: label.clone(),
+                    started: Instant::now(),
+                });
                 send(RunEvent::PhaseStarted {
                     name: name.to_owned(),
                     label,
@@ -301,7 +325,7 @@ fn listen(
                     expect_at_least_ms: at_least_ms(scenario, step),
                 });
                 t.current = None;
-                t.hang = Some((label, diagnostics, duration_ms));
+                t.hang = Some(Hung { label, diagnostics });
                 return t;
             }
             ChildMessage::Finished {
@@ -424,77 +448,75 @@ fn error_result(scenario: &Scenario, started: Instant, message: String) -> Scena
         failed: Some(message),
         ..Transcript::default()
     };
-    verdict(
-        scenario,
-        transcript,
-        None,
-        String::new(),
-        Vec::new(),
-        started,
-    )
+    let ending = Ending {
+        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        ..Ending::default()
+    };
+    let mut result = observe(scenario, transcript, ending);
+    judge(&mut result, 0);
+    result
 }
 
-/// Decides the outcome and whether it met the scenario's expectations.
-fn verdict(
-    scenario: &Scenario,
-    t: Transcript,
+/// How the child's process ended, as the parent saw it.
+#[derive(Debug, Default)]
+struct Ending {
+    /// Its exit status, when it could be waited for.
     status: Option<std::process::ExitStatus>,
+    /// The tail of its stderr.
     stderr: String,
+    /// What it left behind.
     leaks: Vec<String>,
-    started: Instant,
-) -> ScenarioResult {
+    /// Whether the run was interrupted by then.
+    interrupted: bool,
+    /// Wall time of the whole child process.
+    duration_ms: f64,
+}
+
+/// What happened: the outcome, the step that hung and the diagnostics, from what the child said
+/// and how it ended. The verdict is not decided here: see [`judge`].
+fn observe(scenario: &Scenario, t: Transcript, ending: Ending) -> ScenarioResult {
+    let Ending {
+        status,
+        stderr,
+        leaks,
+        interrupted,
+        duration_ms,
+    } = ending;
     let stderr_if_any = (!stderr.trim().is_empty()).then_some(stderr);
     let mut steps = t.steps;
-    let (outcome, hang_step, diagnostics) = if let Some((label, diagnostics, _)) = t.hang {
-        (Outcome::Hang, Some(label), diagnostics)
+    let failed = |summary: String, stderr: Option<String>| Diagnostics {
+        summary,
+        stderr,
+        ..Diagnostics::default()
+    };
+    let (outcome, hang_step, diagnostics) = if let Some(hung) = t.hang {
+        (Outcome::Hang, Some(hung.label), hung.diagnostics)
     } else if let Some(diagnostics) = t.finished.filter(|_| status.is_some_and(|s| s.success())) {
         (Outcome::Clean, None, diagnostics)
     } else if let Some(message) = t.failed {
         let summary = format!("the scenario could not run: {message}");
-        (
-            Outcome::Error,
-            None,
-            Diagnostics {
-                summary,
-                stderr: stderr_if_any,
-                ..Diagnostics::default()
-            },
-        )
-    } else if signals::interrupted_by().is_some() {
+        (Outcome::Error, None, failed(summary, stderr_if_any))
+    } else if interrupted {
         let summary = "the run was interrupted before this scenario ended".to_owned();
-        (
-            Outcome::Interrupted,
-            None,
-            Diagnostics {
-                summary,
-                ..Diagnostics::default()
-            },
-        )
+        (Outcome::Interrupted, None, failed(summary, None))
     } else if t.parent_declared_hang {
-        let (label, step_started) = t
-            .current
-            .map_or_else(|| (SETUP_LABEL.to_owned(), None), |(l, _, s)| (l, Some(s)));
-        if let Some(s) = step_started {
-            steps.push(StepTiming {
-                label: label.clone(),
-                duration_ms: s.elapsed().as_secs_f64() * 1000.0,
-                finished: false,
-                expect_at_least_ms: None,
-            });
-        }
+        let label = match t.current {
+            Some(running) => {
+                steps.push(StepTiming {
+                    label: running.label.clone(),
+                    duration_ms: running.started.elapsed().as_secs_f64() * 1000.0,
+                    finished: false,
+                    expect_at_least_ms: None,
+                });
+                running.label
+            }
+            None => SETUP_LABEL.to_owned(),
+        };
         let summary = format!(
             "hang at step `{label}`: the scenario's process sent no report by its deadline plus {} of grace (its watchdog could not run), so the harness killed it; no diagnostics from inside",
             humantime::format_duration(GRACE)
         );
-        (
-            Outcome::Hang,
-            Some(label),
-            Diagnostics {
-                summary,
-                stderr: stderr_if_any,
-                ..Diagnostics::default()
-            },
-        )
+        (Outcome::Hang, Some(label), failed(summary, stderr_if_any))
     } else {
         let how = match status {
             Some(s) if s.signal().is_some() => {
@@ -508,39 +530,47 @@ fn verdict(
         };
         let during = t
             .current
-            .map(|(label, _, _)| format!(" during `{label}`"))
+            .map(|running| format!(" during `{}`", running.label))
             .unwrap_or_default();
         let panic = t.panicked.map(|p| format!(": {p}")).unwrap_or_default();
         let summary = format!("crash: the scenario's process {how}{during}{panic}");
-        (
-            Outcome::Crash,
-            None,
-            Diagnostics {
-                summary,
-                stderr: stderr_if_any,
-                ..Diagnostics::default()
-            },
-        )
+        (Outcome::Crash, None, failed(summary, stderr_if_any))
     };
+    ScenarioResult {
+        name: scenario.name.clone(),
+        file: scenario.file.display().to_string(),
+        expect: scenario.expect,
+        expect_hang_at: scenario.expect_hang_at.clone(),
+        outcome,
+        hang_step,
+        passed: false,
+        failures: Vec::new(),
+        duration_ms,
+        steps,
+        diagnostics,
+        leaks,
+        trace: t.trace,
+        snapshot: None,
+    }
+}
+
+/// The verdict: every way `result` missed its scenario's expectations (the outcome and step,
+/// each step's `expect_at_least`, `garbage` unreadable lines from the child, its snapshot), and
+/// whether it passed. The one place `passed` is decided.
+fn judge(result: &mut ScenarioResult, garbage: usize) {
     let mut failures = Vec::new();
-    let got = match &hang_step {
-        Some(step) => format!("hang at `{step}`"),
-        None => outcome.to_string(),
-    };
-    if !outcome.matches(scenario.expect) {
+    let step_missed = result
+        .expect_hang_at
+        .as_ref()
+        .is_some_and(|step| result.hang_step.as_ref() != Some(step));
+    if !result.outcome.matches(result.expect) || step_missed {
         failures.push(format!(
-            "expected {}, got {got}",
-            describe_expectation(scenario)
-        ));
-    } else if let Some(expected_step) = &scenario.expect_hang_at
-        && hang_step.as_ref() != Some(expected_step)
-    {
-        failures.push(format!(
-            "expected {}, got {got}",
-            describe_expectation(scenario)
+            "expected {}, got {}",
+            result.expected(),
+            result.got()
         ));
     }
-    for s in &steps {
+    for s in &result.steps {
         if let Some(at_least) = s.expect_at_least_ms
             && s.finished
             && s.duration_ms < at_least
@@ -551,36 +581,14 @@ fn verdict(
             ));
         }
     }
-    if !t.garbage.is_empty() {
+    if garbage > 0 {
         failures.push(format!(
-            "the scenario's process wrote {} line(s) the harness could not read",
-            t.garbage.len()
+            "the scenario's process wrote {garbage} line(s) the harness could not read"
         ));
     }
-    ScenarioResult {
-        name: scenario.name.clone(),
-        file: scenario.file.display().to_string(),
-        expect: scenario.expect,
-        expect_hang_at: scenario.expect_hang_at.clone(),
-        outcome,
-        hang_step,
-        passed: failures.is_empty(),
-        failures,
-        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-        steps,
-        diagnostics,
-        leaks,
-        trace: t.trace,
-        snapshot: None,
-    }
-}
-
-/// `clean`, `hang`, `hang at `term``.
-pub fn describe_expectation(scenario: &Scenario) -> String {
-    match &scenario.expect_hang_at {
-        Some(step) => format!("hang at `{step}`"),
-        None => scenario.expect.to_string(),
-    }
+    failures.extend(result.snapshot.as_ref().and_then(|s| s.failure.clone()));
+    result.passed = failures.is_empty();
+    result.failures = failures;
 }
 
 #[cfg(test)]
@@ -602,6 +610,23 @@ mod tests {
         crate::scenario::parse(Path::new("t.toml"), &text, "t").expect("valid")
     }
 
+    /// The verdict on a transcript, as [`run_one`] makes it (without snapshots).
+    fn verdict(
+        scenario: &Scenario,
+        t: Transcript,
+        status: Option<ExitStatus>,
+        stderr: &str,
+    ) -> ScenarioResult {
+        let ending = Ending {
+            status,
+            stderr: stderr.to_owned(),
+            ..Ending::default()
+        };
+        let mut result = observe(scenario, t, ending);
+        judge(&mut result, 0);
+        result
+    }
+
     fn timing(label: &str, duration_ms: f64, finished: bool) -> StepTiming {
         StepTiming {
             label: label.to_owned(),
@@ -618,14 +643,7 @@ mod tests {
             finished: Some(Diagnostics::default()),
             ..Transcript::default()
         };
-        let r = verdict(
-            &scenario("clean"),
-            t,
-            Some(ExitStatus::from_raw(0)),
-            String::new(),
-            Vec::new(),
-            Instant::now(),
-        );
+        let r = verdict(&scenario("clean"), t, Some(ExitStatus::from_raw(0)), "");
         assert_eq!(r.outcome, Outcome::Clean);
         assert!(!r.passed);
         assert!(
@@ -638,27 +656,16 @@ mod tests {
     #[test]
     fn a_hang_at_the_expected_step_passes_and_elsewhere_fails() {
         let hang_at = |label: &str| Transcript {
-            hang: Some((label.to_owned(), Diagnostics::default(), 1.0)),
+            hang: Some(Hung {
+                label: label.to_owned(),
+                diagnostics: Diagnostics::default(),
+            }),
             ..Transcript::default()
         };
         let s = scenario("hang");
-        let ok = verdict(
-            &s,
-            hang_at("term"),
-            None,
-            String::new(),
-            Vec::new(),
-            Instant::now(),
-        );
+        let ok = verdict(&s, hang_at("term"), None, "");
         assert!(ok.passed, "{:?}", ok.failures);
-        let wrong = verdict(
-            &s,
-            hang_at("traffic"),
-            None,
-            String::new(),
-            Vec::new(),
-            Instant::now(),
-        );
+        let wrong = verdict(&s, hang_at("traffic"), None, "");
         assert_eq!(
             wrong.failures,
             vec!["expected hang at `term`, got hang at `traffic`".to_owned()]
@@ -668,18 +675,14 @@ mod tests {
     #[test]
     fn a_child_killed_by_a_signal_is_a_crash_with_its_stderr() {
         let t = Transcript {
-            current: Some(("traffic".to_owned(), None, Instant::now())),
+            current: Some(Running {
+                label: "traffic".to_owned(),
+                started: Instant::now(),
+            }),
             ..Transcript::default()
         };
         let killed = ExitStatus::from_raw(libc::SIGKILL);
-        let r = verdict(
-            &scenario("clean"),
-            t,
-            Some(killed),
-            "last words\n".to_owned(),
-            Vec::new(),
-            Instant::now(),
-        );
+        let r = verdict(&scenario("clean"), t, Some(killed), "last words\n");
         assert_eq!(r.outcome, Outcome::Crash);
         assert!(
             r.diagnostics
@@ -692,20 +695,51 @@ mod tests {
     }
 
     #[test]
+    fn an_interrupted_run_is_told_to_the_verdict_not_read_from_a_global() {
+        let ending = Ending {
+            interrupted: true,
+            ..Ending::default()
+        };
+        let r = observe(&scenario("clean"), Transcript::default(), ending);
+        assert_eq!(r.outcome, Outcome::Interrupted);
+    }
+
+    #[test]
+    fn a_snapshot_failure_fails_the_verdict() {
+        let t = Transcript {
+            finished: Some(Diagnostics::default()),
+            ..Transcript::default()
+        };
+        let ending = Ending {
+            status: Some(ExitStatus::from_raw(0)),
+            ..Ending::default()
+        };
+        let mut r = observe(&scenario("clean"), t, ending);
+        r.snapshot = Some(crate::outcome::SnapshotVerdict {
+            path: "snapshots/t.snap".to_owned(),
+            status: crate::outcome::SnapshotStatus::Missing,
+            diff: None,
+            failure: Some("no snapshot at snapshots/t.snap".to_owned()),
+        });
+        judge(&mut r, 0);
+        assert!(!r.passed);
+        assert_eq!(
+            r.failures,
+            vec!["no snapshot at snapshots/t.snap".to_owned()]
+        );
+    }
+
+    #[test]
     fn a_silent_child_past_its_backstop_is_a_hang_declared_by_the_parent() {
         let t = Transcript {
-            current: Some(("term".to_owned(), Some(0), Instant::now())),
+            current: Some(Running {
+                label: "term".to_owned(),
+                started: Instant::now(),
+            }),
             parent_declared_hang: true,
             ..Transcript::default()
         };
-        let r = verdict(
-            &scenario("hang"),
-            t,
-            None,
-            String::new(),
-            Vec::new(),
-            Instant::now(),
-        );
+        let r = verdict(&scenario("hang"), t, None, "");
         assert_eq!(
             (r.outcome, r.hang_step.as_deref(), r.passed),
             (Outcome::Hang, Some("term"), true)

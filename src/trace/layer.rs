@@ -161,8 +161,7 @@ impl<S: tracing::Subscriber> Layer<S> for LifecycleLayer {
                 .try_into()
                 .unwrap_or(u64::MAX),
             thread: thread.name().unwrap_or("main").to_owned(),
-            // SAFETY: gettid has no preconditions.
-            tid: unsafe { libc::syscall(libc::SYS_gettid) } as i32,
+            tid: nix::unistd::gettid().as_raw(),
             node: collected.node,
             phase,
             kind,

@@ -10,10 +10,8 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
 use super::normalize::{NormalizedTrace, TraceGroup, normalize};
-use crate::outcome::{Outcome, ScenarioResult};
+use crate::outcome::{Outcome, ScenarioResult, SnapshotStatus, SnapshotVerdict};
 use crate::scenario::Scenario;
 
 /// The test that asserts these snapshots; written in the header as insta would.
@@ -178,31 +176,6 @@ pub struct SnapshotOptions {
     pub dir: PathBuf,
 }
 
-/// How a run's trace compared with its snapshot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SnapshotStatus {
-    /// The trace says what the snapshot says.
-    Matched,
-    /// The trace differs from the snapshot.
-    Changed,
-    /// There is no snapshot.
-    Missing,
-    /// The snapshot was written from this run.
-    Written,
-}
-
-/// The snapshot part of a scenario's result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SnapshotVerdict {
-    /// The snapshot file.
-    pub path: String,
-    /// How it compared.
-    pub status: SnapshotStatus,
-    /// From the snapshot to this run, when it changed.
-    pub diff: Option<String>,
-}
-
 /// Normalizes a result's trace for `scenario`.
 pub fn normalized(scenario: &Scenario, result: &ScenarioResult) -> NormalizedTrace {
     normalize(
@@ -227,65 +200,57 @@ fn input_file(path: &Path) -> String {
         .join("/")
 }
 
-/// Compares (or writes) the snapshot of one result, as `options` say; a changed snapshot, or a
-/// missing one under [`SnapshotMode::Check`], fails the result with a diff. Runs that could not
-/// set up or were interrupted have no trace worth comparing and are left alone.
-pub fn apply(scenario: &Scenario, result: &mut ScenarioResult, options: &SnapshotOptions) {
+/// Compares (or writes) the snapshot of one result, as `options` say. The comparison says
+/// whether it fails the scenario (a changed snapshot, or a missing one under
+/// [`SnapshotMode::Check`]); the verdict itself is the runner's. Runs that could not set up or
+/// were interrupted have no trace worth comparing: `None`, as with [`SnapshotMode::Off`].
+pub fn compare(
+    scenario: &Scenario,
+    result: &ScenarioResult,
+    options: &SnapshotOptions,
+) -> Option<SnapshotVerdict> {
     if options.mode == SnapshotMode::Off
         || matches!(result.outcome, Outcome::Error | Outcome::Interrupted)
     {
-        return;
+        return None;
     }
     let path = snapshot_path(&options.dir, &scenario.name);
     let shown = path.display().to_string();
+    let verdict = |status, diff, failure| {
+        Some(SnapshotVerdict {
+            path: shown.clone(),
+            status,
+            diff,
+            failure,
+        })
+    };
     let rendered = render(&normalized(scenario, result));
     let stored = match read_body(&path) {
         Ok(stored) => stored,
-        Err(e) => {
-            result.failures.push(e.to_string());
-            result.passed = false;
-            return;
-        }
+        Err(e) => return verdict(SnapshotStatus::Missing, None, Some(e.to_string())),
     };
-    let status = match (options.mode, stored) {
-        (SnapshotMode::Update, Some(stored)) if same(&stored, &rendered) => SnapshotStatus::Matched,
+    match (options.mode, stored) {
+        (_, Some(stored)) if same(&stored, &rendered) => {
+            verdict(SnapshotStatus::Matched, None, None)
+        }
         (SnapshotMode::Update, _) => match write(&path, &input_file(&scenario.file), &rendered) {
-            Ok(()) => SnapshotStatus::Written,
-            Err(e) => {
-                result.failures.push(e.to_string());
-                SnapshotStatus::Missing
-            }
+            Ok(()) => verdict(SnapshotStatus::Written, None, None),
+            Err(e) => verdict(SnapshotStatus::Missing, None, Some(e.to_string())),
         },
-        (_, Some(stored)) if same(&stored, &rendered) => SnapshotStatus::Matched,
         (_, Some(stored)) => {
             let diff = diff(&stored, &rendered);
-            result.failures.push(format!(
+            let failure = format!(
                 "the lifecycle trace differs from snapshot {shown} (`--snapshots update` accepts it):\n{}",
                 indent(&diff, "      ")
-            ));
-            result.snapshot = Some(SnapshotVerdict {
-                path: shown,
-                status: SnapshotStatus::Changed,
-                diff: Some(diff),
-            });
-            result.passed = false;
-            return;
+            );
+            verdict(SnapshotStatus::Changed, Some(diff), Some(failure))
         }
         (mode, None) => {
-            if mode == SnapshotMode::Check {
-                result.failures.push(format!(
-                    "no snapshot at {shown} (`--snapshots update` writes it)"
-                ));
-            }
-            SnapshotStatus::Missing
+            let failure = (mode == SnapshotMode::Check)
+                .then(|| format!("no snapshot at {shown} (`--snapshots update` writes it)"));
+            verdict(SnapshotStatus::Missing, None, failure)
         }
-    };
-    result.passed = result.failures.is_empty();
-    result.snapshot = Some(SnapshotVerdict {
-        path: shown,
-        status,
-        diff: None,
-    });
+    }
 }
 
 fn indent(text: &str, prefix: &str) -> String {

@@ -1,0 +1,127 @@
+//! The loops of `blocking` and `poll` nodes: send the traffic phase's messages, then receive
+//! until ETERM (or, between polls, a request from the main thread).
+
+use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::child::registry::NodeCounters;
+use crate::child::zmq_ctx::{DATA, is_probe, message_frames};
+use crate::lifecycle;
+use crate::scenario::{EndpointSpec, Mode};
+use crate::trace::EventKind;
+
+use super::NodeEnv;
+use super::owned::{OwnedSocket, set_linger_owned};
+use super::threaded::{Command, LoopEnd, ThreadedNode, finish_loop, spawn_node_thread, unexpected};
+
+/// Counts one received message; the first data message is a lifecycle event.
+pub(super) fn count_received(env: &NodeEnv, frames: &[Vec<u8>]) {
+    if is_probe(frames) {
+        NodeCounters::bump(&env.counters.probes_received);
+    } else if NodeCounters::bump(&env.counters.received) == 1 {
+        lifecycle!(EventKind::FirstMessageReceived, node = env.name.as_str());
+    }
+}
+
+/// Sends a node's traffic-phase messages as blocking sends, paced by `rate`.
+pub fn send_messages(
+    socket: &zmq::Socket,
+    spec: &EndpointSpec,
+    counters: &NodeCounters,
+) -> Result<(), zmq::Error> {
+    let frames = message_frames(spec.socket_type, &spec.topic, DATA, spec.size);
+    let started = Instant::now();
+    for i in 0..spec.send {
+        if let Some(rate) = spec.rate {
+            let due = started + Duration::from_secs_f64(i as f64 / rate as f64);
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        }
+        socket.send_multipart(frames.iter().map(Vec::as_slice), 0)?;
+        NodeCounters::bump(&counters.sent);
+    }
+    Ok(())
+}
+
+/// Receives without blocking until nothing is left.
+fn drain(socket: &zmq::Socket, env: &NodeEnv) -> Result<(), zmq::Error> {
+    loop {
+        match socket.recv_multipart(zmq::DONTWAIT) {
+            Ok(frames) => count_received(env, &frames),
+            Err(zmq::Error::EAGAIN) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Starts a `blocking` or `poll` node's thread.
+pub fn start_endpoint_thread(
+    env: NodeEnv,
+    spec: EndpointSpec,
+    socket: OwnedSocket,
+) -> ThreadedNode {
+    let (commands, inbox) = channel();
+    let kept = Arc::new(Mutex::new(Vec::new()));
+    let kept_by_thread = Arc::clone(&kept);
+    let purpose = format!("node `{}` ({} receive loop)", env.name, spec.mode);
+    let thread = spawn_node_thread(&env.clone(), purpose, move || {
+        let end = endpoint_loop(&env, &spec, &socket, &inbox);
+        finish_loop(&env, end, vec![socket], inbox, &kept_by_thread, None);
+    });
+    ThreadedNode {
+        commands,
+        thread: Some(thread),
+        kept,
+        steer: None,
+    }
+}
+
+fn endpoint_loop(
+    env: &NodeEnv,
+    spec: &EndpointSpec,
+    owned: &OwnedSocket,
+    inbox: &Receiver<Command>,
+) -> LoopEnd {
+    let socket = &owned.socket;
+    if spec.send > 0 {
+        env.go.wait();
+        match send_messages(socket, spec, &env.counters) {
+            Ok(()) => {}
+            Err(zmq::Error::ETERM) => return LoopEnd::Eterm("send"),
+            Err(e) => unexpected(env, "send", e),
+        }
+    }
+    loop {
+        if spec.mode == Mode::Blocking {
+            match socket.recv_multipart(0) {
+                Ok(frames) => count_received(env, &frames),
+                Err(zmq::Error::ETERM) => return LoopEnd::Eterm("recv"),
+                Err(zmq::Error::EINTR) => {}
+                Err(e) => unexpected(env, "recv", e),
+            }
+            continue;
+        }
+        let timeout_ms = spec
+            .poll_interval
+            .as_millis()
+            .try_into()
+            .unwrap_or(i64::MAX);
+        match socket
+            .poll(zmq::POLLIN, timeout_ms)
+            .and_then(|_| drain(socket, env))
+        {
+            Ok(()) | Err(zmq::Error::EINTR) => {}
+            Err(zmq::Error::ETERM) => return LoopEnd::Eterm("poll"),
+            Err(e) => unexpected(env, "poll", e),
+        }
+        while let Ok(command) = inbox.try_recv() {
+            match command {
+                Command::Close(reply) => return LoopEnd::Close(reply),
+                Command::SetLinger(linger_ms, reply) => {
+                    set_linger_owned(&env.registry, owned, linger_ms);
+                    let _ = reply.send(());
+                }
+            }
+        }
+    }
+}
