@@ -143,7 +143,7 @@ fn thread_report(
             .map(|i| &scenario.steps[i].action);
         let blocked = match action {
             Some(Action::Term { .. }) if waits_forever => "zmq_ctx_term: waiting, with no timeout, for every socket of the context to be closed".to_owned(),
-            Some(Action::Close { .. } | Action::SetLinger { .. }) => "waiting for the node's owner to answer the request".to_owned(),
+            Some(Action::Close { .. } | Action::SetLinger { .. } | Action::Exit { .. }) => "waiting for the node's owner to answer the request".to_owned(),
             Some(Action::Join { .. } | Action::StopRuntime { .. }) => "waiting for the node's thread to end".to_owned(),
             _ => t.syscall.describe(),
         };
@@ -243,7 +243,7 @@ fn hang_summary(
                 )
             }
         }
-        Some(Action::Close { node } | Action::SetLinger { node, .. }) => {
+        Some(Action::Close { node } | Action::SetLinger { node, .. } | Action::Exit { node }) => {
             owner_cannot_hear(scenario, *node)
         }
         Some(Action::Join { node }) => format!(

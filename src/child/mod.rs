@@ -185,6 +185,7 @@ fn run_step(registry: &Arc<Registry>, topology: &mut Topology, action: &Action) 
             None => "not an async node".to_owned(),
         },
         Action::Join { node } => topology.nodes[node].join(),
+        Action::Exit { node } => topology.nodes[node].exit(),
         Action::Steer { node, command } => topology.nodes[node].steer(registry, node, command),
         Action::Sleep { duration } => {
             std::thread::sleep(duration);

@@ -204,6 +204,9 @@ pub enum Action {
     Sleep { duration: Duration },
     /// Set ZMQ_LINGER on the node's sockets, on the thread that owns them.
     SetLinger { node: usize, linger_ms: i32 },
+    /// Ask the node's thread to leave its loop and end; `on_eterm` says what it does with its
+    /// sockets on the way out.
+    Exit { node: usize },
 }
 
 impl Action {
@@ -214,6 +217,7 @@ impl Action {
             | Action::Cancel { node }
             | Action::StopRuntime { node }
             | Action::Join { node }
+            | Action::Exit { node }
             | Action::Steer { node, .. }
             | Action::SetLinger { node, .. } => Some(node),
             Action::Term { .. } | Action::Shutdown { .. } | Action::Sleep { .. } => None,

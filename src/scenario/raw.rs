@@ -205,6 +205,8 @@ keyword_enum!(
         Sleep => "sleep",
         /// Set ZMQ_LINGER on a node's sockets.
         SetLinger => "set_linger",
+        /// Ask a node's thread to leave its loop and end.
+        Exit => "exit",
     }
 );
 

@@ -622,6 +622,17 @@ impl Validator<'_> {
                     _ => Action::StopRuntime { node },
                 })
             }
+            ActionName::Exit => {
+                let threaded: fn(&NodeSpec) -> bool = |n| {
+                    n.has_thread() && n.endpoint().is_none_or(|e| e.mode != Mode::Async)
+                };
+                if let Some(n) = node
+                    && !threaded(&nodes[n])
+                {
+                    self.node_error(s, format!("`exit` needs a node with a thread of its own (blocking, poll or proxy; an async node's is stopped with `stop_runtime`); `{}` is not one", nodes[n].name));
+                }
+                node_ref(threaded).map(|node| Action::Exit { node })
+            }
             ActionName::Join => {
                 if let Some(n) = node
                     && !nodes[n].has_thread()

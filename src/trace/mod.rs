@@ -105,6 +105,8 @@ pub enum EventKind {
     SocketClosed,
     /// A node's loop ended keeping its sockets open (`sockets`).
     SocketsKept,
+    /// A node's thread left its loop on an `exit` request.
+    LoopExited,
     /// An async node's receive task ended (aborted by a `close`).
     ReceiveTaskEnded,
     /// An async node's receive task was aborted by a `cancel`.
@@ -148,6 +150,7 @@ impl EventKind {
             EventKind::ProxyTerminated => "proxy_terminated",
             EventKind::SocketClosed => "socket_closed",
             EventKind::SocketsKept => "sockets_kept",
+            EventKind::LoopExited => "loop_exited",
             EventKind::ReceiveTaskEnded => "receive_task_ended",
             EventKind::TaskCancelled => "task_cancelled",
             EventKind::RuntimeStopped => "runtime_stopped",

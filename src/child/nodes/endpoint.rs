@@ -117,6 +117,7 @@ fn endpoint_loop(
         while let Ok(command) = inbox.try_recv() {
             match command {
                 Command::Close(reply) => return LoopEnd::Close(reply),
+                Command::Exit(reply) => return LoopEnd::Exit(reply),
                 Command::SetLinger(linger_ms, reply) => {
                     set_linger_owned(&env.registry, owned, linger_ms);
                     let _ = reply.send(());

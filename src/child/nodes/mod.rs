@@ -97,6 +97,14 @@ impl NodeHandle {
         }
     }
 
+    /// `exit`: the node's thread leaves its loop and ends; waits for it.
+    pub fn exit(&mut self) -> Note {
+        match self {
+            NodeHandle::Threaded(t) => t.exit(),
+            NodeHandle::Main(_) | NodeHandle::Async(_) => "no thread of its own to exit".to_owned(),
+        }
+    }
+
     /// `join`: waits for the node's thread to end.
     pub fn join(&mut self) -> Note {
         let thread = match self {
