@@ -273,7 +273,7 @@ fn hang_summary(
 fn owner_cannot_hear(scenario: &Scenario, node: usize) -> String {
     let spec = &scenario.nodes[node];
     match &spec.body {
-        NodeBody::Proxy { engine } => {
+        NodeBody::Proxy { engine, .. } => {
             let how = if *engine == Engine::Steerable {
                 "`shutdown`/`term`, or `steer` TERMINATE"
             } else {

@@ -197,7 +197,7 @@ pub fn build(
         };
         let mut sockets = Vec::new();
         match &node.body {
-            NodeBody::Proxy { engine } => {
+            NodeBody::Proxy { engine, capture } => {
                 let frontend_options = SocketOptions {
                     nodrop: None,
                     ..node.options.clone()
@@ -244,6 +244,22 @@ pub fn build(
                     })?;
                     registry.socket_endpoint(steer.id, EndpointKind::Connect, &endpoint);
                     sockets.extend([control, steer]);
+                }
+                if let Some(capture_type) = capture {
+                    let capture = make_socket(
+                        registry,
+                        &mut place,
+                        "capture",
+                        *capture_type,
+                        &SocketOptions::default(),
+                    )?;
+                    let endpoint =
+                        auto_endpoint(scenario.transport, run_dir, &node.name, "capture");
+                    bound.insert(
+                        (i, Some(ProxySide::Capture)),
+                        bind(registry, &capture, &endpoint, &node.name)?,
+                    );
+                    sockets.push(capture);
                 }
             }
             NodeBody::Endpoint(e) => {
@@ -319,19 +335,26 @@ pub fn build(
         };
         let mut owned = sockets.into_iter();
         let handle = match &node.body {
-            NodeBody::Proxy { engine } => {
+            NodeBody::Proxy { engine, capture } => {
                 let (Some(frontend), Some(backend)) = (owned.next(), owned.next()) else {
                     return Err(format!(
                         "proxy `{}` lost its sockets during setup",
                         node.name
                     ));
                 };
-                let (control, steer) = (owned.next(), owned.next());
+                // Made in this order in pass 1: control pair (steerable), then capture.
+                let (control, steer) = if *engine == Engine::Steerable {
+                    (owned.next(), owned.next())
+                } else {
+                    (None, None)
+                };
+                let capture = capture.and_then(|_| owned.next());
                 let sockets = ProxySockets {
                     frontend,
                     backend,
                     control,
                     steer,
+                    capture,
                 };
                 NodeHandle::Threaded(start_proxy_thread(
                     env,

@@ -104,6 +104,8 @@ pub enum NodeBody {
     Proxy {
         /// How it forwards.
         engine: Engine,
+        /// The type of its capture socket, which gets a copy of every message it forwards.
+        capture: Option<SocketType>,
     },
     /// A single socket: publishers, subscribers and `socket` nodes.
     Endpoint(EndpointSpec),
@@ -152,6 +154,8 @@ pub enum ProxySide {
     Frontend,
     /// The XPUB side, where subscribers connect.
     Backend,
+    /// The capture socket, where a reader of the copies connects.
+    Capture,
 }
 
 /// A connect address.

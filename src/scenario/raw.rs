@@ -49,6 +49,7 @@ pub struct RawNode {
     pub name: Spanned<String>,
     pub kind: Spanned<NodeKindName>,
     pub engine: Option<Spanned<Engine>>,
+    pub capture: Option<Spanned<SocketType>>,
     #[serde(rename = "type")]
     pub socket_type: Option<Spanned<SocketType>>,
     pub mode: Option<Spanned<Mode>>,

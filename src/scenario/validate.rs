@@ -266,8 +266,10 @@ impl Validator<'_> {
                         field("poll_ms", &n.poll_ms),
                     ],
                 );
+                let engine = n.engine.as_ref().map_or(Engine::ZmqProxy, |e| *e.get_ref());
                 NodeBody::Proxy {
-                    engine: n.engine.as_ref().map_or(Engine::ZmqProxy, |e| *e.get_ref()),
+                    engine,
+                    capture: self.capture(n, engine),
                 }
             }
             NodeKindName::Publisher => {
@@ -275,6 +277,7 @@ impl Validator<'_> {
                     &what,
                     &[
                         field("engine", &n.engine),
+                        field("capture", &n.capture),
                         field("type", &n.socket_type),
                         field("mode", &n.mode),
                         field("subscribe", &n.subscribe),
@@ -297,6 +300,7 @@ impl Validator<'_> {
                     &what,
                     &[
                         field("engine", &n.engine),
+                        field("capture", &n.capture),
                         field("type", &n.socket_type),
                         field("topic", &n.topic),
                         field("messages", &n.messages),
@@ -313,7 +317,11 @@ impl Validator<'_> {
             NodeKindName::Socket => {
                 self.reject_fields(
                     &what,
-                    &[field("engine", &n.engine), field("messages", &n.messages)],
+                    &[
+                        field("engine", &n.engine),
+                        field("capture", &n.capture),
+                        field("messages", &n.messages),
+                    ],
                 );
                 let socket_type = match &n.socket_type {
                     Some(t) => *t.get_ref(),
@@ -344,6 +352,22 @@ impl Validator<'_> {
             monitor,
             body,
         }
+    }
+
+    /// A proxy's capture socket type: one zmq_proxy(3) can write copies to, on an engine that
+    /// calls libzmq's proxy.
+    fn capture(&mut self, n: &RawNode, engine: Engine) -> Option<SocketType> {
+        let capture = n.capture.as_ref()?;
+        let socket_type = *capture.get_ref();
+        if engine == Engine::Forwarder {
+            self.error(capture.span(), "`capture` needs engine = \"zmq_proxy\" or \"steerable\" (the forwarder has no capture socket)");
+        } else if !matches!(
+            socket_type,
+            SocketType::Pub | SocketType::Dealer | SocketType::Push | SocketType::Pair
+        ) {
+            self.error(capture.span(), format!("a capture socket is PUB, DEALER, PUSH or PAIR (zmq_proxy(3)), not {socket_type}"));
+        }
+        Some(socket_type)
     }
 
     fn single_endpoint(&mut self, n: &RawNode, what: &str) {
@@ -509,10 +533,25 @@ impl Validator<'_> {
             let side = match (&nodes[target].body, side_name) {
                 (NodeBody::Proxy { .. }, Some("frontend")) => Some(ProxySide::Frontend),
                 (NodeBody::Proxy { .. }, Some("backend")) => Some(ProxySide::Backend),
+                (
+                    NodeBody::Proxy {
+                        capture: Some(_), ..
+                    },
+                    Some("capture"),
+                ) => Some(ProxySide::Capture),
+                (NodeBody::Proxy { .. }, Some("capture")) => {
+                    self.error(
+                        connect.span(),
+                        format!(
+                            "proxy `{target_name}` has no capture socket (set `capture` on it)"
+                        ),
+                    );
+                    continue;
+                }
                 (NodeBody::Proxy { .. }, Some(other)) => {
                     self.error(
                         connect.span(),
-                        format!("a proxy has sides `frontend` and `backend`, not `{other}`"),
+                        format!("a proxy has sides `frontend`, `backend` and, with `capture`, `capture`; not `{other}`"),
                     );
                     continue;
                 }
@@ -642,7 +681,7 @@ impl Validator<'_> {
                 node_ref(NodeSpec::has_thread).map(|node| Action::Join { node })
             }
             ActionName::Steer => {
-                let steerable = |n: &NodeSpec| matches!(n.body, NodeBody::Proxy { engine: Engine::Steerable });
+                let steerable = |n: &NodeSpec| matches!(n.body, NodeBody::Proxy { engine: Engine::Steerable, .. });
                 if let Some(n) = node
                     && !steerable(&nodes[n])
                 {

@@ -192,7 +192,9 @@ impl ThreadedNode {
             return "its thread had already ended".to_owned();
         }
         match answer.recv() {
-            Ok(OnEterm::Close) => "its thread left its loop, closed its sockets and ended".to_owned(),
+            Ok(OnEterm::Close) => {
+                "its thread left its loop, closed its sockets and ended".to_owned()
+            }
             Ok(OnEterm::Keep) => {
                 "its thread left its loop and ended, keeping its sockets open".to_owned()
             }
