@@ -157,6 +157,7 @@ fn thread_report(
             .is_some_and(|n| matches!(scenario.nodes[n].body, NodeBody::Proxy { .. }));
         let blocked = match (&t.syscall, node_mode) {
             (Syscall::Blocked(_), Some(Mode::Blocking)) if waits_forever => "zmq_recv, blocking with no timeout: only a message or ETERM wakes it".to_owned(),
+            (Syscall::Blocked(_), Some(Mode::Stream)) if waits_forever => "zmq_send, blocking with no timeout: its pipes are full or it has none; only room in a pipe or ETERM wakes it".to_owned(),
             (Syscall::Blocked(_), Some(Mode::Async)) => format!("the tokio runtime, waiting for events ({})", t.syscall.describe()),
             (Syscall::Blocked(_), _) if is_proxy && waits_forever => "the proxy call, waiting for messages with no timeout: only ETERM (or TERMINATE) ends it".to_owned(),
             _ => t.syscall.describe(),
@@ -286,6 +287,10 @@ fn owner_cannot_hear(scenario: &Scenario, node: usize) -> String {
         }
         NodeBody::Endpoint(e) if e.mode == Mode::Blocking => format!(
             "the thread of node `{}` is blocked in a blocking recv and cannot hear the request; only a message or ETERM (from `shutdown` or `term`) wakes it.",
+            spec.name
+        ),
+        NodeBody::Endpoint(e) if e.mode == Mode::Stream => format!(
+            "the thread of node `{}` hears requests only between sends, and is blocked in one (its pipes are full or it has none); only room in a pipe or ETERM (from `shutdown` or `term`) wakes it.",
             spec.name
         ),
         NodeBody::Endpoint(_) => format!("the owner of node `{}` did not answer.", spec.name),

@@ -158,7 +158,7 @@ pub fn build(
                     Mode::Async => OwnerState::RuntimeRunning {
                         task_cancelled: false,
                     },
-                    Mode::Blocking | Mode::Poll => OwnerState::ThreadRunning,
+                    Mode::Blocking | Mode::Poll | Mode::Stream => OwnerState::ThreadRunning,
                 },
                 Some(e.mode),
             ),
@@ -369,7 +369,7 @@ pub fn build(
                 };
                 match e.mode {
                     Mode::Idle => NodeHandle::Main(vec![socket]),
-                    Mode::Blocking | Mode::Poll => {
+                    Mode::Blocking | Mode::Poll | Mode::Stream => {
                         NodeHandle::Threaded(start_endpoint_thread(env, e.clone(), socket))
                     }
                     Mode::Async => NodeHandle::Async(start_async(env, socket)),

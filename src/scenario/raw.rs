@@ -172,6 +172,8 @@ keyword_enum!(
         Idle => "idle",
         /// A tokio runtime on a background thread, woken through ZMQ_FD.
         Async => "async",
+        /// A thread that sends without end, hearing requests between sends.
+        Stream => "stream",
     }
 );
 

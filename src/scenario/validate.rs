@@ -443,14 +443,23 @@ impl Validator<'_> {
     fn endpoint_rules(&mut self, n: &RawNode, e: &EndpointSpec) {
         let t = e.socket_type;
         let send_only = matches!(t, SocketType::Pub | SocketType::Push);
-        if send_only
-            && e.mode != Mode::Idle
-            && let Some(m) = &n.mode
-        {
-            self.error(
-                m.span(),
-                format!("a {t} socket cannot receive, so its mode must be \"idle\""),
-            );
+        let receive_only = matches!(t, SocketType::Sub | SocketType::Pull);
+        if let Some(m) = &n.mode {
+            if send_only && !matches!(e.mode, Mode::Idle | Mode::Stream) {
+                self.error(
+                    m.span(),
+                    format!(
+                        "a {t} socket cannot receive, so its mode must be \"idle\" or \"stream\""
+                    ),
+                );
+            } else if e.mode == Mode::Stream
+                && (receive_only || matches!(t, SocketType::Req | SocketType::Rep))
+            {
+                self.error(
+                    m.span(),
+                    format!("mode \"stream\" sends without end, which a {t} socket cannot do"),
+                );
+            }
         }
         if matches!(t, SocketType::Sub | SocketType::Pull)
             && let Some(s) = &n.send
@@ -483,9 +492,9 @@ impl Validator<'_> {
             );
         }
         if let Some(expect) = &n.expect_messages
-            && e.mode == Mode::Idle
+            && matches!(e.mode, Mode::Idle | Mode::Stream)
         {
-            self.error(expect.span(), "expect_messages needs a node that reads (mode blocking, poll or async): nobody reads an idle socket");
+            self.error(expect.span(), format!("expect_messages needs a node that reads (mode blocking, poll or async): nobody reads a{} {} socket", if e.mode == Mode::Idle { "n" } else { "" }, e.mode));
         }
         if let Some(on_eterm) = &n.on_eterm
             && e.mode == Mode::Idle

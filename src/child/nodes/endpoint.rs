@@ -63,7 +63,10 @@ pub fn start_endpoint_thread(
     let (commands, inbox) = channel();
     let kept = Arc::new(Mutex::new(Vec::new()));
     let kept_by_thread = Arc::clone(&kept);
-    let purpose = format!("node `{}` ({} receive loop)", env.name, spec.mode);
+    let purpose = match spec.mode {
+        Mode::Stream => format!("node `{}` (stream send loop)", env.name),
+        mode => format!("node `{}` ({mode} receive loop)", env.name),
+    };
     let thread = spawn_node_thread(&env.clone(), purpose, move || {
         let end = endpoint_loop(&env, &spec, &socket, &inbox);
         finish_loop(&env, end, vec![socket], inbox, &kept_by_thread, None);
@@ -83,6 +86,9 @@ fn endpoint_loop(
     inbox: &Receiver<Command>,
 ) -> LoopEnd {
     let socket = &owned.socket;
+    if spec.mode == Mode::Stream {
+        return stream_loop(env, spec, owned, inbox);
+    }
     if spec.send > 0 {
         env.go.wait();
         match send_messages(socket, spec, &env.counters) {
@@ -114,15 +120,60 @@ fn endpoint_loop(
             Err(zmq::Error::ETERM) => return LoopEnd::Eterm("poll"),
             Err(e) => unexpected(env, "poll", e),
         }
-        while let Ok(command) = inbox.try_recv() {
-            match command {
-                Command::Close(reply) => return LoopEnd::Close(reply),
-                Command::Exit(reply) => return LoopEnd::Exit(reply),
-                Command::SetLinger(linger_ms, reply) => {
-                    set_linger_owned(&env.registry, owned, linger_ms);
-                    let _ = reply.send(());
-                }
+        if let Some(end) = serve_requests(env, owned, inbox) {
+            return end;
+        }
+    }
+}
+
+/// Serves the requests queued for a loop between two turns of it; `Some` when one ends it.
+fn serve_requests(
+    env: &NodeEnv,
+    owned: &OwnedSocket,
+    inbox: &Receiver<Command>,
+) -> Option<LoopEnd> {
+    while let Ok(command) = inbox.try_recv() {
+        match command {
+            Command::Close(reply) => return Some(LoopEnd::Close(reply)),
+            Command::Exit(reply) => return Some(LoopEnd::Exit(reply)),
+            Command::SetLinger(linger_ms, reply) => {
+                set_linger_owned(&env.registry, owned, linger_ms);
+                let _ = reply.send(());
             }
+        }
+    }
+    None
+}
+
+/// A `stream` node's loop: from the traffic phase on, blocking sends without end (paced by
+/// `rate`), requests heard between sends. A send that cannot complete (pipes full, or none)
+/// blocks until there is room or ETERM.
+fn stream_loop(
+    env: &NodeEnv,
+    spec: &EndpointSpec,
+    owned: &OwnedSocket,
+    inbox: &Receiver<Command>,
+) -> LoopEnd {
+    let frames = message_frames(spec.socket_type, &spec.topic, DATA, spec.size);
+    env.go.wait();
+    let started = Instant::now();
+    let mut sent: u64 = 0;
+    loop {
+        if let Some(end) = serve_requests(env, owned, inbox) {
+            return end;
+        }
+        if let Some(rate) = spec.rate {
+            let due = started + Duration::from_secs_f64(sent as f64 / rate as f64);
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        }
+        match owned
+            .socket
+            .send_multipart(frames.iter().map(Vec::as_slice), 0)
+        {
+            Ok(()) => sent = NodeCounters::bump(&env.counters.sent),
+            Err(zmq::Error::ETERM) => return LoopEnd::Eterm("send"),
+            Err(zmq::Error::EINTR) => {}
+            Err(e) => unexpected(env, "send", e),
         }
     }
 }
