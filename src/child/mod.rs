@@ -9,6 +9,7 @@
 //! The child never terms or closes anything on its way out: it ends with `_exit`, so a context
 //! the scenario never termed is not a hang.
 
+mod alarm;
 mod diagnose;
 mod monitor;
 mod nodes;
@@ -187,6 +188,13 @@ fn run_step(registry: &Arc<Registry>, topology: &mut Topology, action: &Action) 
         Action::Join { node } => topology.nodes[node].join(),
         Action::Exit { node } => topology.nodes[node].exit(),
         Action::Steer { node, command } => topology.nodes[node].steer(registry, node, command),
+        Action::Alarm { after } => {
+            alarm::arm(after);
+            format!(
+                "SIGALRM due for the main thread in {}",
+                humantime::format_duration(after)
+            )
+        }
         Action::Sleep { duration } => {
             std::thread::sleep(duration);
             "slept".to_owned()
@@ -210,11 +218,21 @@ fn run_step(registry: &Arc<Registry>, topology: &mut Topology, action: &Action) 
                 registry.context_ending(context);
                 let name = registry.lock().contexts[context].name.clone();
                 lifecycle!(EventKind::TermEntered, context = name.as_str());
-                ctx.term()
+                let interrupted = ctx
+                    .term()
                     .unwrap_or_else(|e| fail(format!("zmq_ctx_term failed: {e}")));
                 registry.lock().contexts[context].terminated = true;
-                lifecycle!(EventKind::TermReturned, context = name.as_str());
-                "zmq_ctx_term returned".to_owned()
+                lifecycle!(
+                    EventKind::TermReturned,
+                    context = name.as_str(),
+                    interrupted = (interrupted > 0).then_some(u64::from(interrupted))
+                );
+                match interrupted {
+                    0 => "zmq_ctx_term returned".to_owned(),
+                    n => format!(
+                        "zmq_ctx_term returned, after {n} interruption(s) by a signal (EINTR), each retried"
+                    ),
+                }
             }
             None => "context already termed".to_owned(),
         },

@@ -211,6 +211,8 @@ pub enum Action {
     /// Ask the node's thread to leave its loop and end; `on_eterm` says what it does with its
     /// sockets on the way out.
     Exit { node: usize },
+    /// Interrupt the main thread with SIGALRM `after` from now, whatever step runs then.
+    Alarm { after: Duration },
 }
 
 impl Action {
@@ -224,7 +226,10 @@ impl Action {
             | Action::Exit { node }
             | Action::Steer { node, .. }
             | Action::SetLinger { node, .. } => Some(node),
-            Action::Term { .. } | Action::Shutdown { .. } | Action::Sleep { .. } => None,
+            Action::Term { .. }
+            | Action::Shutdown { .. }
+            | Action::Sleep { .. }
+            | Action::Alarm { .. } => None,
         }
     }
 }

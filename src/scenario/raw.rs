@@ -85,6 +85,7 @@ pub struct RawStep {
     pub command: Option<Spanned<SteerCommand>>,
     #[serde(rename = "for")]
     pub duration: Option<Spanned<String>>,
+    pub after: Option<Spanned<String>>,
     pub linger_ms: Option<Spanned<i32>>,
     pub expect_at_least: Option<Spanned<String>>,
 }
@@ -210,6 +211,8 @@ keyword_enum!(
         SetLinger => "set_linger",
         /// Ask a node's thread to leave its loop and end.
         Exit => "exit",
+        /// Interrupt the main thread with SIGALRM a while from now.
+        Alarm => "alarm",
     }
 );
 

@@ -609,7 +609,7 @@ impl Validator<'_> {
         let what = format!("a `{action}` step");
         let takes_node = !matches!(
             action,
-            ActionName::Term | ActionName::Shutdown | ActionName::Sleep
+            ActionName::Term | ActionName::Shutdown | ActionName::Sleep | ActionName::Alarm
         );
         let takes_context = matches!(action, ActionName::Term | ActionName::Shutdown);
         if !takes_node {
@@ -626,6 +626,9 @@ impl Validator<'_> {
         }
         if action != ActionName::SetLinger {
             self.reject_fields(&what, &[field("linger_ms", &s.linger_ms)]);
+        }
+        if action != ActionName::Alarm {
+            self.reject_fields(&what, &[field("after", &s.after)]);
         }
         let node = if takes_node {
             self.step_node(s, &what, nodes, index)
@@ -718,6 +721,13 @@ impl Validator<'_> {
             },
             ActionName::Term => Some(Action::Term { context }),
             ActionName::Shutdown => Some(Action::Shutdown { context }),
+            ActionName::Alarm => match &s.after {
+                Some(a) => self.duration(a, "after").map(|after| Action::Alarm { after }),
+                None => {
+                    self.error(s.action.span(), "an `alarm` step needs `after` (e.g. after = \"100ms\")");
+                    None
+                }
+            },
             ActionName::Sleep => match &s.duration {
                 Some(d) => self.duration(d, "for").map(|duration| {
                     if duration >= timeout {
