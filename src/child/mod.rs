@@ -154,7 +154,10 @@ pub fn run(args: ChildArgs) -> ! {
     );
     for (i, step) in scenario.steps.iter().enumerate() {
         phase(&registry, &step.label, Some(i), step.timeout, || {
-            ((), run_step(&registry, &mut topology, &step.action))
+            (
+                (),
+                run_step(&scenario, &registry, &mut topology, &step.action),
+            )
         });
     }
     topology.join_ended_threads(&registry);
@@ -171,7 +174,12 @@ pub fn run(args: ChildArgs) -> ! {
 }
 
 /// Carries out one step on the main thread; returns a note on what it found.
-fn run_step(registry: &Arc<Registry>, topology: &mut Topology, action: &Action) -> Note {
+fn run_step(
+    scenario: &scenario::Scenario,
+    registry: &Arc<Registry>,
+    topology: &mut Topology,
+    action: &Action,
+) -> Note {
     match *action {
         Action::Close { node } => topology.nodes[node].close(registry),
         Action::SetLinger { node, linger_ms } => {
@@ -187,6 +195,7 @@ fn run_step(registry: &Arc<Registry>, topology: &mut Topology, action: &Action) 
         },
         Action::Join { node } => topology.nodes[node].join(),
         Action::Exit { node } => topology.nodes[node].exit(),
+        Action::Open { node } => topology.open(scenario, registry, node),
         Action::Steer { node, command } => topology.nodes[node].steer(registry, node, command),
         Action::Alarm { after } => {
             alarm::arm(after);

@@ -4,10 +4,12 @@
 //! reads the port back, ipc lives in the run's own temporary folder, inproc is per process.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::fail;
 use super::monitor::{self, MonitorReader, MonitorThread};
+use super::nodes::Note;
 use super::nodes::{
     Latch, NodeEnv, NodeHandle, OwnedSocket, ProxySockets, start_async, start_endpoint_thread,
     start_proxy_thread,
@@ -19,13 +21,17 @@ use super::zmq_ctx::ZmqContext;
 use crate::forwarder::ForwarderStats;
 use crate::lifecycle;
 use crate::scenario::{
-    BindSpec, ConnectTarget, Engine, Mode, NodeBody, ProxySide, Scenario, SocketOptions,
+    BindSpec, ConnectTarget, Engine, Mode, NodeBody, OpenAt, ProxySide, Scenario, SocketOptions,
     SocketType, Transport,
 };
 use crate::trace::EventKind;
 
 /// Everything the scenario built.
 pub struct Topology {
+    /// Where each node (or proxy side) is bound, for nodes opened later by a step.
+    bound: Bound,
+    /// The run's temporary folder (automatic ipc endpoints).
+    run_dir: PathBuf,
     /// Contexts by index; `None` once termed.
     pub contexts: Vec<Option<ZmqContext>>,
     /// Node handles by index.
@@ -49,6 +55,43 @@ impl Topology {
 }
 
 impl Topology {
+    /// The `open` step: makes, binds and connects the node's sockets and hands them to their
+    /// owner, as setup does for the other nodes. A context already shut down refuses new
+    /// sockets (zmq_socket fails with ETERM): the node then stays without any, and the note
+    /// says why.
+    pub fn open(&mut self, scenario: &Scenario, registry: &Arc<Registry>, i: usize) -> Note {
+        let node = &scenario.nodes[i];
+        let Some(ctx) = &self.contexts[node.context] else {
+            return "its context was already termed; nothing opened".to_owned();
+        };
+        let made = make_node(scenario, registry, ctx, i, &self.run_dir, &mut self.bound);
+        let (sockets, readers) = match made {
+            Ok(made) => made,
+            Err(e) if registry.lock().contexts[node.context].ended_in.is_some() => {
+                lifecycle!(
+                    EventKind::SocketRefused,
+                    node = node.name.as_str(),
+                    error = e.as_str()
+                );
+                return format!("refused (the context is shut down): {e}");
+            }
+            Err(e) => fail(e),
+        };
+        let started = connect_node(scenario, registry, i, &sockets, &self.bound)
+            .and_then(|()| start_node(scenario, registry, i, sockets, &self.counters[i], &self.go));
+        self.nodes[i] = started.unwrap_or_else(|e| fail(e));
+        if let Some(readers) = readers {
+            let name = node.name.clone();
+            self.monitors.push(monitor::start_readers(
+                Arc::clone(registry),
+                i,
+                name,
+                readers,
+            ));
+        }
+        "sockets made and handed to their owner".to_owned()
+    }
+
     /// Waits for the threads of nodes whose loop has ended (see [`NodeHandle::join_if_ended`])
     /// and for monitor readers that have closed, so that what they record on their way out is
     /// in every run's trace.
@@ -87,7 +130,15 @@ fn make_socket(
 ) -> Result<OwnedSocket, String> {
     let (context, node) = (place.context, place.node);
     let socket = place.ctx.socket(socket_type, options).map_err(|e| {
-        format!("cannot create the {role} {socket_type} socket of node #{node}: {e}")
+        let which = if role == "socket" {
+            socket_type.to_string()
+        } else {
+            format!("{role} {socket_type}")
+        };
+        format!(
+            "node `{}` cannot create its {which} socket: {e}",
+            place.name
+        )
     })?;
     let linger_ms = socket.get_linger().ok();
     let id = registry.socket_created(SocketEntry {
@@ -183,200 +234,43 @@ pub fn build(
         });
     }
 
-    // Pass 1: create every socket and bind the binders.
+    // Pass 1: create every socket and bind the binders (nodes opened by a step wait for it).
     let mut bound: Bound = HashMap::new();
     let mut made: Vec<Vec<OwnedSocket>> = Vec::new();
     let mut monitor_readers: Vec<Option<Vec<MonitorReader>>> = Vec::new();
     for (i, node) in scenario.nodes.iter().enumerate() {
-        let mut place = NodePlace {
-            ctx: &contexts[node.context],
-            context: node.context,
-            node: i,
-            name: &node.name,
-            monitors: node.monitor.then(Vec::new),
+        let (sockets, readers) = if node.open == OpenAt::Setup {
+            make_node(
+                scenario,
+                registry,
+                &contexts[node.context],
+                i,
+                run_dir,
+                &mut bound,
+            )?
+        } else {
+            (Vec::new(), None)
         };
-        let mut sockets = Vec::new();
-        match &node.body {
-            NodeBody::Proxy { engine, capture } => {
-                let frontend_options = SocketOptions {
-                    nodrop: None,
-                    ..node.options.clone()
-                };
-                let frontend = make_socket(
-                    registry,
-                    &mut place,
-                    "frontend",
-                    SocketType::Xsub,
-                    &frontend_options,
-                )?;
-                let backend = make_socket(
-                    registry,
-                    &mut place,
-                    "backend",
-                    SocketType::Xpub,
-                    &node.options,
-                )?;
-                for (made, side, name) in [
-                    (&frontend, ProxySide::Frontend, "frontend"),
-                    (&backend, ProxySide::Backend, "backend"),
-                ] {
-                    let endpoint = auto_endpoint(scenario.transport, run_dir, &node.name, name);
-                    bound.insert(
-                        (i, Some(side)),
-                        bind(registry, made, &endpoint, &node.name)?,
-                    );
-                }
-                sockets.extend([frontend, backend]);
-                if *engine == Engine::Steerable {
-                    let plain = SocketOptions::default();
-                    let control =
-                        make_socket(registry, &mut place, "control", SocketType::Pair, &plain)?;
-                    let steer =
-                        make_socket(registry, &mut place, "steer", SocketType::Pair, &plain)?;
-                    let endpoint = bind(
-                        registry,
-                        &control,
-                        &format!("inproc://{}-control", node.name),
-                        &node.name,
-                    )?;
-                    steer.socket.connect(&endpoint).map_err(|e| {
-                        format!("cannot connect the control pair of `{}`: {e}", node.name)
-                    })?;
-                    registry.socket_endpoint(steer.id, EndpointKind::Connect, &endpoint);
-                    sockets.extend([control, steer]);
-                }
-                if let Some(capture_type) = capture {
-                    let capture = make_socket(
-                        registry,
-                        &mut place,
-                        "capture",
-                        *capture_type,
-                        &SocketOptions::default(),
-                    )?;
-                    let endpoint =
-                        auto_endpoint(scenario.transport, run_dir, &node.name, "capture");
-                    bound.insert(
-                        (i, Some(ProxySide::Capture)),
-                        bind(registry, &capture, &endpoint, &node.name)?,
-                    );
-                    sockets.push(capture);
-                }
-            }
-            NodeBody::Endpoint(e) => {
-                let socket =
-                    make_socket(registry, &mut place, "socket", e.socket_type, &node.options)?;
-                if e.socket_type.subscribes() {
-                    for topic in &e.subscribe {
-                        socket
-                            .socket
-                            .set_subscribe(topic.as_bytes())
-                            .map_err(|err| {
-                                format!("node `{}` cannot subscribe: {err}", node.name)
-                            })?;
-                        lifecycle!(
-                            EventKind::Subscribed,
-                            node = node.name.as_str(),
-                            role = "socket",
-                            topic = topic.as_str()
-                        );
-                    }
-                }
-                if let Some(spec) = &e.bind {
-                    let endpoint = match spec {
-                        BindSpec::Auto => {
-                            auto_endpoint(scenario.transport, run_dir, &node.name, "bind")
-                        }
-                        BindSpec::Explicit(endpoint) => endpoint.clone(),
-                    };
-                    bound.insert((i, None), bind(registry, &socket, &endpoint, &node.name)?);
-                }
-                sockets.push(socket);
-            }
-        }
         made.push(sockets);
-        monitor_readers.push(place.monitors.take());
+        monitor_readers.push(readers);
     }
 
     // Pass 2: connect, now that every bound endpoint is known.
-    for (i, node) in scenario.nodes.iter().enumerate() {
-        let Some(target) = node.endpoint().and_then(|e| e.connect.as_ref()) else {
-            continue;
-        };
-        let endpoint = match target {
-            ConnectTarget::Explicit(endpoint) => endpoint.clone(),
-            ConnectTarget::Node { node: target, side } => {
-                bound.get(&(*target, *side)).cloned().ok_or_else(|| {
-                    format!(
-                        "node `{}` connects to `{}`, which bound nothing",
-                        node.name, scenario.nodes[*target].name
-                    )
-                })?
-            }
-        };
-        let socket = &made[i][0];
-        socket
-            .socket
-            .connect(&endpoint)
-            .map_err(|e| format!("node `{}` cannot connect to {endpoint}: {e}", node.name))?;
-        registry.socket_endpoint(socket.id, EndpointKind::Connect, &endpoint);
+    for (i, sockets) in made.iter().enumerate() {
+        if scenario.nodes[i].open == OpenAt::Setup {
+            connect_node(scenario, registry, i, sockets, &bound)?;
+        }
     }
 
     // Pass 3: hand each node's sockets to their owner.
     let go = Arc::new(Latch::default());
     let mut nodes = Vec::new();
-    for ((i, node), sockets) in scenario.nodes.iter().enumerate().zip(made) {
-        let env = NodeEnv {
-            registry: Arc::clone(registry),
-            node: i,
-            name: node.name.clone(),
-            counters: Arc::clone(&counters[i]),
-            on_eterm: node.on_eterm,
-            go: Arc::clone(&go),
-        };
-        let mut owned = sockets.into_iter();
-        let handle = match &node.body {
-            NodeBody::Proxy { engine, capture } => {
-                let (Some(frontend), Some(backend)) = (owned.next(), owned.next()) else {
-                    return Err(format!(
-                        "proxy `{}` lost its sockets during setup",
-                        node.name
-                    ));
-                };
-                // Made in this order in pass 1: control pair (steerable), then capture.
-                let (control, steer) = if *engine == Engine::Steerable {
-                    (owned.next(), owned.next())
-                } else {
-                    (None, None)
-                };
-                let capture = capture.and_then(|_| owned.next());
-                let sockets = ProxySockets {
-                    frontend,
-                    backend,
-                    control,
-                    steer,
-                    capture,
-                };
-                NodeHandle::Threaded(start_proxy_thread(
-                    env,
-                    *engine,
-                    sockets,
-                    Arc::new(ForwarderStats::default()),
-                ))
-            }
-            NodeBody::Endpoint(e) => {
-                let Some(socket) = owned.next() else {
-                    return Err(format!("node `{}` lost its socket during setup", node.name));
-                };
-                match e.mode {
-                    Mode::Idle => NodeHandle::Main(vec![socket]),
-                    Mode::Blocking | Mode::Poll | Mode::Stream => {
-                        NodeHandle::Threaded(start_endpoint_thread(env, e.clone(), socket))
-                    }
-                    Mode::Async => NodeHandle::Async(start_async(env, socket)),
-                }
-            }
-        };
-        nodes.push(handle);
+    for (i, sockets) in made.into_iter().enumerate() {
+        nodes.push(if scenario.nodes[i].open == OpenAt::Setup {
+            start_node(scenario, registry, i, sockets, &counters[i], &go)?
+        } else {
+            NodeHandle::Main(Vec::new())
+        });
     }
     let monitors = monitor_readers
         .into_iter()
@@ -392,5 +286,219 @@ pub fn build(
         nodes,
         counters,
         go,
+        bound,
+        run_dir: run_dir.to_owned(),
     })
+}
+
+/// Makes one node's sockets (options, subscriptions, monitors) and binds its binders.
+fn make_node(
+    scenario: &Scenario,
+    registry: &Arc<Registry>,
+    ctx: &ZmqContext,
+    i: usize,
+    run_dir: &Path,
+    bound: &mut Bound,
+) -> Result<(Vec<OwnedSocket>, Option<Vec<MonitorReader>>), String> {
+    let node = &scenario.nodes[i];
+    let mut place = NodePlace {
+        ctx,
+        context: node.context,
+        node: i,
+        name: &node.name,
+        monitors: node.monitor.then(Vec::new),
+    };
+    let mut sockets = Vec::new();
+    match &node.body {
+        NodeBody::Proxy { engine, capture } => {
+            let frontend_options = SocketOptions {
+                nodrop: None,
+                ..node.options.clone()
+            };
+            let frontend = make_socket(
+                registry,
+                &mut place,
+                "frontend",
+                SocketType::Xsub,
+                &frontend_options,
+            )?;
+            let backend = make_socket(
+                registry,
+                &mut place,
+                "backend",
+                SocketType::Xpub,
+                &node.options,
+            )?;
+            for (made, side, name) in [
+                (&frontend, ProxySide::Frontend, "frontend"),
+                (&backend, ProxySide::Backend, "backend"),
+            ] {
+                let endpoint = auto_endpoint(scenario.transport, run_dir, &node.name, name);
+                bound.insert(
+                    (i, Some(side)),
+                    bind(registry, made, &endpoint, &node.name)?,
+                );
+            }
+            sockets.extend([frontend, backend]);
+            if *engine == Engine::Steerable {
+                let plain = SocketOptions::default();
+                let control =
+                    make_socket(registry, &mut place, "control", SocketType::Pair, &plain)?;
+                let steer = make_socket(registry, &mut place, "steer", SocketType::Pair, &plain)?;
+                let endpoint = bind(
+                    registry,
+                    &control,
+                    &format!("inproc://{}-control", node.name),
+                    &node.name,
+                )?;
+                steer.socket.connect(&endpoint).map_err(|e| {
+                    format!("cannot connect the control pair of `{}`: {e}", node.name)
+                })?;
+                registry.socket_endpoint(steer.id, EndpointKind::Connect, &endpoint);
+                sockets.extend([control, steer]);
+            }
+            if let Some(capture_type) = capture {
+                let capture = make_socket(
+                    registry,
+                    &mut place,
+                    "capture",
+                    *capture_type,
+                    &SocketOptions::default(),
+                )?;
+                let endpoint = auto_endpoint(scenario.transport, run_dir, &node.name, "capture");
+                bound.insert(
+                    (i, Some(ProxySide::Capture)),
+                    bind(registry, &capture, &endpoint, &node.name)?,
+                );
+                sockets.push(capture);
+            }
+        }
+        NodeBody::Endpoint(e) => {
+            let socket = make_socket(registry, &mut place, "socket", e.socket_type, &node.options)?;
+            if e.socket_type.subscribes() {
+                for topic in &e.subscribe {
+                    socket
+                        .socket
+                        .set_subscribe(topic.as_bytes())
+                        .map_err(|err| format!("node `{}` cannot subscribe: {err}", node.name))?;
+                    lifecycle!(
+                        EventKind::Subscribed,
+                        node = node.name.as_str(),
+                        role = "socket",
+                        topic = topic.as_str()
+                    );
+                }
+            }
+            if let Some(spec) = &e.bind {
+                let endpoint = match spec {
+                    BindSpec::Auto => {
+                        auto_endpoint(scenario.transport, run_dir, &node.name, "bind")
+                    }
+                    BindSpec::Explicit(endpoint) => endpoint.clone(),
+                };
+                bound.insert((i, None), bind(registry, &socket, &endpoint, &node.name)?);
+            }
+            sockets.push(socket);
+        }
+    }
+    Ok((sockets, place.monitors.take()))
+}
+
+/// Connects one node's connecting socket to its target.
+fn connect_node(
+    scenario: &Scenario,
+    registry: &Registry,
+    i: usize,
+    made: &[OwnedSocket],
+    bound: &Bound,
+) -> Result<(), String> {
+    let node = &scenario.nodes[i];
+    let Some(target) = node.endpoint().and_then(|e| e.connect.as_ref()) else {
+        return Ok(());
+    };
+    let endpoint = match target {
+        ConnectTarget::Explicit(endpoint) => endpoint.clone(),
+        ConnectTarget::Node { node: target, side } => {
+            bound.get(&(*target, *side)).cloned().ok_or_else(|| {
+                format!(
+                    "node `{}` connects to `{}`, which bound nothing",
+                    node.name, scenario.nodes[*target].name
+                )
+            })?
+        }
+    };
+    let Some(socket) = made.first() else {
+        return Err(format!("node `{}` has no socket to connect", node.name));
+    };
+    socket
+        .socket
+        .connect(&endpoint)
+        .map_err(|e| format!("node `{}` cannot connect to {endpoint}: {e}", node.name))?;
+    registry.socket_endpoint(socket.id, EndpointKind::Connect, &endpoint);
+    Ok(())
+}
+
+/// Hands one node's sockets to their owner: the main thread, a thread of the node's own, or an
+/// async runtime.
+fn start_node(
+    scenario: &Scenario,
+    registry: &Arc<Registry>,
+    i: usize,
+    sockets: Vec<OwnedSocket>,
+    counters: &Arc<NodeCounters>,
+    go: &Arc<Latch>,
+) -> Result<NodeHandle, String> {
+    let node = &scenario.nodes[i];
+    let env = NodeEnv {
+        registry: Arc::clone(registry),
+        node: i,
+        name: node.name.clone(),
+        counters: Arc::clone(counters),
+        on_eterm: node.on_eterm,
+        go: Arc::clone(go),
+    };
+    let mut owned = sockets.into_iter();
+    let handle = match &node.body {
+        NodeBody::Proxy { engine, capture } => {
+            let (Some(frontend), Some(backend)) = (owned.next(), owned.next()) else {
+                return Err(format!(
+                    "proxy `{}` lost its sockets during setup",
+                    node.name
+                ));
+            };
+            // Made in this order in pass 1: control pair (steerable), then capture.
+            let (control, steer) = if *engine == Engine::Steerable {
+                (owned.next(), owned.next())
+            } else {
+                (None, None)
+            };
+            let capture = capture.and_then(|_| owned.next());
+            let sockets = ProxySockets {
+                frontend,
+                backend,
+                control,
+                steer,
+                capture,
+            };
+            NodeHandle::Threaded(start_proxy_thread(
+                env,
+                *engine,
+                sockets,
+                Arc::new(ForwarderStats::default()),
+            ))
+        }
+        NodeBody::Endpoint(e) => {
+            let Some(socket) = owned.next() else {
+                return Err(format!("node `{}` lost its socket during setup", node.name));
+            };
+            match e.mode {
+                Mode::Idle => NodeHandle::Main(vec![socket]),
+                Mode::Blocking | Mode::Poll | Mode::Stream => {
+                    NodeHandle::Threaded(start_endpoint_thread(env, e.clone(), socket))
+                }
+                Mode::Async => NodeHandle::Async(start_async(env, socket)),
+            }
+        }
+    };
+    Ok(handle)
 }

@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use raw::{
-    ActionName, Engine, Expect, Mode, NodeKindName, OnEterm, SocketType, SteerCommand, Transport,
+    ActionName, Engine, Expect, Mode, NodeKindName, OnEterm, OpenAt, SocketType, SteerCommand,
+    Transport,
 };
 
 use crate::errors::InputError;
@@ -78,6 +79,8 @@ pub struct NodeSpec {
     pub on_eterm: OnEterm,
     /// Whether its sockets are watched with zmq_socket_monitor.
     pub monitor: bool,
+    /// When its sockets are made: in setup, or by its `open` step.
+    pub open: OpenAt,
     /// Kind-specific parts.
     pub body: NodeBody,
 }
@@ -213,6 +216,8 @@ pub enum Action {
     Exit { node: usize },
     /// Interrupt the main thread with SIGALRM `after` from now, whatever step runs then.
     Alarm { after: Duration },
+    /// Make the node's sockets and hand them to their owner (a node with `open = "step"`).
+    Open { node: usize },
 }
 
 impl Action {
@@ -224,6 +229,7 @@ impl Action {
             | Action::StopRuntime { node }
             | Action::Join { node }
             | Action::Exit { node }
+            | Action::Open { node }
             | Action::Steer { node, .. }
             | Action::SetLinger { node, .. } => Some(node),
             Action::Term { .. }

@@ -71,6 +71,7 @@ pub struct RawNode {
     pub monitor: Option<Spanned<bool>>,
     pub poll_ms: Option<Spanned<u64>>,
     pub on_eterm: Option<Spanned<OnEterm>>,
+    pub open: Option<Spanned<OpenAt>>,
 }
 
 /// A `[[steps]]` table.
@@ -213,6 +214,18 @@ keyword_enum!(
         Exit => "exit",
         /// Interrupt the main thread with SIGALRM a while from now.
         Alarm => "alarm",
+        /// Make a node's sockets, which setup left for this step.
+        Open => "open",
+    }
+);
+
+keyword_enum!(
+    /// When a node's sockets are made.
+    OpenAt, "lowercase" {
+        /// In the setup phase, with every other node's.
+        Setup => "setup",
+        /// By the node's `open` step.
+        Step => "step",
     }
 );
 

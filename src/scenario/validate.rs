@@ -122,6 +122,7 @@ impl Validator<'_> {
             .collect();
         if raw.steps.len() == steps.len() {
             self.expect_hang_at(&raw, &steps);
+            self.open_steps(&raw, &nodes, &steps);
         }
         Scenario {
             name,
@@ -245,6 +246,7 @@ impl Validator<'_> {
             }
         }
         let on_eterm = n.on_eterm.as_ref().map_or(OnEterm::Close, |v| *v.get_ref());
+        let open = n.open.as_ref().map_or(OpenAt::Setup, |v| *v.get_ref());
         let monitor = scenario_monitor || n.monitor.as_ref().is_some_and(|m| *m.get_ref());
         let what = format!("a {kind} node");
         let body = match kind {
@@ -343,14 +345,79 @@ impl Validator<'_> {
         if let NodeBody::Endpoint(e) = &body {
             self.endpoint_rules(n, e);
         }
+        if open == OpenAt::Step {
+            self.opened_by_step_rules(n);
+        }
         NodeSpec {
             name: n.name.get_ref().clone(),
             kind,
             context,
             options,
             on_eterm,
-            monitor,
+            monitor: monitor && open == OpenAt::Setup,
+            open,
             body,
+        }
+    }
+
+    /// Every node with `open = "step"` has exactly one `open` step, and no step acts on it
+    /// before that one.
+    fn open_steps(&mut self, raw: &RawScenario, nodes: &[NodeSpec], steps: &[StepSpec]) {
+        for (i, (node, raw_node)) in nodes.iter().zip(&raw.nodes).enumerate() {
+            if node.open != OpenAt::Step {
+                continue;
+            }
+            let opens: Vec<usize> = steps
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.action == Action::Open { node: i })
+                .map(|(k, _)| k)
+                .collect();
+            let Some(&first) = opens.first() else {
+                let span = raw_node
+                    .open
+                    .as_ref()
+                    .map_or(raw_node.name.span(), Spanned::span);
+                self.error(span, format!("node `{}` is opened by a step (open = \"step\"), but no `open` step names it", node.name));
+                continue;
+            };
+            for &k in &opens[1..] {
+                self.node_error(
+                    &raw.steps[k],
+                    format!(
+                        "node `{}` is already opened by step {}",
+                        node.name,
+                        first + 1
+                    ),
+                );
+            }
+            for (k, step) in steps.iter().enumerate().take(first) {
+                if step.action.node() == Some(i) {
+                    self.node_error(
+                        &raw.steps[k],
+                        format!(
+                            "node `{}` has no sockets before its `open` step (step {})",
+                            node.name,
+                            first + 1
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    /// A node opened by a step takes no part in the traffic phase and has no monitor.
+    fn opened_by_step_rules(&mut self, n: &RawNode) {
+        let traffic = [
+            field("messages", &n.messages),
+            field("send", &n.send),
+            field("expect_messages", &n.expect_messages),
+            field("monitor", &n.monitor),
+        ];
+        for f in traffic {
+            if let Some(span) = f.span {
+                self.error(span, format!("`{}` does not apply to a node opened by a step (open = \"step\"): the traffic phase and monitors are set up before any step runs", f.name));
+            }
         }
     }
 
@@ -539,6 +606,10 @@ impl Validator<'_> {
                 self.error(connect.span(), "a node cannot connect to itself");
                 continue;
             }
+            if nodes[target].open == OpenAt::Step {
+                self.error(connect.span(), format!("node `{target_name}` is opened by a step, so nothing of it is bound at setup: give it an explicit `bind` endpoint and connect to that (inproc allows connecting before the bind)"));
+                continue;
+            }
             let side = match (&nodes[target].body, side_name) {
                 (NodeBody::Proxy { .. }, Some("frontend")) => Some(ProxySide::Frontend),
                 (NodeBody::Proxy { .. }, Some("backend")) => Some(ProxySide::Backend),
@@ -672,6 +743,15 @@ impl Validator<'_> {
                     ActionName::Cancel => Action::Cancel { node },
                     _ => Action::StopRuntime { node },
                 })
+            }
+            ActionName::Open => {
+                let by_step: fn(&NodeSpec) -> bool = |n| n.open == OpenAt::Step;
+                if let Some(n) = node
+                    && !by_step(&nodes[n])
+                {
+                    self.node_error(s, format!("`open` needs a node with open = \"step\"; setup already made the sockets of `{}`", nodes[n].name));
+                }
+                node_ref(by_step).map(|node| Action::Open { node })
             }
             ActionName::Exit => {
                 let threaded: fn(&NodeSpec) -> bool = |n| {

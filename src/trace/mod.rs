@@ -107,6 +107,8 @@ pub enum EventKind {
     SocketsKept,
     /// A node's thread left its loop on an `exit` request.
     LoopExited,
+    /// An `open` step's socket was refused because its context is shut down (`error`).
+    SocketRefused,
     /// An async node's receive task ended (aborted by a `close`).
     ReceiveTaskEnded,
     /// An async node's receive task was aborted by a `cancel`.
@@ -151,6 +153,7 @@ impl EventKind {
             EventKind::SocketClosed => "socket_closed",
             EventKind::SocketsKept => "sockets_kept",
             EventKind::LoopExited => "loop_exited",
+            EventKind::SocketRefused => "socket_refused",
             EventKind::ReceiveTaskEnded => "receive_task_ended",
             EventKind::TaskCancelled => "task_cancelled",
             EventKind::RuntimeStopped => "runtime_stopped",
