@@ -398,6 +398,9 @@ fn make_node(
                 };
                 bound.insert((i, None), bind(registry, &socket, &endpoint, &node.name)?);
             }
+            if scenario.monitor_is_read(i) {
+                monitor::start_for_scenario_reader(&socket, &node.name)?;
+            }
             sockets.push(socket);
         }
     }
@@ -418,6 +421,9 @@ fn connect_node(
     };
     let endpoint = match target {
         ConnectTarget::Explicit(endpoint) => endpoint.clone(),
+        ConnectTarget::Monitor { node: target } => {
+            monitor::scenario_read_endpoint(&scenario.nodes[*target].name)
+        }
         ConnectTarget::Node { node: target, side } => {
             bound.get(&(*target, *side)).cloned().ok_or_else(|| {
                 format!(

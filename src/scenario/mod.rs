@@ -173,6 +173,12 @@ pub enum ConnectTarget {
     },
     /// Used as written.
     Explicit(String),
+    /// The monitor endpoint of another single-socket node: setup starts zmq_socket_monitor on
+    /// that node's socket and this node (a PAIR) is its reader.
+    Monitor {
+        /// Index into [`Scenario::nodes`].
+        node: usize,
+    },
 }
 
 /// One shutdown step.
@@ -259,6 +265,14 @@ impl NodeSpec {
 }
 
 impl Scenario {
+    /// Whether some node reads node `i`'s monitor (`connect = "<node>.monitor"`).
+    pub fn monitor_is_read(&self, i: usize) -> bool {
+        self.nodes.iter().any(|n| {
+            n.endpoint()
+                .is_some_and(|e| e.connect == Some(ConnectTarget::Monitor { node: i }))
+        })
+    }
+
     /// The deadline of the whole run: setup, traffic and every step, used by the parent as a
     /// backstop.
     pub fn total_deadline(&self) -> Duration {

@@ -360,6 +360,53 @@ impl Validator<'_> {
         }
     }
 
+    /// `connect = "<node>.monitor"`: a PAIR reading the monitor of a single-socket node that is
+    /// made in setup, not watched by termwatch's own monitor, and read by nobody else.
+    fn monitor_target(
+        &mut self,
+        connect: &Spanned<String>,
+        target_name: &str,
+        target: usize,
+        reader: &EndpointSpec,
+        watched: &NodeSpec,
+        resolved: &[(usize, ConnectTarget)],
+    ) -> Option<ConnectTarget> {
+        let problem = if reader.socket_type != SocketType::Pair {
+            Some(format!(
+                "a monitor endpoint is read by a PAIR socket, not a {}",
+                reader.socket_type
+            ))
+        } else if watched.endpoint().is_none() {
+            Some(format!(
+                "`{target_name}` is a proxy; a monitor endpoint belongs to a node with one socket"
+            ))
+        } else if watched.open == OpenAt::Step {
+            Some(format!(
+                "`{target_name}` is opened by a step; its monitor starts with its socket, in setup only"
+            ))
+        } else if watched.monitor {
+            Some(format!(
+                "`{target_name}` is already watched by termwatch's monitor (monitor = true), and libzmq keeps one monitor per socket"
+            ))
+        } else if resolved
+            .iter()
+            .any(|(_, t)| *t == ConnectTarget::Monitor { node: target })
+        {
+            Some(format!(
+                "another node already reads the monitor of `{target_name}` (a PAIR has one peer)"
+            ))
+        } else {
+            None
+        };
+        match problem {
+            Some(message) => {
+                self.error(connect.span(), message);
+                None
+            }
+            None => Some(ConnectTarget::Monitor { node: target }),
+        }
+    }
+
     /// Every node with `open = "step"` has exactly one `open` step, and no step acts on it
     /// before that one.
     fn open_steps(&mut self, raw: &RawScenario, nodes: &[NodeSpec], steps: &[StepSpec]) {
@@ -604,6 +651,14 @@ impl Validator<'_> {
             };
             if target == i {
                 self.error(connect.span(), "a node cannot connect to itself");
+                continue;
+            }
+            if side_name == Some("monitor") {
+                if let Some(target) =
+                    self.monitor_target(connect, target_name, target, e, &nodes[target], &resolved)
+                {
+                    resolved.push((i, target));
+                }
                 continue;
             }
             if nodes[target].open == OpenAt::Step {
