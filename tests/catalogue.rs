@@ -32,3 +32,40 @@ fn the_committed_catalogue_page_is_what_the_scenarios_generate() {
          `cargo run --release -- list --format markdown > docs/catalogue.md`"
     );
 }
+
+/// Every scenario `docs/hang-classes.md` names (a backticked `folder/name`, with `{a,b}`
+/// alternatives expanded) is a shipped scenario file.
+#[test]
+fn every_scenario_the_hang_classes_page_names_exists() {
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let page = std::fs::read_to_string(workspace.join("docs/hang-classes.md"))
+        .expect("docs/hang-classes.md is committed");
+    let mut named = Vec::new();
+    for (i, chunk) in page.split('`').enumerate() {
+        let is_code = i % 2 == 1;
+        let looks_like_a_name = chunk
+            .split_once('/')
+            .is_some_and(|(folder, name)| !folder.is_empty() && !name.is_empty());
+        if !is_code || !looks_like_a_name || chunk.contains([' ', ':', '.', '(']) {
+            continue;
+        }
+        match (chunk.find('{'), chunk.find('}')) {
+            (Some(open), Some(close)) => {
+                for alternative in chunk[open + 1..close].split(',') {
+                    named.push(format!(
+                        "{}{alternative}{}",
+                        &chunk[..open],
+                        &chunk[close + 1..]
+                    ));
+                }
+            }
+            _ => named.push(chunk.to_owned()),
+        }
+    }
+    assert!(named.len() > 40, "found only {named:?}");
+    let missing: Vec<&String> = named
+        .iter()
+        .filter(|name| !workspace.join(format!("scenarios/{name}.toml")).is_file())
+        .collect();
+    assert!(missing.is_empty(), "named but not shipped: {missing:?}");
+}
