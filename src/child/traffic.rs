@@ -133,7 +133,7 @@ pub fn run(scenario: &Scenario, topology: &mut Topology) {
         }
         if let NodeHandle::Main(sockets) = &topology.nodes[i]
             && let Some(owned) = sockets.first()
-            && let Err(err) = send_messages(&owned.socket, e, &counters[i])
+            && let Err(err) = send_messages(&owned.socket, e, &counters[i], || Ok(()))
         {
             fail(format!("node `{}`: send failed: {err}", node.name));
         }

@@ -581,6 +581,15 @@ impl Validator<'_> {
         {
             self.error(s.span(), format!("a {t} socket cannot send"));
         }
+        if let Some(s) = &n.send
+            && *s.get_ref() > 0
+        {
+            if t == SocketType::Rep {
+                self.error(s.span(), "a REP socket only replies (to each request it receives), so it takes no `send`");
+            } else if t == SocketType::Req && e.mode == Mode::Idle && *s.get_ref() > 1 {
+                self.error(s.span(), "an idle REQ sends one request and never reads the reply, so `send` is at most 1 (a REQ with a thread alternates requests and replies)");
+            }
+        }
         if let Some(topic) = &n.topic
             && !t.has_topic()
         {
@@ -1070,6 +1079,20 @@ mod vocabulary_tests {
             19,
             "nobody reads a stream socket",
         );
+    }
+
+    #[test]
+    fn req_and_rep_sends_follow_their_state_machine() {
+        let node = |t: &str, mode: &str, send: u64| {
+            format!(
+                "expect = \"clean\"\n[[nodes]]\nname = \"n\"\nkind = \"socket\"\ntype = \"{t}\"\nbind = \"auto\"\nmode = \"{mode}\"\nsend = {send}\n"
+            )
+        };
+        parse(Path::new("t.toml"), &node("REQ", "blocking", 5), "t")
+            .expect("a REQ thread alternates");
+        parse(Path::new("t.toml"), &node("REQ", "idle", 1), "t").expect("one request");
+        rejected(&node("REQ", "idle", 2), 8, 8, "at most 1");
+        rejected(&node("REP", "blocking", 1), 8, 8, "only replies");
     }
 
     #[test]

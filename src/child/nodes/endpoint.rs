@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::child::registry::NodeCounters;
 use crate::child::zmq_ctx::{DATA, is_probe, message_frames};
 use crate::lifecycle;
-use crate::scenario::{EndpointSpec, Mode};
+use crate::scenario::{EndpointSpec, Mode, SocketType};
 use crate::trace::EventKind;
 
 use super::NodeEnv;
@@ -24,11 +24,13 @@ pub(super) fn count_received(env: &NodeEnv, frames: &[Vec<u8>]) {
     }
 }
 
-/// Sends a node's traffic-phase messages as blocking sends, paced by `rate`.
+/// Sends a node's traffic-phase messages as blocking sends, paced by `rate`; `after_each`
+/// runs after every send (a REQ receives its reply there).
 pub fn send_messages(
     socket: &zmq::Socket,
     spec: &EndpointSpec,
     counters: &NodeCounters,
+    mut after_each: impl FnMut() -> Result<(), zmq::Error>,
 ) -> Result<(), zmq::Error> {
     let frames = message_frames(spec.socket_type, &spec.topic, DATA, spec.size);
     let started = Instant::now();
@@ -39,15 +41,32 @@ pub fn send_messages(
         }
         socket.send_multipart(frames.iter().map(Vec::as_slice), 0)?;
         NodeCounters::bump(&counters.sent);
+        after_each()?;
+    }
+    Ok(())
+}
+
+/// Counts a received message; a REP answers it (with the same frames), as its state machine
+/// requires before it may receive again.
+fn on_received(
+    env: &NodeEnv,
+    spec: &EndpointSpec,
+    socket: &zmq::Socket,
+    frames: Vec<Vec<u8>>,
+) -> Result<(), zmq::Error> {
+    count_received(env, &frames);
+    if spec.socket_type == SocketType::Rep {
+        socket.send_multipart(frames, 0)?;
+        NodeCounters::bump(&env.counters.sent);
     }
     Ok(())
 }
 
 /// Receives without blocking until nothing is left.
-fn drain(socket: &zmq::Socket, env: &NodeEnv) -> Result<(), zmq::Error> {
+fn drain(socket: &zmq::Socket, spec: &EndpointSpec, env: &NodeEnv) -> Result<(), zmq::Error> {
     loop {
         match socket.recv_multipart(zmq::DONTWAIT) {
-            Ok(frames) => count_received(env, &frames),
+            Ok(frames) => on_received(env, spec, socket, frames)?,
             Err(zmq::Error::EAGAIN) => return Ok(()),
             Err(e) => return Err(e),
         }
@@ -89,33 +108,54 @@ fn endpoint_loop(
     if spec.mode == Mode::Stream {
         return stream_loop(env, spec, owned, inbox);
     }
+    // A REQ alternates: each request is followed by its reply.
+    let is_req = spec.socket_type == SocketType::Req;
     if spec.send > 0 {
         env.go.wait();
-        match send_messages(socket, spec, &env.counters) {
+        let reply = || {
+            if is_req {
+                let frames = socket.recv_multipart(0)?;
+                count_received(env, &frames);
+            }
+            Ok(())
+        };
+        let call = if is_req { "request" } else { "send" };
+        match send_messages(socket, spec, &env.counters, reply) {
             Ok(()) => {}
-            Err(zmq::Error::ETERM) => return LoopEnd::Eterm("send"),
-            Err(e) => unexpected(env, "send", e),
+            Err(zmq::Error::ETERM) => return LoopEnd::Eterm(call),
+            Err(e) => unexpected(env, call, e),
         }
     }
     loop {
-        if spec.mode == Mode::Blocking {
-            match socket.recv_multipart(0) {
-                Ok(frames) => count_received(env, &frames),
+        if spec.mode == Mode::Blocking && !is_req {
+            match socket
+                .recv_multipart(0)
+                .and_then(|frames| on_received(env, spec, socket, frames))
+            {
+                Ok(()) | Err(zmq::Error::EINTR) => {}
                 Err(zmq::Error::ETERM) => return LoopEnd::Eterm("recv"),
-                Err(zmq::Error::EINTR) => {}
                 Err(e) => unexpected(env, "recv", e),
             }
             continue;
         }
-        let timeout_ms = spec
-            .poll_interval
-            .as_millis()
-            .try_into()
-            .unwrap_or(i64::MAX);
-        match socket
-            .poll(zmq::POLLIN, timeout_ms)
-            .and_then(|_| drain(socket, env))
-        {
+        // A REQ with no request outstanding may not receive: it only waits (for ever, when
+        // blocking) until ETERM or, between polls, a request from the main thread.
+        let timeout_ms = match spec.mode {
+            Mode::Blocking => -1,
+            _ => spec
+                .poll_interval
+                .as_millis()
+                .try_into()
+                .unwrap_or(i64::MAX),
+        };
+        let waited = socket.poll(zmq::POLLIN, timeout_ms);
+        match waited.and_then(|_| {
+            if is_req {
+                Ok(())
+            } else {
+                drain(socket, spec, env)
+            }
+        }) {
             Ok(()) | Err(zmq::Error::EINTR) => {}
             Err(zmq::Error::ETERM) => return LoopEnd::Eterm("poll"),
             Err(e) => unexpected(env, "poll", e),
