@@ -1,7 +1,12 @@
-//! The command line (clap derive): the only module that knows about clap. It turns arguments
-//! into calls of the library and exit codes ([`crate::errors::exit_code`]).
+//! The command line, with clap's derive (the arguments of `bench` live in [`crate::bench`],
+//! those of the hidden child commands beside the code they start: [`ChildArgs`],
+//! [`runner::guard::JANITOR`]). Each
+//! command only turns its arguments into a configuration, calls the library, and ends with an
+//! [`Ending`]; [`run_ending`] says how a run ended and [`exit_code`] alone makes exit codes.
+//! A new command is a variant of [`Command`], its arguments struct and one arm of [`main`].
 
-use std::collections::{BTreeSet, HashMap};
+use std::cell::RefCell;
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -10,12 +15,16 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::bench;
 use crate::child::{self, ChildArgs};
-use crate::errors::{InputErrors, exit_code};
+use crate::errors::{Ending, InputErrors, exit_code};
 use crate::events::RunEvent;
-use crate::outcome::{Outcome, ScenarioResult, SnapshotStatus, in_words};
+use crate::outcome::{Outcome, in_words};
 use crate::partition::Partition;
-use crate::repeat::{Status, Tallies, Tally};
-use crate::report::{Summary, catalogue, human, json, junit, progress::Progress};
+use crate::report::catalogue;
+use crate::report::human::{self, HumanSink};
+use crate::report::json::{self, JsonSink};
+use crate::report::junit::JunitSink;
+use crate::report::output::{Document, Target};
+use crate::report::{Reporter, RunSummary, Sink};
 use crate::runner::{self, RunOptions, signals, stress::Stress};
 use crate::scenario::{Scenario, discover::discover};
 use crate::trace::layer::install_subscriber;
@@ -44,8 +53,11 @@ enum Command {
     /// Run one scenario once and show its lifecycle trace.
     Trace(TraceArgs),
     /// Internal: run one scenario in this process (the child side).
-    #[command(name = "__run-scenario", hide = true)]
-    RunScenario(ChildCliArgs),
+    #[command(name = child::protocol::RUN_SCENARIO, hide = true)]
+    RunScenario(ChildArgs),
+    /// Internal: removes what a run leaves behind when the run dies.
+    #[command(name = runner::guard::JANITOR, hide = true)]
+    Janitor,
     /// Measure proxy throughput against direct PUB→SUB.
     Bench(bench::BenchArgs),
     /// Compare two benchmark results; exit 1 when a workload got slower.
@@ -61,8 +73,26 @@ enum Format {
     Human,
     /// JSON Lines, on stdout (human output goes to stderr) or to `--output`.
     Json,
-    /// JUnit XML, to `--output` (human output stays on stdout) or stdout (human to stderr).
+    /// JUnit XML, on stdout (human output goes to stderr) or to `--output`.
     Junit,
+}
+
+/// Where the reports of `run` and `repro` go; any combination at once.
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// Output format on stdout (human output then goes to stderr), or of `--output`.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+    /// Write the `--format` output to FILE instead of stdout (`-`: stdout); human output then
+    /// stays on stdout.
+    #[arg(long, short, value_name = "FILE")]
+    output: Option<OsString>,
+    /// Also write JSON Lines to FILE (`-`: stdout).
+    #[arg(long, value_name = "FILE")]
+    json: Option<OsString>,
+    /// Also write JUnit XML to FILE (`-`: stdout); the file is valid XML at every moment.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<OsString>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -87,14 +117,53 @@ enum TraceFormat {
     Chrome,
 }
 
+/// `--root`, checked to be a folder when given.
+#[derive(Debug, Clone, Args)]
+struct RootArg {
+    /// The folder scenario names are relative to [default: scenarios].
+    #[arg(long = "root", value_name = "DIR", value_parser = existing_folder)]
+    root: Option<PathBuf>,
+}
+
+impl RootArg {
+    fn get(&self) -> &Path {
+        self.root.as_deref().unwrap_or(Path::new("scenarios"))
+    }
+}
+
+fn existing_folder(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text);
+    if path.is_dir() {
+        Ok(path)
+    } else {
+        Err("no such folder".to_owned())
+    }
+}
+
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A deadline: a duration such as `500ms`, never zero (every step would hang at once).
+fn deadline(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() => Err("a deadline must be longer than zero".to_owned()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 #[derive(Debug, Args)]
 struct SelectArgs {
     /// Scenario files or folders (searched recursively for *.toml).
     #[arg(default_value = "scenarios")]
     paths: Vec<PathBuf>,
-    /// The folder scenario names are relative to.
-    #[arg(long, default_value = "scenarios")]
-    root: PathBuf,
+    #[command(flatten)]
+    root: RootArg,
     /// Only scenarios whose name contains this text.
     #[arg(long)]
     filter: Option<String>,
@@ -127,17 +196,13 @@ struct RunArgs {
     #[command(flatten)]
     select: SelectArgs,
     /// Scenarios run at once [default: the number of cores].
-    #[arg(long, short)]
+    #[arg(long, short, value_parser = at_least_one)]
     jobs: Option<usize>,
     /// Replace every step's deadline, e.g. `500ms`.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = deadline)]
     timeout: Option<Duration>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    format: Format,
-    /// Write the `json` or `junit` output to this file; human output then goes to stdout.
-    #[arg(long, short)]
-    output: Option<PathBuf>,
+    #[command(flatten)]
+    report: ReportArgs,
     /// Run every scenario this many times and count its verdicts; one that varies is flaky.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     repeat: u32,
@@ -161,17 +226,16 @@ struct RunArgs {
 struct TraceArgs {
     /// The scenario file.
     file: PathBuf,
-    /// The folder scenario names are relative to.
-    #[arg(long, default_value = "scenarios")]
-    root: PathBuf,
+    #[command(flatten)]
+    root: RootArg,
     /// Output format.
     #[arg(long, value_enum, default_value_t = TraceFormat::Text)]
     format: TraceFormat,
-    /// Write the trace to this file instead of stdout.
-    #[arg(long, short)]
-    output: Option<PathBuf>,
+    /// Write the trace to FILE instead of stdout (`-`: stdout).
+    #[arg(long, short, value_name = "FILE")]
+    output: Option<OsString>,
     /// Replace every step's deadline.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = deadline)]
     timeout: Option<Duration>,
 }
 
@@ -180,89 +244,120 @@ struct ReproArgs {
     /// The scenario file.
     file: PathBuf,
     /// Run at most this many times, stopping at the first hang.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     repeat: u32,
-    /// The folder scenario names are relative to.
-    #[arg(long, default_value = "scenarios")]
-    root: PathBuf,
+    #[command(flatten)]
+    root: RootArg,
     /// Replace every step's deadline.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = deadline)]
     timeout: Option<Duration>,
-}
-
-#[derive(Debug, Args)]
-struct ChildCliArgs {
-    #[arg(long)]
-    file: PathBuf,
-    #[arg(long)]
-    root: PathBuf,
-    #[arg(long)]
-    run_dir: PathBuf,
-    #[arg(long, value_parser = humantime::parse_duration)]
-    timeout: Option<Duration>,
+    #[command(flatten)]
+    report: ReportArgs,
 }
 
 /// Parses the command line, runs it and returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
     if !matches!(cli.command, Command::RunScenario(_)) {
+        if let Some(Err(message)) = std::env::var(LOG_VARIABLE)
+            .ok()
+            .map(|v| check_log_filter(&v))
+        {
+            eprintln!("error: {message}");
+            return exit_code(Ok(Ending::BadInput));
+        }
         install_subscriber(None);
     }
-    match cli.command {
-        Command::RunScenario(a) => child::run(ChildArgs {
-            file: a.file,
-            root: a.root,
-            timeout: a.timeout,
-            run_dir: a.run_dir,
-        }),
-        Command::Check(select) => match load(&select).map(|s| shard(s, select.partition)) {
-            Ok(scenarios) => {
-                println!("{} scenario(s) valid", scenarios.len());
-                exit_code::OK
-            }
-            Err(code) => code,
-        },
-        Command::List(ListArgs { select, format }) => {
-            match load(&select).map(|s| shard(s, select.partition)) {
-                Ok(scenarios) if format == ListFormat::Markdown => {
-                    print!("{}", catalogue::render_markdown(&scenarios));
-                    exit_code::OK
-                }
-                Ok(scenarios) => {
-                    for s in &scenarios {
-                        println!(
-                            "{}\t{}\t{}",
-                            s.name,
-                            in_words(s.expect, s.expect_hang_at.as_deref()),
-                            s.file.display()
-                        );
-                    }
-                    exit_code::OK
-                }
-                Err(code) => code,
+    let ending = match cli.command {
+        Command::RunScenario(args) => child::run(args),
+        Command::Janitor => runner::guard::janitor_main(),
+        Command::Check(select) => Ok(check(&select)),
+        Command::List(args) => Ok(list(&args)),
+        Command::Run(args) => Ok(run(&args)),
+        Command::Repro(args) => Ok(repro(&args)),
+        Command::Trace(args) => Ok(trace(&args)),
+        Command::Bench(args) => bench::run_bench(&args),
+        Command::Compare(args) => bench::run_compare(&args),
+        Command::BenchRole(args) => bench::run_bench_role(&args),
+    };
+    exit_code(ending)
+}
+
+/// The variable that filters the harness's own logs.
+const LOG_VARIABLE: &str = "TERMWATCH_LOG";
+
+/// Log levels, as `TERMWATCH_LOG` takes them.
+const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// Checks a `TERMWATCH_LOG` value: comma-separated levels or `target=level` directives.
+fn check_log_filter(value: &str) -> Result<(), String> {
+    for directive in value.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let level = directive
+            .rsplit_once('=')
+            .map_or(directive, |(_, level)| level);
+        if !LOG_LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            return Err(format!(
+                "{LOG_VARIABLE}: `{directive}` is not a level ({}) nor a `target=level` directive",
+                LOG_LEVELS.join(", ")
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(value)
+        .map(|_| ())
+        .map_err(|e| format!("{LOG_VARIABLE}: {e}"))
+}
+
+/// Writes `lines` to stdout; a reader that went away (`| head -1`) ends the command quietly.
+fn print_lines(lines: impl IntoIterator<Item = String>) -> Ending {
+    let mut out = std::io::stdout().lock();
+    for line in lines {
+        match writeln!(out, "{line}") {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ending::Success,
+            Err(e) => {
+                eprintln!("error: cannot write to stdout: {e}");
+                return Ending::Failure;
             }
         }
-        Command::Run(args) => run(&args),
-        Command::Repro(args) => repro(&args),
-        Command::Trace(args) => trace(&args),
-        Command::Bench(args) => bench_exit(bench::run_bench(&args)),
-        Command::Compare(args) => bench_exit(bench::run_compare(&args)),
-        Command::BenchRole(args) => bench_exit(bench::run_bench_role(&args)),
     }
+    Ending::Success
 }
 
-/// The exit code of a bench command; an error is reported and is bad input (2).
-fn bench_exit(outcome: anyhow::Result<i32>) -> i32 {
-    outcome.unwrap_or_else(|error| {
-        eprintln!("termwatch: {error:#}");
-        exit_code::BAD_INPUT
-    })
+/// `?` for functions that end with an [`Ending`]: the error was reported already.
+macro_rules! attempt {
+    ($e:expr) => {
+        match $e {
+            Ok(value) => value,
+            Err(ending) => return ending,
+        }
+    };
 }
 
-/// Loads and filters scenarios, or prints every input error and returns exit code 2.
-fn load(select: &SelectArgs) -> Result<Vec<Scenario>, i32> {
-    let scenarios =
-        discover(&select.paths, &select.root).map_err(|errors| report_input_errors(&errors))?;
+fn check(select: &SelectArgs) -> Ending {
+    let scenarios = attempt!(load(select).map(|s| shard(s, select.partition)));
+    print_lines([format!("{} scenario(s) valid", scenarios.len())])
+}
+
+fn list(args: &ListArgs) -> Ending {
+    let select = &args.select;
+    let scenarios = attempt!(load(select).map(|s| shard(s, select.partition)));
+    if args.format == ListFormat::Markdown {
+        return print_lines([catalogue::render_markdown(&scenarios)]);
+    }
+    print_lines(scenarios.iter().map(|s| {
+        format!(
+            "{}\t{}\t{}",
+            human::escaped(&s.name),
+            human::escaped(&in_words(s.expect, s.expect_hang_at.as_deref())),
+            s.file.display()
+        )
+    }))
+}
+
+/// Loads and filters scenarios, or prints every input error.
+fn load(select: &SelectArgs) -> Result<Vec<Scenario>, Ending> {
+    let scenarios = discover(&select.paths, select.root.get())
+        .map_err(|errors| report_input_errors(&errors))?;
     Ok(match &select.filter {
         Some(text) => scenarios
             .into_iter()
@@ -285,12 +380,12 @@ fn shard(scenarios: Vec<Scenario>, partition: Option<Partition>) -> Vec<Scenario
     shard
 }
 
-fn report_input_errors(errors: &InputErrors) -> i32 {
+fn report_input_errors(errors: &InputErrors) -> Ending {
     for e in &errors.0 {
         eprintln!("{}", e.render());
     }
     eprintln!("{} error(s) in the input; nothing ran", errors.0.len());
-    exit_code::BAD_INPUT
+    Ending::BadInput
 }
 
 fn run_options(
@@ -298,14 +393,14 @@ fn run_options(
     jobs: Option<usize>,
     timeout: Option<Duration>,
     snapshots: SnapshotOptions,
-) -> Result<RunOptions, i32> {
+) -> Result<RunOptions, Ending> {
     let executable = std::env::current_exe().map_err(|e| {
         eprintln!("error: cannot find termwatch's own executable to run scenarios: {e}");
-        exit_code::BAD_INPUT
+        Ending::BadInput
     })?;
     if let Err(e) = signals::install() {
         eprintln!("error: cannot install the Ctrl-C handler: {e}");
-        return Err(exit_code::BAD_INPUT);
+        return Err(Ending::BadInput);
     }
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     Ok(RunOptions {
@@ -317,140 +412,92 @@ fn run_options(
     })
 }
 
-fn interrupted_exit() -> Option<i32> {
-    signals::interrupted_by().map(|signal| {
-        if signal == libc::SIGTERM {
-            exit_code::TERMINATED
-        } else {
-            exit_code::INTERRUPTED
-        }
-    })
+/// How a run ended: stopped by a signal, quietly done when the reader of stdout went away,
+/// failed when a scenario missed its expectation or a report could not be written.
+fn run_ending(run: &RunSummary) -> Ending {
+    match signals::interrupted_by() {
+        Some(signal) => Ending::Signal(signal),
+        None if run.stdout_closed => Ending::Success,
+        None if run.summary.failed > 0 || run.write_failed => Ending::Failure,
+        None => Ending::Success,
+    }
 }
 
-/// Where the machine-readable output of `run` goes.
-enum MachineOutput {
-    /// Human output only.
-    None,
-    /// JSON Lines, to stdout or a file.
-    Json(Box<dyn Write>),
-    /// JUnit XML, to a file (rewritten after every scenario, so a killed run still leaves a
-    /// whole document) or to stdout at the end, with the run's facts as suite properties.
-    Junit {
-        path: Option<PathBuf>,
-        properties: Vec<(&'static str, String)>,
-    },
-}
-
-impl MachineOutput {
-    /// Opens the output `args` ask for; a file that cannot be created is bad input.
-    fn open(args: &RunArgs, jobs: usize) -> Result<Self, i32> {
-        let create = |path: &Path| {
-            std::fs::File::create(path).map_err(|e| {
-                eprintln!(
-                    "error: cannot create the output file {}: {e}",
-                    path.display()
-                );
-                exit_code::BAD_INPUT
-            })
-        };
-        match (args.format, &args.output) {
-            (Format::Human, Some(_)) => {
-                eprintln!("error: --output needs --format json or --format junit");
-                Err(exit_code::BAD_INPUT)
-            }
-            (Format::Human, None) => Ok(MachineOutput::None),
-            (Format::Json, None) => Ok(MachineOutput::Json(Box::new(std::io::stdout()))),
-            (Format::Json, Some(path)) => Ok(MachineOutput::Json(Box::new(
-                std::io::LineWriter::new(create(path)?),
-            ))),
-            (Format::Junit, path) => {
-                if let Some(path) = path {
-                    create(path)?;
-                }
-                Ok(MachineOutput::Junit {
-                    path: path.clone(),
-                    properties: junit_properties(args, jobs),
-                })
-            }
+/// The report sinks `report` asks for (besides the human output) and whether the human output
+/// keeps stdout; a bad combination or a destination that cannot be opened is bad input.
+fn report_sinks(
+    report: &ReportArgs,
+    with_counts: bool,
+    properties: Vec<(&'static str, String)>,
+) -> Result<(Vec<Box<dyn Sink>>, bool), Ending> {
+    let target = |arg: &Option<OsString>| arg.as_deref().map(Target::from_arg);
+    let mut json: Vec<Target> = target(&report.json).into_iter().collect();
+    let mut junit: Vec<Target> = target(&report.junit).into_iter().collect();
+    let formatted = target(&report.output).unwrap_or(Target::Stdout);
+    match report.format {
+        Format::Human if report.output.is_some() => {
+            eprintln!("error: --output needs --format json or --format junit");
+            return Err(Ending::BadInput);
         }
+        Format::Human => {}
+        Format::Json => json.push(formatted),
+        Format::Junit => junit.push(formatted),
     }
-
-    /// After a scenario's tally, the last of `done`: its JSON line, or the JUnit document so
-    /// far when it goes to a file.
-    fn scenario_done(
-        &mut self,
-        done: &[Tally],
-        with_counts: bool,
-        elapsed: Duration,
-    ) -> std::io::Result<()> {
-        match (self, done.last()) {
-            (MachineOutput::Json(out), Some(tally)) => json::write_tally(out, tally, with_counts),
-            (
-                MachineOutput::Junit {
-                    path: Some(path),
-                    properties,
-                },
-                _,
-            ) => junit::write_file(path, done, properties, elapsed),
-            _ => Ok(()),
-        }
+    let on_stdout = json.iter().chain(&junit).filter(|t| t.is_stdout()).count();
+    if on_stdout > 1 {
+        eprintln!(
+            "error: only one report can go to stdout (see --format, --output, --json, --junit)"
+        );
+        return Err(Ending::BadInput);
     }
-
-    /// At the end of the run: the JSON summary line, or the whole JUnit document.
-    fn finish(
-        &mut self,
-        done: &[Tally],
-        summary: Summary,
-        elapsed: Duration,
-    ) -> std::io::Result<()> {
-        match self {
-            MachineOutput::None => Ok(()),
-            MachineOutput::Json(out) => {
-                json::write_summary(out, summary, elapsed.as_secs_f64() * 1000.0)
-            }
-            MachineOutput::Junit {
-                path: Some(path),
-                properties,
-            } => junit::write_file(path, done, properties, elapsed),
-            MachineOutput::Junit {
-                path: None,
-                properties,
-            } => {
-                let xml =
-                    junit::render(done, properties, elapsed).map_err(std::io::Error::other)?;
-                std::io::stdout().write_all(xml.as_bytes())
-            }
-        }
+    let opened = |result: std::io::Result<Box<dyn Sink>>, target: &Target| {
+        result.map_err(|e| {
+            eprintln!("error: cannot write a report to {target}: {e}");
+            Ending::BadInput
+        })
+    };
+    // JUnit files are only checked when opened, JSON files replaced at once: JUnit first, so
+    // that a bad JUnit path leaves every file as it was.
+    let mut sinks = Vec::new();
+    for target in junit {
+        let sink = JunitSink::open(target.clone(), properties.clone())
+            .map(|s| Box::new(s) as Box<dyn Sink>);
+        sinks.push(opened(sink, &target)?);
     }
-
-    /// Whether the machine output has stdout, so human output must go to stderr.
-    fn owns_stdout(&self, args: &RunArgs) -> bool {
-        args.output.is_none() && !matches!(self, MachineOutput::None)
+    for target in json {
+        let sink =
+            JsonSink::open(target.clone(), with_counts).map(|s| Box::new(s) as Box<dyn Sink>);
+        sinks.push(opened(sink, &target)?);
     }
+    Ok((sinks, on_stdout == 0))
 }
 
 /// The suite-level facts of a run, as JUnit properties.
 fn junit_properties(args: &RunArgs, jobs: usize) -> Vec<(&'static str, String)> {
-    let mut properties = vec![
-        ("termwatch.version", env!("CARGO_PKG_VERSION").to_owned()),
-        ("jobs", jobs.to_string()),
-        ("repeat", args.repeat.to_string()),
-        ("stress", args.stress.to_string()),
-    ];
+    let mut properties = common_properties(jobs, args.repeat);
+    properties.push(("stress", args.stress.to_string()));
     if let Some(partition) = args.select.partition {
         properties.push(("partition", partition.to_string()));
     }
     properties
 }
 
-fn run(args: &RunArgs) -> i32 {
+fn common_properties(jobs: usize, repeat: u32) -> Vec<(&'static str, String)> {
+    vec![
+        ("termwatch.version", env!("CARGO_PKG_VERSION").to_owned()),
+        ("jobs", jobs.to_string()),
+        ("repeat", repeat.to_string()),
+    ]
+}
+
+fn run(args: &RunArgs) -> Ending {
     let scenarios = match load(&args.select) {
         Ok(s) if s.is_empty() => {
             eprintln!("error: no scenario matches the filter");
-            return exit_code::BAD_INPUT;
+            return Ending::BadInput;
         }
         Ok(s) => shard(s, args.select.partition),
-        Err(code) => return code,
+        Err(ending) => return ending,
     };
     let snapshots = SnapshotOptions {
         mode: match args.snapshots {
@@ -461,105 +508,52 @@ fn run(args: &RunArgs) -> i32 {
         },
         dir: args.snapshot_dir.clone(),
     };
-    let options = match run_options(&args.select.root, args.jobs, args.timeout, snapshots) {
-        Ok(o) => o,
-        Err(code) => return code,
-    };
-    let mut machine = match MachineOutput::open(args, options.jobs) {
-        Ok(m) => m,
-        Err(code) => return code,
-    };
+    let options = attempt!(run_options(
+        args.select.root.get(),
+        args.jobs,
+        args.timeout,
+        snapshots
+    ));
     let repeat = args.repeat as usize;
-    let order: HashMap<&str, usize> = scenarios
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.name.as_str(), i))
-        .collect();
+    let properties = junit_properties(args, options.jobs);
+    let (mut sinks, human_on_stdout) = attempt!(report_sinks(&args.report, repeat > 1, properties));
+    sinks.insert(
+        0,
+        Box::new(HumanSink::new(human_on_stdout, args.verbose, repeat)),
+    );
     let attempts: Vec<Scenario> = scenarios
         .iter()
         .flat_map(|s| std::iter::repeat_n(s.clone(), repeat))
         .collect();
-
-    let started = Instant::now();
-    let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
-    let human_out: &mut dyn Write = if machine.owns_stdout(args) {
-        &mut stderr
-    } else {
-        &mut stdout
-    };
-    let progress = Progress::new(attempts.len());
+    let names = scenarios.iter().map(|s| s.name.clone()).collect();
+    let mut reporter = Reporter::new(names, repeat, sinks);
     let stress = args
         .stress
         .then(|| Stress::start(std::thread::available_parallelism().map_or(1, |n| n.get())));
-    let mut tallies = Tallies::new(repeat);
-    let mut done: Vec<Tally> = Vec::new();
-    let mut write_failed = false;
-    runner::run_all(&attempts, &options, |event| {
-        progress.on_event(event);
-        let RunEvent::ScenarioFinished(result) = event else {
-            return;
-        };
-        if repeat > 1 && args.verbose {
-            progress
-                .suspend(|| human::write_result(human_out, result))
-                .ok();
+    let not_started = runner::run_all(&attempts, &options, |event| {
+        reporter.on_event(event);
+        if reporter.stdout_closed() {
+            signals::stop();
         }
-        let Some(tally) = tallies.add((**result).clone()) else {
-            return;
-        };
-        progress
-            .suspend(|| human::write_tally(human_out, &tally))
-            .ok();
-        done.push(tally);
-        write_failed |= machine
-            .scenario_done(&done, repeat > 1, started.elapsed())
-            .is_err();
     });
     drop(stress);
-    progress.finish();
-    let rest = tallies.finish();
-    for tally in &rest {
-        let _ = human::write_tally(human_out, tally);
-    }
-    done.extend(rest);
-    done.sort_by_key(|t| order.get(t.attempts[0].name.as_str()).copied());
-
-    for tally in &done {
-        let shown = tally.representative();
-        let unexpected = matches!(tally.status, Status::Failed | Status::Flaky);
-        let notable = args.verbose && shown.outcome != Outcome::Clean;
-        if unexpected || notable || !shown.leaks.is_empty() {
-            let _ = human::write_details(human_out, shown, &tally.failures());
-        }
-    }
-    let _ = write_snapshot_notes(human_out, done.iter().flat_map(|t| t.attempts.iter()));
-    let summary = Summary {
-        not_started: scenarios.len() - done.len(),
-        ..Summary::of(&done)
-    };
-    let elapsed = started.elapsed();
-    let _ = human::write_summary(human_out, summary, elapsed.as_secs_f64());
-    write_failed |= machine.finish(&done, summary, elapsed).is_err();
-    if write_failed {
-        eprintln!("error: could not write the machine-readable output (--format, --output)");
-    }
-    interrupted_exit().unwrap_or(if summary.failed == 0 && !write_failed {
-        exit_code::OK
-    } else {
-        exit_code::FAILED
-    })
+    let not_started: Vec<String> = not_started
+        .into_iter()
+        .map(|i| attempts[i].name.clone())
+        .collect();
+    run_ending(&reporter.finish(&not_started))
 }
 
 /// Loads the one scenario of `repro` and `trace`, and options to run it alone, without
 /// snapshots.
 fn load_one(
     file: &Path,
-    root: &Path,
+    root: &RootArg,
     timeout: Option<Duration>,
-) -> Result<(Scenario, RunOptions), i32> {
+) -> Result<(Scenario, RunOptions), Ending> {
     let select = SelectArgs {
         paths: vec![file.to_owned()],
-        root: root.to_owned(),
+        root: root.clone(),
         filter: None,
         partition: None,
     };
@@ -570,110 +564,96 @@ fn load_one(
             file.display(),
             scenarios.len()
         );
-        return Err(exit_code::BAD_INPUT);
+        return Err(Ending::BadInput);
     }
     let snapshots = SnapshotOptions {
         mode: SnapshotMode::Off,
         ..SnapshotOptions::default()
     };
-    let options = run_options(root, Some(1), timeout, snapshots)?;
+    let options = run_options(root.get(), Some(1), timeout, snapshots)?;
     Ok((scenarios.swap_remove(0), options))
 }
 
-fn repro(args: &ReproArgs) -> i32 {
-    let (scenario, options) = match load_one(&args.file, &args.root, args.timeout) {
-        Ok(loaded) => loaded,
-        Err(code) => return code,
-    };
-    let scenario = &scenario;
-    println!("{}: {}", scenario.name, scenario.description.trim());
-    println!(
-        "expected: {}",
-        in_words(scenario.expect, scenario.expect_hang_at.as_deref())
-    );
-    let mut all_met = true;
-    for attempt in 1..=args.repeat.max(1) {
-        println!("\nrun {attempt}:");
-        let started = Instant::now();
-        let send = |event: RunEvent| match event {
-            RunEvent::PhaseStarted {
-                label, timeout_ms, ..
-            } => {
-                println!(
-                    "  {:>9.1} ms  ▶ {label} (deadline {timeout_ms} ms)",
-                    started.elapsed().as_secs_f64() * 1000.0
-                );
-            }
-            RunEvent::PhaseFinished {
-                label, duration_ms, ..
-            } => {
-                println!(
-                    "  {:>9.1} ms  ✓ {label} ({duration_ms:.2} ms)",
-                    started.elapsed().as_secs_f64() * 1000.0
-                );
-            }
-            RunEvent::ScenarioStarted { .. } | RunEvent::ScenarioFinished(_) => {}
+fn repro(args: &ReproArgs) -> Ending {
+    let (scenario, options) = attempt!(load_one(&args.file, &args.root, args.timeout));
+    let properties = common_properties(1, args.repeat);
+    let (sinks, human_on_stdout) =
+        attempt!(report_sinks(&args.report, args.repeat > 1, properties));
+    let say = |text: String| {
+        // The run goes on when the terminal is gone; the reports say what happened.
+        let _ = if human_on_stdout {
+            writeln!(std::io::stdout(), "{text}")
+        } else {
+            writeln!(std::io::stderr(), "{text}")
         };
-        let result = runner::run_one(scenario, &options, &send);
-        let mut out = std::io::stdout();
-        let _ = human::write_result(&mut out, &result);
-        all_met &= result.passed;
+    };
+    say(format!(
+        "{}: {}",
+        human::escaped(&scenario.name),
+        human::escaped_block(scenario.description.trim(), "  ")
+    ));
+    say(format!(
+        "expected: {}",
+        human::escaped(&in_words(
+            scenario.expect,
+            scenario.expect_hang_at.as_deref()
+        ))
+    ));
+    let reporter = RefCell::new(Reporter::new(
+        vec![scenario.name.clone()],
+        args.repeat as usize,
+        sinks,
+    ));
+    for attempt in 1..=args.repeat.max(1) {
+        say(format!("\nrun {attempt}:"));
+        let started = Instant::now();
+        let at = || started.elapsed().as_secs_f64() * 1000.0;
+        let send = |event: RunEvent| {
+            match &event {
+                RunEvent::PhaseStarted {
+                    label, timeout_ms, ..
+                } => say(format!(
+                    "  {:>9.1} ms  ▶ {} (deadline {timeout_ms} ms)",
+                    at(),
+                    human::escaped(label)
+                )),
+                RunEvent::PhaseFinished {
+                    label, duration_ms, ..
+                } => say(format!(
+                    "  {:>9.1} ms  ✓ {} ({duration_ms:.2} ms)",
+                    at(),
+                    human::escaped(label)
+                )),
+                RunEvent::ScenarioStarted { .. } | RunEvent::ScenarioFinished(_) => {}
+            }
+            reporter.borrow_mut().on_event(&event);
+        };
+        let result = runner::run_one(&scenario, &options, &send);
+        say(human::result_line(&result));
         if result.outcome != Outcome::Clean || !result.passed {
-            let _ = human::write_details(&mut out, &result, &result.failures);
+            let mut details = Vec::new();
+            let _ = human::write_details(&mut details, &result, &result.failures);
+            say(String::from_utf8_lossy(&details).trim_end().to_owned());
         }
-        if result.outcome == Outcome::Hang {
-            println!(
+        let hung = result.outcome == Outcome::Hang;
+        send(RunEvent::ScenarioFinished(Box::new(result)));
+        if hung {
+            say(format!(
                 "\nstopped at the first hang (run {attempt} of at most {})",
                 args.repeat
-            );
+            ));
             break;
         }
-        if let Some(code) = interrupted_exit() {
-            return code;
+        if signals::interrupted_by().is_some() || reporter.borrow().stdout_closed() {
+            break;
         }
     }
-    interrupted_exit().unwrap_or(if all_met {
-        exit_code::OK
-    } else {
-        exit_code::FAILED
-    })
-}
-
-/// Lists the snapshots written, and the ones missing (which `auto` only notes).
-fn write_snapshot_notes<'a>(
-    out: &mut (impl Write + ?Sized),
-    results: impl Iterator<Item = &'a ScenarioResult> + Clone,
-) -> std::io::Result<()> {
-    let with_status = |status| -> Vec<&str> {
-        let paths: BTreeSet<&str> = results
-            .clone()
-            .filter_map(|r| r.snapshot.as_ref().filter(|s| s.status == status))
-            .map(|s| s.path.as_str())
-            .collect();
-        paths.into_iter().collect()
-    };
-    let written = with_status(SnapshotStatus::Written);
-    if !written.is_empty() {
-        writeln!(out, "\nsnapshots written: {}", written.join(", "))?;
-    }
-    let missing = with_status(SnapshotStatus::Missing);
-    if !missing.is_empty() {
-        writeln!(
-            out,
-            "\nnote: no snapshot yet for {} scenario(s): {} (`--snapshots update` writes them)",
-            missing.len(),
-            missing.join(", ")
-        )?;
-    }
-    Ok(())
+    run_ending(&reporter.into_inner().finish(&[]))
 }
 
 /// `termwatch trace`: runs one scenario once and writes its trace in the chosen format.
-fn trace(args: &TraceArgs) -> i32 {
-    let (scenario, options) = match load_one(&args.file, &args.root, args.timeout) {
-        Ok(loaded) => loaded,
-        Err(code) => return code,
-    };
+fn trace(args: &TraceArgs) -> Ending {
+    let (scenario, options) = attempt!(load_one(&args.file, &args.root, args.timeout));
     let scenario = &scenario;
     let result = runner::run_one(scenario, &options, &|_| {});
     let events = &result.trace.events;
@@ -703,23 +683,55 @@ fn trace(args: &TraceArgs) -> i32 {
             format!("{document}\n")
         }
     };
-    let written = match &args.output {
-        Some(path) => std::fs::write(path, text)
-            .map_err(|e| format!("cannot write the trace to {}: {e}", path.display())),
-        None => std::io::stdout()
-            .write_all(text.as_bytes())
-            .map_err(|e| format!("cannot write the trace: {e}")),
-    };
-    if let Err(message) = written {
-        eprintln!("error: {message}");
-        return exit_code::BAD_INPUT;
+    let target = args
+        .output
+        .as_deref()
+        .map_or(Target::Stdout, Target::from_arg);
+    let written = Document::open(&target).and_then(|mut d| d.write_last(&text));
+    match written {
+        Err(e) if target.is_stdout() && e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => {
+            eprintln!("error: cannot write the trace to {target}: {e}");
+            return Ending::BadInput;
+        }
+        Ok(()) => {}
     }
-    if args.output.is_some() || args.format != TraceFormat::Text {
+    if !target.is_stdout() || args.format != TraceFormat::Text {
         let _ = human::write_result(&mut std::io::stderr(), &result);
     }
-    interrupted_exit().unwrap_or(if result.passed {
-        exit_code::OK
-    } else {
-        exit_code::FAILED
-    })
+    let mut reporter = Reporter::new(vec![scenario.name.clone()], 1, Vec::new());
+    reporter.on_event(&RunEvent::ScenarioFinished(Box::new(result)));
+    run_ending(&reporter.finish(&[]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_filters_are_levels_or_directives() {
+        for good in [
+            "debug",
+            "WARN",
+            "termwatch=debug,warn",
+            "termwatch::runner=trace",
+            "",
+        ] {
+            assert!(check_log_filter(good).is_ok(), "{good}");
+        }
+        for bad in ["verbose", "debug,loud", "termwatch=loud"] {
+            let error = check_log_filter(bad).unwrap_err();
+            assert!(error.starts_with("TERMWATCH_LOG: "), "{error}");
+        }
+    }
+
+    #[test]
+    fn deadlines_jobs_and_roots_are_checked() {
+        assert!(deadline("0s").is_err());
+        assert_eq!(deadline("500ms"), Ok(Duration::from_millis(500)));
+        assert!(at_least_one("0").is_err());
+        assert_eq!(at_least_one("3"), Ok(3));
+        assert!(existing_folder("/nonexistent/folder").is_err());
+        assert!(existing_folder("src").is_ok());
+    }
 }

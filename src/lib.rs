@@ -15,6 +15,7 @@ pub mod events;
 pub mod forwarder;
 pub mod outcome;
 pub mod partition;
+pub mod probe;
 pub mod repeat;
 pub mod report;
 pub mod runner;

@@ -26,6 +26,8 @@ pub enum ContextOption {
     IoThreads,
     /// ZMQ_BLOCKY.
     Blocky,
+    /// ZMQ_MAX_SOCKETS.
+    MaxSockets,
 }
 
 impl ContextOption {
@@ -33,6 +35,7 @@ impl ContextOption {
         (match self {
             ContextOption::IoThreads => zmq_sys::ZMQ_IO_THREADS,
             ContextOption::Blocky => zmq_sys::ZMQ_BLOCKY,
+            ContextOption::MaxSockets => zmq_sys::ZMQ_MAX_SOCKETS,
         }) as i32
     }
 }

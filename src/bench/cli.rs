@@ -14,6 +14,7 @@ use super::suite::{Matrix, run_suite};
 use super::workload::{
     Engine, Fan, STANDARD_SIZES, Transport, default_messages, parse_fan, parse_size,
 };
+use crate::errors::Ending;
 use anyhow::Context as _;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -54,7 +55,7 @@ pub struct BenchArgs {
 }
 
 /// Runs `termwatch bench`; exit code 0, or 1 when some sample lost messages.
-pub fn run_bench(args: &BenchArgs) -> anyhow::Result<i32> {
+pub fn run_bench(args: &BenchArgs) -> anyhow::Result<Ending> {
     let matrix = Matrix {
         transports: dedup(&args.transport),
         sizes: dedup(&args.size),
@@ -95,9 +96,9 @@ pub fn run_bench(args: &BenchArgs) -> anyhow::Result<i32> {
         .sum();
     if lossy > 0 {
         eprintln!("termwatch bench: {lossy} sample(s) lost messages; their rates are not reported");
-        return Ok(1);
+        return Ok(Ending::Failure);
     }
-    Ok(0)
+    Ok(Ending::Success)
 }
 
 fn dedup<T: Clone + PartialEq>(values: &[T]) -> Vec<T> {
@@ -225,7 +226,7 @@ fn parse_threshold(text: &str) -> Result<f64, String> {
 
 /// Runs `termwatch compare`; exit code 1 when a workload is `slower` (or NEW lost messages), 2
 /// when an input cannot be read, else 0.
-pub fn run_compare(args: &CompareArgs) -> anyhow::Result<i32> {
+pub fn run_compare(args: &CompareArgs) -> anyhow::Result<Ending> {
     let load = |name: &str| -> anyhow::Result<SampleSet> {
         Ok(match &args.criterion_dir {
             Some(dir) => load_criterion_baseline(dir, name)?,
@@ -236,7 +237,7 @@ pub fn run_compare(args: &CompareArgs) -> anyhow::Result<i32> {
         (Ok(old), Ok(new)) => (old, new),
         (Err(error), _) | (_, Err(error)) => {
             eprintln!("termwatch compare: {error:#}");
-            return Ok(2);
+            return Ok(Ending::BadInput);
         }
     };
     let comparison = compare(&old, &new, args.threshold);
@@ -245,7 +246,7 @@ pub fn run_compare(args: &CompareArgs) -> anyhow::Result<i32> {
             "termwatch compare: {} and {} have no workload in common",
             args.old, args.new
         );
-        return Ok(2);
+        return Ok(Ending::BadInput);
     }
     print!("{}", comparison_table(&comparison));
     if let Some(path) = &args.markdown {
@@ -256,7 +257,11 @@ pub fn run_compare(args: &CompareArgs) -> anyhow::Result<i32> {
         std::fs::write(path, comparison_svg(&comparison))
             .with_context(|| format!("writing the SVG chart to {}", path.display()))?;
     }
-    Ok(if comparison.regressed() { 1 } else { 0 })
+    Ok(if comparison.regressed() {
+        Ending::Failure
+    } else {
+        Ending::Success
+    })
 }
 
 /// `termwatch __bench-role`: one process of an ipc/tcp sample (internal).
@@ -339,7 +344,7 @@ fn wait_for_teardown() -> ! {
 
 /// Runs one role of a benchmark sample; it ends when its stdin closes (exit 0), or on an error
 /// (returned, after which the caller exits 2).
-pub fn run_bench_role(args: &BenchRoleArgs) -> anyhow::Result<i32> {
+pub fn run_bench_role(args: &BenchRoleArgs) -> anyhow::Result<Ending> {
     watch_stdin();
     let context = BenchContext::new().context("creating the role's context")?;
     match &args.role {

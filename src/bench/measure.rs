@@ -467,18 +467,19 @@ impl RoleProcesses {
         name: &str,
         args: impl IntoIterator<Item = OsString>,
     ) -> Result<usize, MeasureError> {
-        let mut child = Command::new(&self.program)
+        let mut command = Command::new(&self.program);
+        command
             .arg(ROLE_SUBCOMMAND)
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|source| MeasureError::Io {
-                role: name.to_string(),
-                action: "starting the role process",
-                source,
-            })?;
+            .stderr(Stdio::piped());
+        crate::runner::guard::die_with_parent(&mut command);
+        let mut child = command.spawn().map_err(|source| MeasureError::Io {
+            role: name.to_string(),
+            action: "starting the role process",
+            source,
+        })?;
         let index = self.processes.len();
         let stderr = Arc::new(Mutex::new(String::new()));
         if let Some(stdout) = child.stdout.take() {

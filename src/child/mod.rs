@@ -1,5 +1,5 @@
 //! The child side: one scenario run in this process, under the watchdog, reporting to the
-//! parent over the [`protocol`]. Entered through the hidden `__run-scenario` subcommand (the
+//! parent over the [`protocol`]. Entered through the hidden [`protocol::RUN_SCENARIO`] subcommand (the
 //! binary re-executes itself, in a process group of its own).
 //!
 //! ```text
@@ -21,7 +21,6 @@ mod traffic;
 mod watchdog;
 mod zmq_ctx;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,23 +34,11 @@ use crate::scenario::{self, Action, SETUP_LABEL, TRAFFIC_LABEL};
 use crate::trace::layer::{self, LifecycleLayer};
 use crate::trace::{EventKind, Phase};
 
+pub use protocol::ChildArgs;
 pub use watchdog::HANG_EXIT;
 
 /// Exit code of a child whose scenario could not be set up or run.
 pub const FAILED_EXIT: i32 = 4;
-
-/// What the parent tells the child to run.
-#[derive(Debug, Clone)]
-pub struct ChildArgs {
-    /// The scenario file.
-    pub file: PathBuf,
-    /// The root its default name is relative to.
-    pub root: PathBuf,
-    /// Replaces every deadline.
-    pub timeout: Option<Duration>,
-    /// The run's own temporary folder (ipc endpoints).
-    pub run_dir: PathBuf,
-}
 
 /// Reports a failure of the harness or the environment and ends the process.
 pub fn fail(message: String) -> ! {
@@ -119,6 +106,9 @@ fn phase<T>(
 pub fn run(args: ChildArgs) -> ! {
     install_panic_hook();
     install_trace();
+    if let Err(message) = args.check_protocol() {
+        fail(message);
+    }
     let mut scenario = match scenario::load(&args.file, &args.root) {
         Ok(s) => s,
         Err(errors) => fail(

@@ -1,16 +1,84 @@
-//! The private child → parent wire protocol: one JSON object per line on the child's stdout,
-//! written as things happen so that whatever was known survives a child that is killed.
-//! Only [`crate::runner`] reads it; it is versioned by [`PROTOCOL_VERSION`] and never public.
+//! The private contract between the parent and a scenario's process. Parent → child: the
+//! command line, [`RUN_SCENARIO`] and [`ChildArgs`], which renders itself
+//! ([`ChildArgs::command_line`]) and is parsed back by clap from the same struct. Child →
+//! parent: one JSON object per line on the child's stdout ([`ChildMessage`]), written as
+//! things happen so that whatever was known survives a child that is killed. Only
+//! [`crate::runner`] reads it; both directions are versioned by [`PROTOCOL_VERSION`], and a
+//! mismatch is an error on either side. Never public.
 
+use std::ffi::OsString;
 use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::outcome::{Diagnostics, NodeReport, SocketReport};
 use crate::trace::LifecycleEvent;
 
-/// Bumped whenever a message changes shape.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// Bumped whenever a message or an argument changes shape.
+pub const PROTOCOL_VERSION: u32 = 3;
+
+/// The hidden subcommand that runs one scenario in this process.
+pub const RUN_SCENARIO: &str = "__run-scenario";
+
+/// What the parent tells the child to run: the arguments of [`RUN_SCENARIO`].
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct ChildArgs {
+    /// The scenario file.
+    #[arg(long)]
+    pub file: PathBuf,
+    /// The root its default name is relative to.
+    #[arg(long)]
+    pub root: PathBuf,
+    /// Replaces every deadline.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub timeout: Option<Duration>,
+    /// The run's own temporary folder (ipc endpoints).
+    #[arg(long)]
+    pub run_dir: PathBuf,
+    /// The [`PROTOCOL_VERSION`] the parent speaks.
+    #[arg(long)]
+    pub protocol: u32,
+}
+
+impl ChildArgs {
+    /// The arguments that run this child: the subcommand, then every field as its flag.
+    pub fn command_line(&self) -> Vec<OsString> {
+        let mut line: Vec<OsString> = vec![
+            RUN_SCENARIO.into(),
+            "--file".into(),
+            self.file.clone().into(),
+            "--root".into(),
+            self.root.clone().into(),
+            "--run-dir".into(),
+            self.run_dir.clone().into(),
+            "--protocol".into(),
+            self.protocol.to_string().into(),
+        ];
+        if let Some(timeout) = self.timeout {
+            line.push("--timeout".into());
+            line.push(humantime::format_duration(timeout).to_string().into());
+        }
+        line
+    }
+
+    /// Whether the parent speaks this child's protocol; the message says both versions.
+    pub fn check_protocol(&self) -> Result<(), String> {
+        version_matches(self.protocol, "the parent termwatch")
+    }
+}
+
+/// `Ok` when `theirs` is [`PROTOCOL_VERSION`]; otherwise what `who` speaks, in words.
+pub fn version_matches(theirs: u32, who: &str) -> Result<(), String> {
+    if theirs == PROTOCOL_VERSION {
+        Ok(())
+    } else {
+        Err(format!(
+            "{who} speaks protocol version {theirs}, this one {PROTOCOL_VERSION} (the termwatch binary changed during the run?)"
+        ))
+    }
+}
 
 /// One line from the child.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,5 +161,55 @@ impl Emitter {
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(&line);
         let _ = out.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Line {
+        #[command(subcommand)]
+        command: Sub,
+    }
+
+    #[derive(clap::Subcommand)]
+    enum Sub {
+        #[command(name = RUN_SCENARIO)]
+        Run(ChildArgs),
+    }
+
+    fn round_trip(args: &ChildArgs) -> ChildArgs {
+        let line = std::iter::once(OsString::from("termwatch")).chain(args.command_line());
+        match Line::try_parse_from(line)
+            .expect("the rendered line parses")
+            .command
+        {
+            Sub::Run(parsed) => parsed,
+        }
+    }
+
+    #[test]
+    fn the_command_line_parses_back_to_the_same_args() {
+        let mut args = ChildArgs {
+            file: "scenarios/a b/ü.toml".into(),
+            root: "scenarios".into(),
+            timeout: None,
+            run_dir: "/tmp/tw-x".into(),
+            protocol: PROTOCOL_VERSION,
+        };
+        assert_eq!(round_trip(&args), args);
+        args.timeout = Some(Duration::from_millis(1500));
+        assert_eq!(round_trip(&args), args);
+        assert!(args.check_protocol().is_ok());
+        args.protocol = PROTOCOL_VERSION + 1;
+        let error = args.check_protocol().unwrap_err();
+        assert!(
+            error.contains(&format!("version {}", PROTOCOL_VERSION + 1)),
+            "{error}"
+        );
     }
 }

@@ -21,8 +21,8 @@ use super::zmq_ctx::ZmqContext;
 use crate::forwarder::ForwarderStats;
 use crate::lifecycle;
 use crate::scenario::{
-    BindSpec, ConnectTarget, Engine, Mode, NodeBody, OpenAt, ProxySide, Scenario, SocketOptions,
-    SocketType, Transport,
+    BindSpec, ConnectTarget, Endpoint, Engine, Mode, NodeBody, OpenAt, ProxySide, Scenario,
+    SocketOptions, SocketType, Transport,
 };
 use crate::trace::EventKind;
 
@@ -159,12 +159,15 @@ fn make_socket(
     Ok(owned)
 }
 
-fn auto_endpoint(transport: Transport, run_dir: &Path, node: &str, side: &str) -> String {
-    match transport {
-        Transport::Tcp => "tcp://127.0.0.1:*".to_owned(),
-        Transport::Inproc => format!("inproc://{node}-{side}"),
-        Transport::Ipc => format!("ipc://{}/{node}-{side}", run_dir.display()),
-    }
+fn auto_endpoint(
+    transport: Transport,
+    run_dir: &Path,
+    node: &str,
+    side: Option<ProxySide>,
+) -> Result<String, String> {
+    Endpoint::auto(transport, run_dir, node, side)
+        .map(|e| e.to_string())
+        .map_err(|e| format!("node `{node}` has no automatic endpoint: {e}"))
 }
 
 fn bind(
@@ -329,11 +332,11 @@ fn make_node(
                 SocketType::Xpub,
                 &node.options,
             )?;
-            for (made, side, name) in [
-                (&frontend, ProxySide::Frontend, "frontend"),
-                (&backend, ProxySide::Backend, "backend"),
+            for (made, side) in [
+                (&frontend, ProxySide::Frontend),
+                (&backend, ProxySide::Backend),
             ] {
-                let endpoint = auto_endpoint(scenario.transport, run_dir, &node.name, name);
+                let endpoint = auto_endpoint(scenario.transport, run_dir, &node.name, Some(side))?;
                 bound.insert(
                     (i, Some(side)),
                     bind(registry, made, &endpoint, &node.name)?,
@@ -365,7 +368,12 @@ fn make_node(
                     *capture_type,
                     &SocketOptions::default(),
                 )?;
-                let endpoint = auto_endpoint(scenario.transport, run_dir, &node.name, "capture");
+                let endpoint = auto_endpoint(
+                    scenario.transport,
+                    run_dir,
+                    &node.name,
+                    Some(ProxySide::Capture),
+                )?;
                 bound.insert(
                     (i, Some(ProxySide::Capture)),
                     bind(registry, &capture, &endpoint, &node.name)?,
@@ -391,10 +399,8 @@ fn make_node(
             }
             if let Some(spec) = &e.bind {
                 let endpoint = match spec {
-                    BindSpec::Auto => {
-                        auto_endpoint(scenario.transport, run_dir, &node.name, "bind")
-                    }
-                    BindSpec::Explicit(endpoint) => endpoint.clone(),
+                    BindSpec::Auto => auto_endpoint(scenario.transport, run_dir, &node.name, None)?,
+                    BindSpec::Explicit(endpoint) => endpoint.to_string(),
                 };
                 bound.insert((i, None), bind(registry, &socket, &endpoint, &node.name)?);
             }
@@ -420,7 +426,7 @@ fn connect_node(
         return Ok(());
     };
     let endpoint = match target {
-        ConnectTarget::Explicit(endpoint) => endpoint.clone(),
+        ConnectTarget::Explicit(endpoint) => endpoint.to_string(),
         ConnectTarget::Monitor { node: target } => {
             monitor::scenario_read_endpoint(&scenario.nodes[*target].name)
         }

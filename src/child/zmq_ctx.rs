@@ -27,6 +27,7 @@ impl ZmqContext {
             .map_err(|e| format!("zmq_ctx_new failed for context `{}`: {e}", spec.name))?;
         let options = [
             (ContextOption::IoThreads, spec.io_threads, "io_threads"),
+            (ContextOption::MaxSockets, spec.max_sockets, "max_sockets"),
             (ContextOption::Blocky, spec.blocky.map(i32::from), "blocky"),
         ];
         for (option, value, what) in options {

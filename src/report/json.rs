@@ -14,13 +14,52 @@
 //! (`passed`, `failed`, `flaky`, `interrupted`) and `"verdicts"`: a list of `{"outcome",
 //! "hang_step", "passed", "count"}`.
 
-use std::io::Write;
+use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::Summary;
+use super::output::{self, Target};
+use super::{RunState, Sink, Summary};
 use crate::outcome::ScenarioResult;
 use crate::repeat::{Status, Tally, VerdictCount};
+
+/// JSON Lines as a [`Sink`]: a line per scenario as it finishes, the summary line at the end.
+pub struct JsonSink {
+    out: Box<dyn Write + Send>,
+    target: Target,
+    with_counts: bool,
+}
+
+impl JsonSink {
+    /// Opens `target` (see [`output::open_stream`]); `with_counts` adds the fields of
+    /// repeated runs.
+    pub fn open(target: Target, with_counts: bool) -> io::Result<Self> {
+        Ok(JsonSink {
+            out: output::open_stream(&target)?,
+            target,
+            with_counts,
+        })
+    }
+}
+
+impl Sink for JsonSink {
+    fn describe(&self) -> String {
+        format!("the JSON report to {}", self.target)
+    }
+
+    fn writes_stdout(&self) -> bool {
+        self.target.is_stdout()
+    }
+
+    fn scenario_finished(&mut self, tally: &Tally, _run: RunState<'_>) -> io::Result<()> {
+        write_tally(&mut self.out, tally, self.with_counts)
+    }
+
+    fn run_finished(&mut self, run: RunState<'_>, summary: Summary) -> io::Result<()> {
+        write_summary(&mut self.out, summary, run.elapsed.as_secs_f64() * 1000.0)?;
+        self.out.flush()
+    }
+}
 
 /// Version of the JSON Lines format.
 pub const FORMAT_VERSION: u32 = 1;

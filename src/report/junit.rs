@@ -11,30 +11,84 @@
 //! flaky scenario's `<failure>` describes the minority outcome and every other attempt that
 //! missed its expectation is a `<flakyFailure>`; a scenario that failed every attempt has one
 //! `<failure>` and a `<rerunFailure>` per further attempt. The verdict counts are in the
-//! testcase's `<system-out>`. An interrupted scenario is `<skipped>`.
+//! testcase's `<system-out>`. An interrupted scenario is `<skipped>`, and so is one that an
+//! interruption kept from starting.
+//!
+//! A report file is a whole, valid document from the moment the run starts (zero test cases)
+//! and is replaced by the next whole document as each scenario finishes, so a killed run
+//! leaves valid XML (see [`super::output::Document`]).
 //!
 //! The document validates against Jenkins' `junit-10.xsd` (xunit-plugin), which declares no
 //! `skipped` attribute on the `<testsuites>` root; quick-junit always writes one there, so it
 //! is removed (the count is on `<testsuite>`, where the schema has it).
 
-use std::io::Write;
-use std::path::Path;
+use std::io;
 use std::time::Duration;
 
 use quick_junit::{
     FlakyOrRerun, NonSuccessKind, Report, TestCase, TestCaseStatus, TestRerun, TestSuite,
 };
 
-use super::human;
+use super::output::{Document, Target};
+use super::{RunState, Sink, Summary, human};
 use crate::outcome::ScenarioResult;
 use crate::repeat::{Status, Tally};
 
 /// The name of the report and of its one test suite.
 pub const SUITE_NAME: &str = "termwatch";
 
-/// The whole JUnit document for `tallies`, with `properties` on the test suite.
+/// JUnit XML as a [`Sink`].
+pub struct JunitSink {
+    document: Document,
+    target: Target,
+    properties: Vec<(&'static str, String)>,
+}
+
+impl JunitSink {
+    /// Opens `target` (see [`Document::open`]); `properties` are the run's facts.
+    pub fn open(target: Target, properties: Vec<(&'static str, String)>) -> io::Result<Self> {
+        Ok(JunitSink {
+            document: Document::open(&target)?,
+            target,
+            properties,
+        })
+    }
+
+    fn render(&self, run: RunState<'_>) -> io::Result<String> {
+        render(run.done, run.not_started, &self.properties, run.elapsed).map_err(io::Error::other)
+    }
+}
+
+impl Sink for JunitSink {
+    fn describe(&self) -> String {
+        format!("the JUnit report to {}", self.target)
+    }
+
+    fn writes_stdout(&self) -> bool {
+        self.target.is_stdout()
+    }
+
+    fn run_started(&mut self, run: RunState<'_>) -> io::Result<()> {
+        let xml = self.render(run)?;
+        self.document.write(&xml)
+    }
+
+    fn scenario_finished(&mut self, _tally: &Tally, run: RunState<'_>) -> io::Result<()> {
+        let xml = self.render(run)?;
+        self.document.write(&xml)
+    }
+
+    fn run_finished(&mut self, run: RunState<'_>, _summary: Summary) -> io::Result<()> {
+        let xml = self.render(run)?;
+        self.document.write_last(&xml)
+    }
+}
+
+/// The whole JUnit document for `tallies` and the `not_started` scenarios, with `properties`
+/// on the test suite.
 pub fn render(
     tallies: &[Tally],
+    not_started: &[String],
     properties: &[(&str, String)],
     elapsed: Duration,
 ) -> Result<String, quick_junit::SerializeError> {
@@ -46,29 +100,17 @@ pub fn render(
             .map(|(name, value)| (*name, value.as_str())),
     );
     suite.add_test_cases(tallies.iter().map(test_case));
+    suite.add_test_cases(not_started.iter().map(|name| {
+        let mut status = TestCaseStatus::skipped();
+        status.set_message("the run was interrupted before this scenario started");
+        let mut case = TestCase::new(name.as_str(), status);
+        case.set_classname(classname(name));
+        case
+    }));
     let mut report = Report::new(SUITE_NAME);
     report.set_time(elapsed);
     report.add_test_suite(suite);
     report.to_string().map(without_root_skipped)
-}
-
-/// Writes the document to `path` through a temporary file and a rename, so a reader (or a
-/// run killed half-way) never sees half a document.
-pub fn write_file(
-    path: &Path,
-    tallies: &[Tally],
-    properties: &[(&str, String)],
-    elapsed: Duration,
-) -> std::io::Result<()> {
-    let xml = render(tallies, properties, elapsed).map_err(std::io::Error::other)?;
-    let folder = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut file = tempfile::NamedTempFile::new_in(folder)?;
-    file.write_all(xml.as_bytes())?;
-    file.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }
 
 fn test_case(tally: &Tally) -> TestCase {
@@ -83,11 +125,7 @@ fn test_case(tally: &Tally) -> TestCase {
         Status::Failed | Status::Flaky => failure(tally),
     };
     let mut case = TestCase::new(shown.name.as_str(), status);
-    let classname = shown
-        .name
-        .rsplit_once('/')
-        .map_or(SUITE_NAME, |(folder, _)| folder);
-    case.set_classname(classname);
+    case.set_classname(classname(&shown.name));
     case.set_time(Duration::from_secs_f64(shown.duration_ms.max(0.0) / 1000.0));
     if tally.attempts.len() > 1 {
         case.set_system_out(format!(
@@ -100,6 +138,12 @@ fn test_case(tally: &Tally) -> TestCase {
         case.set_system_err(stderr.as_str());
     }
     case
+}
+
+/// The folder part of a scenario's name.
+fn classname(name: &str) -> &str {
+    name.rsplit_once('/')
+        .map_or(SUITE_NAME, |(folder, _)| folder)
 }
 
 fn failure(tally: &Tally) -> TestCaseStatus {
@@ -205,7 +249,7 @@ mod tests {
     #[test]
     fn a_failure_carries_verdict_hang_step_and_summary_in_its_message() {
         let tally = Tally::of(vec![attempt(Outcome::Hang, false)]);
-        let xml = render(&[tally], &[], Duration::from_millis(600)).expect("renders");
+        let xml = render(&[tally], &[], &[], Duration::from_millis(600)).expect("renders");
         assert!(xml.contains(r#"<testcase name="shutdown/linger &lt;&amp;&gt; &quot;quoted&quot;" classname="shutdown""#), "{xml}");
         assert!(xml.contains(r#"message="expected clean, got hang at `term`: hang at step `term`: 1 socket still open" type="hang""#), "{xml}");
         assert!(
@@ -224,7 +268,8 @@ mod tests {
             attempt(Outcome::Hang, false),
             attempt(Outcome::Clean, true),
         ]);
-        let xml = render(&[tally], &[("repeat", "5".to_owned())], Duration::ZERO).expect("renders");
+        let xml =
+            render(&[tally], &[], &[("repeat", "5".to_owned())], Duration::ZERO).expect("renders");
         assert!(xml.contains(r#"type="flaky""#), "{xml}");
         assert_eq!(xml.matches("<flakyFailure").count(), 1, "{xml}");
         assert!(

@@ -1,5 +1,5 @@
 //! The progress bar of long runs, on stderr and only when stderr is a terminal (CI logs and
-//! pipes get none). It counts finished attempts and names the scenario that finished last;
+//! pipes get none). It counts finished attempts and names the scenario that started last;
 //! other output is written through [`Progress::suspend`] so it never tears the bar.
 
 use std::io::IsTerminal;
@@ -32,11 +32,12 @@ impl Progress {
         Progress { bar }
     }
 
-    /// Moves the bar on a finished attempt.
+    /// Names the scenario that started last; moves the bar on a finished attempt.
     pub fn on_event(&self, event: &RunEvent) {
-        if let RunEvent::ScenarioFinished(result) = event {
-            self.bar.inc(1);
-            self.bar.set_message(result.name.clone());
+        match event {
+            RunEvent::ScenarioStarted { name } => self.bar.set_message(name.clone()),
+            RunEvent::ScenarioFinished(_) => self.bar.inc(1),
+            RunEvent::PhaseStarted { .. } | RunEvent::PhaseFinished { .. } => {}
         }
     }
 

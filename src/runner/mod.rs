@@ -1,5 +1,5 @@
-//! The parent side: runs scenarios in child processes (the binary re-executing itself through
-//! `__run-scenario`, each in a process group of its own), turns their streamed messages into
+//! The parent side: runs scenarios in child processes (the binary re-executing itself with
+//! [`ChildArgs`], each in a process group of its own), turns their streamed messages into
 //! [`RunEvent`]s and owns every verdict.
 //!
 //! ```text
@@ -9,20 +9,22 @@
 //! ```
 //! A hang is an outcome, not an error: only a failure to start a child at all is an `Err`.
 
+pub mod guard;
 pub mod signals;
 pub mod stress;
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use crate::child::protocol::ChildMessage;
+use crate::child::protocol::{self, ChildArgs, ChildMessage, PROTOCOL_VERSION};
 use crate::events::RunEvent;
 use crate::outcome::{Diagnostics, Outcome, ScenarioResult, StepTiming};
+use crate::scenario::endpoint::{RUN_DIR_PREFIX, RUN_DIR_RANDOM_LEN};
 use crate::scenario::{SETUP_LABEL, Scenario};
 use crate::trace::RecordedTrace;
 use crate::trace::snapshot::{self, SnapshotOptions};
@@ -50,16 +52,17 @@ pub struct RunOptions {
 }
 
 /// Runs every scenario, `jobs` at a time, calling `on_event` on the calling thread in the
-/// order events arrive. Returns the results in the order of `scenarios`; scenarios not started
-/// because the run was interrupted are left out.
+/// order events arrive (for each scenario, [`RunEvent::ScenarioStarted`] once its process
+/// started, [`RunEvent::ScenarioFinished`] last). Returns the indices of the scenarios that
+/// never started because the run was stopped, in order.
 pub fn run_all(
     scenarios: &[Scenario],
     options: &RunOptions,
     mut on_event: impl FnMut(&RunEvent),
-) -> Vec<ScenarioResult> {
+) -> Vec<usize> {
     let next = Mutex::new(0usize);
     let (tx, rx) = mpsc::channel::<(usize, RunEvent)>();
-    let mut results: Vec<Option<ScenarioResult>> = vec![None; scenarios.len()];
+    let mut finished = vec![false; scenarios.len()];
     std::thread::scope(|scope| {
         for _ in 0..options.jobs.max(1).min(scenarios.len().max(1)) {
             let tx = tx.clone();
@@ -72,7 +75,7 @@ pub fn run_all(
                         *n += 1;
                         i
                     };
-                    if index >= scenarios.len() || signals::interrupted_by().is_some() {
+                    if index >= scenarios.len() || signals::stopping() {
                         break;
                     }
                     let send = |event| {
@@ -86,12 +89,10 @@ pub fn run_all(
         drop(tx);
         for (index, event) in rx {
             on_event(&event);
-            if let RunEvent::ScenarioFinished(result) = event {
-                results[index] = Some(*result);
-            }
+            finished[index] |= matches!(event, RunEvent::ScenarioFinished(_));
         }
     });
-    results.into_iter().flatten().collect()
+    (0..scenarios.len()).filter(|&i| !finished[i]).collect()
 }
 
 /// What the reader threads pass to the worker.
@@ -135,9 +136,12 @@ pub fn run_one(
 ) -> ScenarioResult {
     let started = Instant::now();
     let name = scenario.name.clone();
+    let janitor = guard::Janitor::get(&options.executable);
     let run_dir = match tempfile::Builder::new()
-        .prefix("tw-")
+        .prefix(RUN_DIR_PREFIX)
+        .rand_bytes(RUN_DIR_RANDOM_LEN)
         .tempdir_in(std::env::temp_dir())
+        .and_then(|dir| guard::claim(dir.path()).map(|()| dir))
     {
         Ok(dir) => dir,
         Err(e) => {
@@ -149,28 +153,31 @@ pub fn run_one(
         }
     };
     signals::register_folder(run_dir.path().to_owned());
+    if let Some(janitor) = janitor {
+        janitor.folder(run_dir.path());
+    }
+    let args = ChildArgs {
+        file: scenario.file.clone(),
+        root: options.root.clone(),
+        timeout: options.timeout,
+        run_dir: run_dir.path().to_owned(),
+        protocol: PROTOCOL_VERSION,
+    };
     let mut command = Command::new(&options.executable);
     command
-        .arg("__run-scenario")
-        .arg("--file")
-        .arg(&scenario.file)
-        .arg("--root")
-        .arg(&options.root)
-        .arg("--run-dir")
-        .arg(run_dir.path())
+        .args(args.command_line())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    if let Some(t) = options.timeout {
-        command
-            .arg("--timeout")
-            .arg(humantime::format_duration(t).to_string());
-    }
+    guard::die_with_parent(&mut command);
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
             signals::unregister_folder(run_dir.path());
+            if let Some(janitor) = janitor {
+                janitor.forget_folder(run_dir.path());
+            }
             return error_result(
                 scenario,
                 started,
@@ -179,7 +186,11 @@ pub fn run_one(
         }
     };
     let pgid = child.id() as i32;
+    if let Some(janitor) = janitor {
+        janitor.group(pgid);
+    }
     signals::register_group(pgid);
+    tracing::debug!(scenario = %name, pid = pgid, run_dir = %run_dir.path().display(), "scenario process started");
     send(RunEvent::ScenarioStarted { name: name.clone() });
 
     let (tx, rx) = mpsc::channel();
@@ -225,6 +236,9 @@ pub fn run_one(
     let mut leaks = leftover_processes(pgid);
     signals::kill_group(pgid);
     signals::unregister_group(pgid);
+    if let Some(janitor) = janitor {
+        janitor.forget_group(pgid);
+    }
     let _ = reader.join();
     let stderr_text = stderr_reader.join().unwrap_or_default();
     leaks.extend(leftover_explicit_ipc(scenario));
@@ -236,17 +250,21 @@ pub fn run_one(
         ));
     }
     signals::unregister_folder(&run_dir_path);
+    if let Some(janitor) = janitor {
+        janitor.forget_folder(&run_dir_path);
+    }
     let ending = Ending {
         status,
         stderr: stderr_text,
         leaks,
-        interrupted: signals::interrupted_by().is_some(),
+        interrupted: signals::stopping(),
         duration_ms: started.elapsed().as_secs_f64() * 1000.0,
     };
     let garbage = transcript.garbage.len();
     let mut result = observe(scenario, transcript, ending);
     result.snapshot = snapshot::compare(scenario, &result, &options.snapshots);
     judge(&mut result, garbage);
+    tracing::debug!(scenario = %name, outcome = %result.outcome, passed = result.passed, "scenario process ended");
     result
 }
 
@@ -273,7 +291,13 @@ fn listen(
             }
         };
         match message {
-            ChildMessage::Hello { pid, .. } => t.trace.redactions.pid = Some(pid),
+            ChildMessage::Hello { version, pid } => {
+                if let Err(message) = protocol::version_matches(version, "the scenario's process") {
+                    t.failed = Some(message);
+                    return t;
+                }
+                t.trace.redactions.pid = Some(pid);
+            }
             ChildMessage::Trace { event } => t.trace.events.push(event),
             ChildMessage::PhaseStarted {
                 label,
@@ -421,7 +445,7 @@ fn leftover_explicit_ipc(scenario: &Scenario) -> Vec<String> {
         .iter()
         .filter_map(|n| match &n.body {
             NodeBody::Endpoint(e) => match &e.bind {
-                Some(BindSpec::Explicit(ep)) => ep.strip_prefix("ipc://").map(PathBuf::from),
+                Some(BindSpec::Explicit(ep)) => ep.ipc_file().map(Path::to_owned),
                 _ => None,
             },
             NodeBody::Proxy { .. } => None,

@@ -1,11 +1,17 @@
 //! Scenario files: what they mean once parsed and validated.
 //!
-//! Parsing runs in passes (see the `raw` and `validate` submodules): TOML → [`raw::RawScenario`]
-//! (spanned) → [`Scenario`] (names resolved, defaults applied, every step checked against its
-//! node). The rest of the crate only ever sees a [`Scenario`]. The format is documented in
-//! `docs/scenario-format.md`.
+//! Parsing runs in passes (see the `raw` and `validate` submodules): bytes → UTF-8 text (a bad
+//! byte is reported at its line and column) → TOML → [`raw::RawScenario`] (spanned) →
+//! [`Scenario`] (names resolved, defaults applied, numbers in range, endpoints parsed into
+//! [`Endpoint`], every step checked against its node, and what the machine would refuse checked
+//! against the [`Environment`]: ipc path lengths under `TMPDIR`, sockets per context, open
+//! files). The rest of the crate only ever sees a [`Scenario`]. Name rules and the one function
+//! that turns a name into a path are in [`names`]; finding files in folders is [`discover`]. The
+//! format is documented in `docs/scenario-format.md`.
 
 pub mod discover;
+pub mod endpoint;
+pub mod names;
 pub mod raw;
 mod validate;
 
@@ -17,7 +23,9 @@ pub use raw::{
     Transport,
 };
 
-use crate::errors::InputError;
+pub use endpoint::Endpoint;
+
+use crate::errors::{InputError, Position};
 
 /// The label of the traffic phase, which runs before the steps.
 pub const TRAFFIC_LABEL: &str = "traffic";
@@ -31,6 +39,8 @@ pub const MAIN_CONTEXT: &str = "main";
 pub struct Scenario {
     /// Unique name in a run; shards and snapshots key on it.
     pub name: String,
+    /// Where `name` is written in the file (none when the name comes from the file's path).
+    pub name_position: Option<Position>,
     /// The file it came from.
     pub file: PathBuf,
     /// What it models.
@@ -60,6 +70,8 @@ pub struct ContextSpec {
     pub name: String,
     /// ZMQ_IO_THREADS, when set.
     pub io_threads: Option<i32>,
+    /// ZMQ_MAX_SOCKETS, when set.
+    pub max_sockets: Option<i32>,
     /// ZMQ_BLOCKY, when set.
     pub blocky: Option<bool>,
 }
@@ -147,7 +159,7 @@ pub enum BindSpec {
     /// Chosen on the scenario's transport so that parallel runs never collide.
     Auto,
     /// Used as written.
-    Explicit(String),
+    Explicit(Endpoint),
 }
 
 /// Which socket of a proxy a connect reaches.
@@ -172,7 +184,7 @@ pub enum ConnectTarget {
         side: Option<ProxySide>,
     },
     /// Used as written.
-    Explicit(String),
+    Explicit(Endpoint),
     /// The monitor endpoint of another single-socket node: setup starts zmq_socket_monitor on
     /// that node's socket and this node (a PAIR) is its reader.
     Monitor {
@@ -255,6 +267,20 @@ impl NodeSpec {
         }
     }
 
+    /// How many sockets the node opens in its context: one per socket node, two for a proxy
+    /// (four when steerable: its control pair), and for a monitored node two more per socket
+    /// (libzmq's monitor socket and the reader's).
+    pub fn socket_count(&self) -> usize {
+        let sockets = match &self.body {
+            NodeBody::Proxy { engine, capture } => {
+                let control_pair = if *engine == Engine::Steerable { 2 } else { 0 };
+                2 + control_pair + usize::from(capture.is_some())
+            }
+            NodeBody::Endpoint(_) => 1,
+        };
+        if self.monitor { sockets * 3 } else { sockets }
+    }
+
     /// The endpoint part, for single-socket nodes.
     pub fn endpoint(&self) -> Option<&EndpointSpec> {
         match &self.body {
@@ -273,12 +299,6 @@ impl Scenario {
         })
     }
 
-    /// The deadline of the whole run: setup, traffic and every step, used by the parent as a
-    /// backstop.
-    pub fn total_deadline(&self) -> Duration {
-        self.step_timeout * 2 + self.steps.iter().map(|s| s.timeout).sum::<Duration>()
-    }
-
     /// Replaces every deadline (the CLI's `--timeout`).
     pub fn override_timeouts(&mut self, timeout: Duration) {
         self.step_timeout = timeout;
@@ -288,20 +308,94 @@ impl Scenario {
     }
 }
 
+/// What validation needs to know about the machine it will run on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Environment {
+    /// The temporary directory run folders (and automatic ipc endpoints) are made in.
+    pub temp_dir: PathBuf,
+    /// How many files a process may open (the soft `RLIMIT_NOFILE`, `ulimit -n`); `None` when
+    /// unlimited or unknown. The scenario's process inherits it.
+    pub open_files: Option<u64>,
+}
+
+impl Environment {
+    /// This process's environment: `TMPDIR`, or `/tmp`.
+    pub fn current() -> Self {
+        Environment {
+            temp_dir: std::env::temp_dir(),
+            open_files: open_files_limit(),
+        }
+    }
+}
+
+/// The soft `RLIMIT_NOFILE` of this process.
+fn open_files_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` through a valid pointer to a local.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) };
+    (rc == 0 && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
+}
+
 /// Reads, parses and validates one scenario file. `root` is the folder names are relative to.
 pub fn load(file: &Path, root: &Path) -> Result<Scenario, Vec<InputError>> {
-    let text = std::fs::read_to_string(file).map_err(|e| {
+    load_in(file, root, &Environment::current())
+}
+
+/// [`load`], checked against `environment`.
+fn load_in(
+    file: &Path,
+    root: &Path,
+    environment: &Environment,
+) -> Result<Scenario, Vec<InputError>> {
+    let bytes = std::fs::read(file).map_err(|e| {
         vec![InputError::whole(
             file,
             format!("cannot read scenario file: {e}"),
         )]
     })?;
-    parse(file, &text, &default_name(file, root))
+    let text = String::from_utf8(bytes).map_err(|e| vec![not_utf8(file, e.as_bytes(), &e)])?;
+    parse_in(file, &text, &default_name(file, root), environment)
+}
+
+/// The error for a file that is not UTF-8, at the first bad byte.
+fn not_utf8(file: &Path, bytes: &[u8], error: &std::string::FromUtf8Error) -> InputError {
+    let at = error.utf8_error().valid_up_to();
+    let valid = std::str::from_utf8(&bytes[..at]).unwrap_or_default();
+    let position = Position::of_offset(valid, valid.len());
+    let line_start = valid.rfind('\n').map_or(0, |i| i + 1);
+    let line_end = bytes[at..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(bytes.len(), |i| at + i);
+    let line = String::from_utf8_lossy(&bytes[line_start..line_end]);
+    let line = line.trim_end_matches('\r');
+    InputError::at_position(
+        file,
+        position,
+        Some(line),
+        format!(
+            "byte 0x{:02X} is not UTF-8: scenario files are UTF-8 text",
+            bytes[at]
+        ),
+    )
 }
 
 /// Parses and validates scenario text that came from `file`; `default_name` is used when the
 /// file has no `name`.
 pub fn parse(file: &Path, text: &str, default_name: &str) -> Result<Scenario, Vec<InputError>> {
+    parse_in(file, text, default_name, &Environment::current())
+}
+
+/// [`parse`], checked against `environment`.
+fn parse_in(
+    file: &Path,
+    text: &str,
+    default_name: &str,
+    environment: &Environment,
+) -> Result<Scenario, Vec<InputError>> {
     let raw: raw::RawScenario = toml::from_str(text).map_err(|e| {
         let message = e.message().trim_end().to_owned();
         vec![match e.span() {
@@ -309,7 +403,7 @@ pub fn parse(file: &Path, text: &str, default_name: &str) -> Result<Scenario, Ve
             None => InputError::whole(file, message),
         }]
     })?;
-    validate::validate(file, text, default_name, raw)
+    validate::validate(file, text, default_name, raw, environment)
 }
 
 /// The name a file gets when it has none: its path below `root` without `.toml`, or its stem
@@ -328,5 +422,91 @@ pub fn default_name(file: &Path, root: &Path) -> String {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod fixture_tests {
+    //! Every file and folder in `tests/fixtures/bad-input/` is rejected with exactly the errors
+    //! in its `.expected` file (paths shown relative to that folder), checked with a long
+    //! temporary directory and a small `ulimit -n`.
+
+    use super::*;
+
+    /// A temporary directory as long as some CI runners' (automatic ipc paths are checked in it).
+    const LONG_TEMP_DIR: &str =
+        "/home/runner/work/_temp/a-temporary-folder-with-a-long-name-chosen-by-the-ci-runner";
+
+    /// A small `ulimit -n`, as some CI runners have.
+    const OPEN_FILES: u64 = 1100;
+
+    fn fixtures() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad-input")
+    }
+
+    /// The errors of a fixture file, or of a fixture folder copied to a temporary folder with
+    /// the symlinks its `.links` file lists (`link -> target`, relative to the folder), shown
+    /// with paths relative to the folder they are in.
+    fn errors_of(path: &Path) -> Vec<String> {
+        let environment = Environment {
+            temp_dir: PathBuf::from(LONG_TEMP_DIR),
+            open_files: Some(OPEN_FILES),
+        };
+        let relative = |errors: Vec<InputError>, dir: &Path| {
+            let prefix = format!("{}/", dir.display());
+            errors
+                .iter()
+                .inspect(|e| assert!(e.render().len() < 2000, "{e}: rendered whole"))
+                .map(|e| e.to_string().replace(&prefix, ""))
+                .collect()
+        };
+        if !path.is_dir() {
+            let errors = load_in(path, &fixtures(), &environment).expect_err("rejected");
+            return relative(errors, &fixtures());
+        }
+        let temp = tempfile::tempdir().expect("a temporary folder");
+        let copy = temp.path().join(path.file_name().expect("a folder name"));
+        copy_folder(path, &copy);
+        let links = std::fs::read_to_string(path.with_extension("links")).unwrap_or_default();
+        for line in links.lines() {
+            let (link, target) = line.split_once(" -> ").expect("`link -> target`");
+            std::os::unix::fs::symlink(target, copy.join(link)).expect("a symlink");
+        }
+        let errors = discover::discover(&[copy], temp.path()).expect_err("rejected");
+        relative(errors.0, temp.path())
+    }
+
+    fn copy_folder(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).expect("a folder");
+        for entry in std::fs::read_dir(from).expect("a fixture folder") {
+            let path = entry.expect("an entry").path();
+            let target = to.join(path.file_name().expect("a name"));
+            if path.is_dir() {
+                copy_folder(&path, &target);
+            } else {
+                std::fs::copy(&path, &target).expect("a copy");
+            }
+        }
+    }
+
+    #[test]
+    fn every_bad_input_fixture_gives_its_expected_errors() {
+        let dir = fixtures();
+        let mut checked = 0;
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .expect("the fixture folder")
+            .map(|e| e.expect("an entry").path())
+            .filter(|p| p.is_dir() || p.extension().is_some_and(|e| e == "toml"))
+            .collect();
+        entries.sort();
+        for path in entries {
+            let expected_file = path.with_extension("expected");
+            let expected = std::fs::read_to_string(&expected_file)
+                .unwrap_or_else(|e| panic!("{}: {e}", expected_file.display()));
+            let shown = errors_of(&path);
+            assert_eq!(shown.join("\n"), expected.trim_end(), "{}", path.display());
+            checked += 1;
+        }
+        assert!(checked >= 20, "only {checked} fixtures");
     }
 }

@@ -1,5 +1,5 @@
 //! The first parsing pass: a serde mirror of a scenario file, every field spanned so that the
-//! second pass ([`super::validate`]) can point at the line and column of whatever it rejects.
+//! second pass (`validate`) can point at the line and column of whatever it rejects.
 //!
 //! Nodes are one flat struct with optional fields, not a tagged enum: serde's internally tagged
 //! enums lose spans, and "field `topic` is not allowed on a subscriber" is a better message than
@@ -38,11 +38,12 @@ pub struct RawScenario {
 #[serde(deny_unknown_fields)]
 pub struct RawContext {
     pub name: Spanned<String>,
-    pub io_threads: Option<Spanned<i32>>,
+    pub io_threads: Option<Spanned<Int>>,
+    pub max_sockets: Option<Spanned<Int>>,
     pub blocky: Option<Spanned<bool>>,
 }
 
-/// A `[[nodes]]` table: every field any kind takes; [`super::validate`] checks which apply.
+/// A `[[nodes]]` table: every field any kind takes; `validate` checks which apply.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawNode {
@@ -57,19 +58,19 @@ pub struct RawNode {
     pub connect: Option<Spanned<String>>,
     pub topic: Option<Spanned<String>>,
     pub subscribe: Option<Spanned<Vec<String>>>,
-    pub messages: Option<Spanned<u64>>,
-    pub send: Option<Spanned<u64>>,
-    pub size: Option<Spanned<u64>>,
-    pub rate: Option<Spanned<u64>>,
-    pub expect_messages: Option<Spanned<u64>>,
+    pub messages: Option<Spanned<Int>>,
+    pub send: Option<Spanned<Int>>,
+    pub size: Option<Spanned<Int>>,
+    pub rate: Option<Spanned<Int>>,
+    pub expect_messages: Option<Spanned<Int>>,
     pub context: Option<Spanned<String>>,
-    pub linger_ms: Option<Spanned<i32>>,
-    pub sndhwm: Option<Spanned<i32>>,
-    pub rcvhwm: Option<Spanned<i32>>,
+    pub linger_ms: Option<Spanned<Int>>,
+    pub sndhwm: Option<Spanned<Int>>,
+    pub rcvhwm: Option<Spanned<Int>>,
     pub immediate: Option<Spanned<bool>>,
     pub nodrop: Option<Spanned<bool>>,
     pub monitor: Option<Spanned<bool>>,
-    pub poll_ms: Option<Spanned<u64>>,
+    pub poll_ms: Option<Spanned<Int>>,
     pub on_eterm: Option<Spanned<OnEterm>>,
     pub open: Option<Spanned<OpenAt>>,
 }
@@ -87,8 +88,32 @@ pub struct RawStep {
     #[serde(rename = "for")]
     pub duration: Option<Spanned<String>>,
     pub after: Option<Spanned<String>>,
-    pub linger_ms: Option<Spanned<i32>>,
+    pub linger_ms: Option<Spanned<Int>>,
     pub expect_at_least: Option<Spanned<String>>,
+}
+
+/// An integer as written, whatever its size: the second pass checks it against the field's
+/// documented range, so that every out-of-range number gets the same message with the range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Int(pub i128);
+
+impl<'de> Deserialize<'de> for Int {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct IntVisitor;
+        impl serde::de::Visitor<'_> for IntVisitor {
+            type Value = Int;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an integer")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Int, E> {
+                Ok(Int(v.into()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Int, E> {
+                Ok(Int(v.into()))
+            }
+        }
+        deserializer.deserialize_any(IntVisitor)
+    }
 }
 
 macro_rules! keyword_enum {
@@ -306,6 +331,16 @@ impl SocketType {
             Self::Rep => zmq_sys::ZMQ_REP,
             Self::Pair => zmq_sys::ZMQ_PAIR,
         }) as i32
+    }
+
+    /// The type with libzmq constant `raw`.
+    pub fn from_raw(raw: i32) -> Option<SocketType> {
+        use SocketType::*;
+        [
+            Pub, Sub, Xpub, Xsub, Push, Pull, Dealer, Router, Req, Rep, Pair,
+        ]
+        .into_iter()
+        .find(|t| t.raw() == raw)
     }
 
     /// Whether messages of this type carry a topic frame first (pub/sub family).

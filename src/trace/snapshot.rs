@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 use super::normalize::{NormalizedTrace, TraceGroup, normalize};
 use crate::outcome::{Outcome, ScenarioResult, SnapshotStatus, SnapshotVerdict};
 use crate::scenario::Scenario;
+use crate::scenario::names::{PathEscape, path_under};
 
 /// The test that asserts these snapshots; written in the header as insta would.
-pub const SNAPSHOT_SOURCE: &str = "tests/snapshots.rs";
+pub const SNAPSHOT_SOURCE: &str = "tests/it/snapshots.rs";
 /// The expression that test snapshots; written in the header as insta would.
 pub const SNAPSHOT_EXPRESSION: &str = "normalized_trace";
 
@@ -64,12 +65,9 @@ fn render_group(out: &mut String, group: &TraceGroup) {
     }
 }
 
-/// Where the snapshot of scenario `name` lives under `dir`.
-pub fn snapshot_path(dir: &Path, name: &str) -> PathBuf {
-    let mut path = dir.to_owned();
-    path.extend(name.split('/'));
-    path.set_extension("snap");
-    path
+/// Where the snapshot of scenario `name` lives under `dir`; an error if that would be outside.
+pub fn snapshot_path(dir: &Path, name: &str) -> Result<PathBuf, PathEscape> {
+    path_under(dir, name, ".snap")
 }
 
 /// What is wrong with a snapshot file.
@@ -101,24 +99,75 @@ pub enum SnapshotError {
 
 /// Reads a snapshot's body (the rendered trace); `Ok(None)` when there is no snapshot.
 pub fn read_body(path: &Path) -> Result<Option<String>, SnapshotError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(SnapshotError::Read {
+    match std::fs::read_to_string(path) {
+        Ok(text) => body_of(&text)
+            .map(Some)
+            .ok_or_else(|| SnapshotError::Format {
                 path: path.to_owned(),
-                source,
-            });
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(SnapshotError::Read {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// The body of a snapshot file's text, split from its header as insta does: a header between
+/// two lines that are `---` (trailing white space, a `\r` too, ignored), or, in insta's legacy
+/// format, `key: value` lines up to the first blank line. The body's lines are joined with
+/// `\n`. `None` when the header never ends.
+fn body_of(text: &str) -> Option<String> {
+    let mut lines = text.lines();
+    let first = lines.next()?;
+    let header_ends = |line: &str| line.trim_end() == "---";
+    if header_ends(first) {
+        lines.by_ref().find(|line| header_ends(line))?;
+    } else if !first.trim_end().is_empty() {
+        lines.by_ref().find(|line| line.trim_end().is_empty())?;
+    }
+    Some(lines.collect::<Vec<_>>().join("\n"))
+}
+
+/// A string as insta's YAML emitter writes it in a header: plain when YAML reads it back as
+/// the same string, otherwise double-quoted with escapes (the same rules).
+fn yaml_scalar(value: &str) -> String {
+    let needs_quotes = value.is_empty()
+        || value.starts_with(' ')
+        || value.ends_with(' ')
+        || value.starts_with(['&', '*', '?', '|', '-', '<', '>', '=', '!', '%', '@', '.'])
+        || value.contains(|c: char| {
+            matches!(c,
+                ':' | '{' | '}' | '[' | ']' | ',' | '#' | '`' | '"' | '\'' | '\\' | '\t' | '\n'
+                | '\r' | '\0'..='\x06' | '\x0e'..='\x1a' | '\x1c'..='\x1f')
+        })
+        || [
+            "yes", "Yes", "YES", "no", "No", "NO", "True", "TRUE", "true", "False", "FALSE",
+            "false", "on", "On", "ON", "off", "Off", "OFF", "null", "Null", "NULL", "~",
+        ]
+        .contains(&value)
+        || value.starts_with("0x")
+        || value.parse::<i64>().is_ok()
+        || value.parse::<f64>().is_ok();
+    if !needs_quotes {
+        return value.to_owned();
+    }
+    let mut quoted = String::from("\"");
+    for c in value.chars() {
+        match c {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            '\x08' => quoted.push_str("\\b"),
+            '\t' => quoted.push_str("\\t"),
+            '\n' => quoted.push_str("\\n"),
+            '\x0c' => quoted.push_str("\\f"),
+            '\r' => quoted.push_str("\\r"),
+            '\0'..='\x1f' | '\x7f' => quoted.push_str(&format!("\\u{:04x}", c as u32)),
+            c => quoted.push(c),
         }
-    };
-    let format_error = || SnapshotError::Format {
-        path: path.to_owned(),
-    };
-    let header_and_body = text.strip_prefix("---\n").ok_or_else(format_error)?;
-    let end_of_header = header_and_body.find("\n---\n").ok_or_else(format_error)?;
-    Ok(Some(
-        header_and_body[end_of_header + "\n---\n".len()..].to_owned(),
-    ))
+    }
+    quoted.push('"');
+    quoted
 }
 
 /// Writes a snapshot in insta's format; `input_file` is the scenario file it came from.
@@ -131,7 +180,10 @@ pub fn write(path: &Path, input_file: &str, body: &str) -> Result<(), SnapshotEr
         std::fs::create_dir_all(folder).map_err(write_error)?;
     }
     let text = format!(
-        "---\nsource: {SNAPSHOT_SOURCE}\nexpression: {SNAPSHOT_EXPRESSION}\ninput_file: {input_file}\n---\n{}\n",
+        "---\nsource: {}\nexpression: {}\ninput_file: {}\n---\n{}\n",
+        yaml_scalar(SNAPSHOT_SOURCE),
+        yaml_scalar(SNAPSHOT_EXPRESSION),
+        yaml_scalar(input_file),
         body.trim_end()
     );
     std::fs::write(path, text).map_err(write_error)
@@ -139,7 +191,7 @@ pub fn write(path: &Path, input_file: &str, body: &str) -> Result<(), SnapshotEr
 
 /// Whether a stored body and a new rendering say the same, as insta compares them.
 pub fn same(stored: &str, rendered: &str) -> bool {
-    stored.trim_end().replace("\r\n", "\n") == rendered.trim_end()
+    stored.trim_end() == rendered.trim_end()
 }
 
 /// A unified diff from the stored snapshot to this run's trace, for people.
@@ -214,7 +266,17 @@ pub fn compare(
     {
         return None;
     }
-    let path = snapshot_path(&options.dir, &scenario.name);
+    let path = match snapshot_path(&options.dir, &scenario.name) {
+        Ok(path) => path,
+        Err(e) => {
+            return Some(SnapshotVerdict {
+                path: options.dir.display().to_string(),
+                status: SnapshotStatus::Missing,
+                diff: None,
+                failure: Some(e.to_string()),
+            });
+        }
+    };
     let shown = path.display().to_string();
     let verdict = |status, diff, failure| {
         Some(SnapshotVerdict {
@@ -265,14 +327,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn headers_are_split_as_insta_does_crlf_and_legacy_included() {
+        let lf = "---\nsource: a\ninput_file: b\n---\nline one\nline two\n";
+        assert_eq!(body_of(lf).as_deref(), Some("line one\nline two"));
+        let crlf = lf.replace('\n', "\r\n");
+        assert_eq!(body_of(&crlf).as_deref(), Some("line one\nline two"));
+        let trailing_space = "--- \nsource: a\n---  \nbody\n";
+        assert_eq!(body_of(trailing_space).as_deref(), Some("body"));
+        let legacy = "Created: x\nSource: y\n\nbody\n";
+        assert_eq!(body_of(legacy).as_deref(), Some("body"));
+        assert_eq!(body_of("---\nno end\n"), None);
+    }
+
+    #[test]
+    fn header_values_are_quoted_as_insta_quotes_them() {
+        assert_eq!(yaml_scalar("scenarios/a/b.toml"), "scenarios/a/b.toml");
+        assert_eq!(yaml_scalar("a: b"), "\"a: b\"");
+        assert_eq!(yaml_scalar("odd\"name\\x\n"), r#""odd\"name\\x\n""#);
+        assert_eq!(yaml_scalar("true"), "\"true\"");
+        assert_eq!(yaml_scalar("-x"), "\"-x\"");
+        assert_eq!(yaml_scalar("12"), "\"12\"");
+        assert_eq!(
+            yaml_scalar("\u{1b}"),
+            "\u{1b}",
+            "not quoted by insta either"
+        );
+        assert_eq!(yaml_scalar("\u{1}"), r#""\u0001""#);
+    }
+
+    #[test]
     fn a_written_snapshot_reads_back_and_matches_its_rendering() {
         let dir = tempfile::tempdir().unwrap();
-        let path = snapshot_path(dir.path(), "async/case");
+        let path = snapshot_path(dir.path(), "async/case").unwrap();
         assert!(path.ends_with("async/case.snap"));
         assert_eq!(read_body(&path).unwrap(), None);
         write(&path, "scenarios/async/case.toml", "line one\nline two\n").unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.starts_with("---\nsource: tests/snapshots.rs\n"));
+        assert!(text.starts_with("---\nsource: tests/it/snapshots.rs\n"));
         let body = read_body(&path).unwrap().unwrap();
         assert!(same(&body, "line one\nline two"));
         assert!(!same(&body, "line one\nline 2"));

@@ -6,18 +6,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::time::Duration;
 
-use assert_cmd::Command;
 use termwatch::trace::normalize::NormalizedTrace;
 use termwatch::trace::snapshot::render;
 
-/// No scenario run may take longer: every run has its own deadlines well below this.
-const RUN_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::support::{termwatch, workspace_path};
 
 fn scenario_files(dir: &Path, found: &mut Vec<PathBuf>) {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -34,19 +27,13 @@ fn scenario_files(dir: &Path, found: &mut Vec<PathBuf>) {
     }
 }
 
-fn termwatch(args: &[&str]) -> Output {
-    Command::cargo_bin("termwatch")
-        .expect("the termwatch binary is built")
-        .current_dir(workspace())
-        .args(args)
-        .timeout(RUN_TIMEOUT)
-        .output()
-        .expect("termwatch runs")
+fn run(args: &[&str]) -> Output {
+    termwatch().args(args).output().expect("termwatch runs")
 }
 
 /// The rendered normalized trace of one run of `file`.
 fn normalized_trace_of(file: &Path) -> String {
-    let output = termwatch(&[
+    let output = run(&[
         "trace",
         file.to_str().expect("utf-8 path"),
         "--root",
@@ -68,7 +55,7 @@ fn normalized_trace_of(file: &Path) -> String {
 
 #[test]
 fn every_scenario_matches_its_snapshot() {
-    let root = workspace().join("scenarios");
+    let root = workspace_path("scenarios");
     let mut files = Vec::new();
     scenario_files(&root, &mut files);
     assert!(!files.is_empty(), "no scenarios under {}", root.display());
@@ -80,8 +67,8 @@ fn every_scenario_matches_its_snapshot() {
             .to_string_lossy()
             .replace('\\', "/");
         let (folder, snapshot_name) = match name.rsplit_once('/') {
-            Some((folder, base)) => (format!("../snapshots/{folder}"), base.to_owned()),
-            None => ("../snapshots".to_owned(), name.clone()),
+            Some((folder, base)) => (format!("../../snapshots/{folder}"), base.to_owned()),
+            None => ("../../snapshots".to_owned(), name.clone()),
         };
         let normalized_trace = normalized_trace_of(file);
         let mut settings = insta::Settings::clone_current();
@@ -110,11 +97,11 @@ fn temp_copy(name: &str, edit: impl FnOnce(&str) -> String) -> tempfile::TempDir
     for path in [&scenario, &snapshot] {
         std::fs::create_dir_all(path.parent().expect("has a folder")).expect("folder created");
     }
-    let text = std::fs::read_to_string(workspace().join("scenarios").join(format!("{name}.toml")))
+    let text = std::fs::read_to_string(workspace_path("scenarios").join(format!("{name}.toml")))
         .expect("shipped scenario");
     std::fs::write(&scenario, edit(&text)).expect("scenario copied");
     std::fs::copy(
-        workspace().join("snapshots").join(format!("{name}.snap")),
+        workspace_path("snapshots").join(format!("{name}.snap")),
         &snapshot,
     )
     .expect("snapshot copied");
@@ -125,7 +112,7 @@ fn check_snapshots_in(dir: &Path) -> Output {
     let scenarios = dir.join("scenarios");
     let scenarios = scenarios.to_str().expect("utf-8 path");
     let snapshots = dir.join("snapshots");
-    termwatch(&[
+    run(&[
         "run",
         scenarios,
         "--root",
@@ -185,7 +172,7 @@ fn dropping_a_close_step_fails_the_cli_check_with_a_diff_of_the_changed_events()
 fn the_chrome_trace_of_a_hang_is_valid_and_marks_the_hang() {
     let dir = tempfile::tempdir().expect("temporary folder");
     let out = dir.path().join("trace.json");
-    let output = termwatch(&[
+    let output = run(&[
         "trace",
         "scenarios/async-subscriber/runtime-stopped.toml",
         "--format",

@@ -1,19 +1,12 @@
 //! CLI tests of `termwatch bench` and `termwatch compare`: result files, verdicts, exit codes and
 //! that no role process outlives a bench. Nothing here asserts a throughput figure.
 
-use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const TIMEOUT: Duration = Duration::from_secs(120);
-
-fn termwatch() -> Command {
-    let mut command = Command::cargo_bin("termwatch").expect("the termwatch binary is built");
-    command.timeout(TIMEOUT);
-    command
-}
+use crate::support::{eventually, live_processes, termwatch, termwatch_process};
 
 /// A marker in the environment of a bench and, by inheritance, of its role processes.
 fn marker(name: &str) -> String {
@@ -21,21 +14,12 @@ fn marker(name: &str) -> String {
 }
 
 /// Processes whose environment carries `marker`.
-fn processes_with(marker: &str) -> Vec<u32> {
-    let needle = format!("TERMWATCH_TEST_MARKER={marker}");
-    std::fs::read_dir("/proc")
+fn processes_with(marker: &str) -> Vec<i32> {
+    let entry = format!("TERMWATCH_TEST_MARKER={marker}");
+    live_processes()
         .into_iter()
-        .flatten()
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .map(|environ| {
-                    environ
-                        .split(|byte| *byte == 0)
-                        .any(|var| var == needle.as_bytes())
-                })
-                .unwrap_or(false)
-        })
+        .filter(|p| p.has_env(&entry))
+        .map(|p| p.pid)
         .collect()
 }
 
@@ -347,7 +331,7 @@ fn killing_the_bench_ends_its_role_processes() {
     let marker = marker("killed");
     // A killed bench cannot remove its ipc scratch directory: keep it in one the test removes.
     let scratch = tempfile::tempdir().expect("scratch dir");
-    let mut bench = std::process::Command::new(assert_cmd::cargo::cargo_bin("termwatch"))
+    let mut bench = termwatch_process()
         .env("TERMWATCH_TEST_MARKER", &marker)
         .env("TMPDIR", scratch.path())
         .args([
@@ -367,24 +351,23 @@ fn killing_the_bench_ends_its_role_processes() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("bench starts");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while processes_with(&marker).len() < 4 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually(Duration::from_secs(30), || {
+        processes_with(&marker).len() >= 4
+    });
     let started = processes_with(&marker).len();
     bench.kill().expect("kill the bench");
     bench.wait().expect("reap the bench");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !processes_with(&marker).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // The roles die with the bench (they asked the kernel for it), within a second.
+    eventually(Duration::from_secs(1), || {
+        processes_with(&marker).is_empty()
+    });
     assert_eq!(
         started, 4,
         "bench, proxy, publisher and subscriber were running"
     );
     assert_eq!(
         processes_with(&marker),
-        Vec::<u32>::new(),
+        Vec::<i32>::new(),
         "orphaned role processes"
     );
 }

@@ -4,18 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use assert_cmd::Command;
 use predicates::prelude::*;
 use rstest::rstest;
 use serde_json::Value;
 
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn termwatch() -> Command {
-    let mut cmd = Command::cargo_bin("termwatch").expect("binary built");
-    cmd.timeout(COMMAND_TIMEOUT);
-    cmd
-}
+use crate::support::{COMMAND_TIMEOUT, termwatch, termwatch_process, workspace_path};
 
 /// The first JSON line of `run --format json`'s stdout.
 fn first_json_line(stdout: &[u8]) -> Value {
@@ -208,7 +201,6 @@ fn missing_paths_and_bad_flags_are_usage_errors() {
 #[test]
 fn shipped_scenarios_are_valid() {
     termwatch()
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .arg("check")
         .assert()
         .success()
@@ -315,7 +307,7 @@ fn the_timeout_flag_overrides_every_deadline() {
 
 #[test]
 fn repro_stops_at_the_first_hang_and_prints_everything() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let root = workspace_path("scenarios");
     termwatch()
         .args(["repro", "--repeat", "3", "--root"])
         .arg(&root)
@@ -336,7 +328,6 @@ fn repro_stops_at_the_first_hang_and_prints_everything() {
 #[test]
 fn filter_selects_by_name() {
     termwatch()
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["list", "--filter", "async-subscriber/"])
         .assert()
         .success()
@@ -349,7 +340,8 @@ fn filter_selects_by_name() {
 #[test]
 fn a_scenario_that_cannot_be_set_up_is_an_error_never_a_pass() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let text = "expect = \"clean\"\n[[nodes]]\nname = \"pub\"\nkind = \"publisher\"\nbind = \"tcp://256.1.1.1:5\"\n";
+    // A valid address no host here has (TEST-NET-1, RFC 5737): the bind fails at run time.
+    let text = "expect = \"clean\"\n[[nodes]]\nname = \"pub\"\nkind = \"publisher\"\nbind = \"tcp://192.0.2.1:5\"\n";
     let file = write(dir.path(), "unbindable.toml", text);
     let output = termwatch()
         .args(["run", "--format", "json"])
@@ -364,7 +356,213 @@ fn a_scenario_that_cannot_be_set_up_is_an_error_never_a_pass() {
         line["diagnostics"]["summary"]
             .as_str()
             .unwrap_or("")
-            .contains("cannot bind tcp://256.1.1.1:5"),
+            .contains("cannot bind tcp://192.0.2.1:5"),
         "{line}"
     );
+}
+
+#[test]
+fn a_scenario_process_refuses_a_parent_of_another_protocol_version() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = write(
+        dir.path(),
+        "ok.toml",
+        &format!("expect = \"clean\"\n{VALID_NODES}"),
+    );
+    let output = termwatch()
+        .args(["__run-scenario", "--root"])
+        .arg(dir.path())
+        .arg("--file")
+        .arg(&file)
+        .arg("--run-dir")
+        .arg(dir.path())
+        .args(["--protocol", "999"])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(4));
+    let message = first_json_line(&output.stdout);
+    assert_eq!(message["msg"], "failed");
+    assert!(
+        message["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("protocol version 999")),
+        "{message}"
+    );
+}
+
+#[rstest]
+#[case::zero_timeout(&["run", "--timeout", "0s"], "a deadline must be longer than zero")]
+#[case::zero_jobs(&["run", "--jobs", "0"], "must be at least 1")]
+#[case::zero_repro_repeat(&["repro", "scenarios/linger/blocky-false.toml", "--repeat", "0"], "--repeat")]
+#[case::missing_root(&["run", "--root", "/nonexistent"], "no such folder")]
+#[case::missing_trace_root(&["trace", "x.toml", "--root", "/nonexistent"], "no such folder")]
+#[case::zero_trace_timeout(&["trace", "x.toml", "--timeout", "0ms"], "longer than zero")]
+fn meaningless_numbers_and_missing_roots_are_usage_errors(
+    #[case] args: &[&str],
+    #[case] message: &str,
+) {
+    termwatch()
+        .args(args)
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicate::str::contains(message));
+}
+
+/// `| head -1`: once the reader of stdout is gone the run stops, quietly, with 0.
+#[test]
+fn json_to_a_closed_pipe_ends_quietly_with_0() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = termwatch_process()
+        .args(["run", "scenarios/", "--format", "json", "--jobs", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("a first line");
+    // The reader is dropped here: stdout is closed.
+    let deadline = std::time::Instant::now() + COMMAND_TIMEOUT;
+    while child.try_wait().expect("waits").is_none() {
+        assert!(std::time::Instant::now() < deadline, "did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().expect("reaped");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(first.starts_with('{'), "{first}");
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("error"), "{stderr}");
+}
+
+#[test]
+fn the_log_variable_shows_debug_logs_and_rejects_nonsense() {
+    termwatch()
+        .env("TERMWATCH_LOG", "debug")
+        .args([
+            "run",
+            "scenarios/linger/blocky-false.toml",
+            "--snapshots",
+            "off",
+        ])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("scenario process started"));
+    termwatch()
+        .env("TERMWATCH_LOG", "verbose")
+        .arg("check")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "TERMWATCH_LOG: `verbose` is not a level",
+        ));
+}
+
+#[test]
+fn every_bad_input_fixture_is_exit_2_with_short_excerpts() {
+    let output = termwatch()
+        .args([
+            "check",
+            "--root",
+            "tests/fixtures/bad-input",
+            "tests/fixtures/bad-input",
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for expected in [
+        "long-line.toml:2:20018:",
+        "not-utf8.toml:2:19: byte 0xE9 is not UTF-8",
+        "size-too-large.toml:6:8: size must be from 1 to 67108864 bytes",
+        "name-climbs-out.toml:1:8:",
+    ] {
+        assert!(stderr.contains(expected), "{expected} in {stderr}");
+    }
+    // The 20 000-character line is cut around its column, never echoed whole.
+    let longest = stderr.lines().map(str::len).max().unwrap_or(0);
+    assert!(longest < 1000, "a {longest}-byte line in the output");
+}
+
+#[test]
+fn a_symlink_loop_is_named_once_as_a_loop() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(dir.path(), "a.toml", "expect = \"clean\"\n");
+    std::fs::create_dir(dir.path().join("sub")).expect("folder");
+    std::os::unix::fs::symlink("..", dir.path().join("sub/up")).expect("symlink");
+    std::os::unix::fs::symlink("self.toml", dir.path().join("self.toml")).expect("symlink");
+    let output = termwatch()
+        .arg("check")
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("sub/up: symlink loop: this is folder"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("self.toml: symlink loop: this link leads back to itself"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("2 error(s)"), "{stderr}");
+}
+
+#[test]
+fn automatic_ipc_paths_are_measured_in_the_temporary_directory_in_use() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = write(
+        dir.path(),
+        "ipc.toml",
+        "expect = \"clean\"\ntransport = \"ipc\"\n[[nodes]]\nname = \"bus\"\nkind = \"proxy\"\n",
+    );
+    let long_tmp = dir.path().join("t".repeat(100));
+    termwatch()
+        .arg("check")
+        .arg(&file)
+        .env("TMPDIR", &long_tmp)
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("ipc.toml:4:8: the automatic ipc endpoint of node `bus`")
+                .and(predicate::str::contains("limit of 107 bytes"))
+                .and(predicate::str::contains("TMPDIR")),
+        );
+    termwatch().arg("check").arg(&file).assert().code(0);
+}
+
+#[test]
+fn a_name_that_climbs_out_writes_nothing_anywhere() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let scenarios = dir.path().join("a/b/scenarios");
+    std::fs::create_dir_all(&scenarios).expect("folders");
+    let file = write(
+        &scenarios,
+        "x.toml",
+        "name = \"../../../escaped\"\nexpect = \"clean\"\n",
+    );
+    termwatch()
+        .args(["run", "--snapshots", "update", "--snapshot-dir"])
+        .arg(dir.path().join("a/b/snapshots"))
+        .arg(&file)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("x.toml:1:8:").and(predicate::str::contains("`..`")));
+    let mut written = Vec::new();
+    let mut stack = vec![dir.path().to_owned()];
+    while let Some(folder) = stack.pop() {
+        for entry in std::fs::read_dir(&folder).expect("readable") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path != file {
+                written.push(path);
+            }
+        }
+    }
+    assert!(written.is_empty(), "written: {written:?}");
 }

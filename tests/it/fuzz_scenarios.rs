@@ -4,13 +4,15 @@
 //! quotes.
 //!
 //! The default case count is small so `cargo test` stays fast; a long run is
-//! `PROPTEST_CASES=20000 cargo test --release --test fuzz_scenarios`. Inputs that once found a
+//! `PROPTEST_CASES=20000 cargo test --release --test it fuzz_scenarios::`. Inputs that once found a
 //! bug are in `tests/fixtures/fuzz-corpus/` and replayed by `the_corpus_still_parses_without_panic`.
 
-use std::path::Path;
+use std::path::{Component, Path};
 
 use proptest::prelude::*;
-use termwatch::errors::InputError;
+use termwatch::errors::{Excerpt, InputError};
+use termwatch::scenario::endpoint::{Direction, Endpoint, IPC_PATH_MAX, TcpPort};
+use termwatch::scenario::names::path_under;
 use termwatch::scenario::parse;
 
 /// Parses `text` and checks every error's position against it.
@@ -41,7 +43,23 @@ fn check_position(text: &str, error: &InputError) -> Result<(), TestCaseError> {
             position.column <= line.chars().count() + 1,
             "{error}: column past the end of `{line}`"
         );
-        prop_assert_eq!(error.source_line.as_deref(), Some(*line));
+        let excerpt = error.source_line.as_ref();
+        prop_assert!(excerpt.is_some(), "{error}: no source line");
+        let excerpt = excerpt.unwrap();
+        if excerpt.whole {
+            prop_assert_eq!(excerpt.text.as_str(), *line);
+            prop_assert_eq!(excerpt.caret, position.column - 1);
+        } else {
+            prop_assert!(
+                line.contains(excerpt.text.trim_matches('…')),
+                "{error}: cut"
+            );
+            prop_assert!(excerpt.text.chars().count() <= 2 * Excerpt::CONTEXT + 3);
+            prop_assert_eq!(
+                excerpt.text.chars().nth(excerpt.caret),
+                line.chars().nth(position.column - 1)
+            );
+        }
     }
     let rendered = error.render();
     prop_assert!(rendered.contains(&error.message));
@@ -184,6 +202,140 @@ fn value() -> impl Strategy<Value = String> {
         "[a-z_.]{0,12}".prop_map(|s| format!("\"{s}\"")),
         "\\PC{0,8}".prop_map(|s| format!("{s:?}")),
         any::<i64>().prop_map(|n| n.to_string()),
+        limit_number().prop_map(|n| n.to_string()),
+        endpoint().prop_map(|e| toml_str(&e)),
+        name().prop_map(|n| toml_str(&n)),
+        limit_duration().prop_map(|d| toml_str(&d)),
+    ]
+}
+
+/// `s` as a TOML basic string, control characters escaped as TOML writes them (`\u001B`).
+fn toml_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Every documented range's ends and their neighbours, and the integer type limits.
+fn limit_number() -> impl Strategy<Value = i128> {
+    let ends: Vec<i128> = [
+        0,
+        1,
+        -1,
+        64,
+        1023,
+        1024,
+        60_000,
+        65_535,
+        1_000_000,
+        64 << 20,
+        100_000_000,
+        i32::MAX.into(),
+        i64::MAX.into(),
+        u64::MAX.into(),
+    ]
+    .into_iter()
+    .flat_map(|n: i128| [n - 1, n, n + 1])
+    .collect();
+    prop::sample::select(ends)
+}
+
+/// Durations around 1 ms and 24 h.
+fn limit_duration() -> impl Strategy<Value = String> {
+    prop::sample::select(vec![
+        "1ms",
+        "999us",
+        "1000us",
+        "24h",
+        "1day",
+        "1day 1ns",
+        "86400001ms",
+        "0ms",
+        "1ns",
+    ])
+    .prop_map(str::to_owned)
+}
+
+/// Endpoint strings: every transport, hosts and ports at and past their limits, ipc paths
+/// around the kernel's 107 bytes.
+fn endpoint() -> impl Strategy<Value = String> {
+    let host = prop::sample::select(vec![
+        "127.0.0.1",
+        "*",
+        "[::1]",
+        "[::zz]",
+        "localhost",
+        "eth0",
+        "garbage!!",
+        "256.1.1.1",
+        "",
+        "a..b",
+        "-",
+        "1.2.3",
+    ]);
+    let port = prop::sample::select(vec![
+        "0",
+        "1",
+        "65535",
+        "65536",
+        "99999",
+        "*",
+        "-1",
+        "",
+        "18446744073709551616",
+        "+5",
+    ]);
+    let tcp = (host, port).prop_map(|(h, p)| format!("tcp://{h}:{p}"));
+    let ipc = (100usize..112, prop::bool::ANY).prop_map(|(len, abstract_)| {
+        let first = if abstract_ { "@" } else { "/" };
+        format!("ipc://{first}{}", "p".repeat(len - 1))
+    });
+    prop_oneof![
+        tcp,
+        ipc,
+        Just("ipc://".to_owned()),
+        Just("ipc://*".to_owned()),
+        Just("inproc://".to_owned()),
+        "[a-z-]{1,8}".prop_map(|n| format!("inproc://{n}")),
+        "[a-z]{0,5}://[a-z!:*]{0,8}".prop_map(|s| s),
+        Just("tcp://garbage!!".to_owned()),
+        "\\PC{0,4}://\\PC{0,6}".prop_map(|s| s),
+    ]
+}
+
+/// Names with separators, dots, control characters, at odd lengths.
+fn name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        prop::sample::select(vec![
+            "..",
+            ".",
+            "../x",
+            "a/../../b",
+            "/abs",
+            "a//b",
+            "a/",
+            "ok\nFAIL",
+            "esc\u{1b}[2J",
+            "nul\0",
+            "tab\tx",
+            "a\\b",
+            "a.b",
+            "a b",
+            " ",
+            "",
+        ])
+        .prop_map(str::to_owned),
+        "[a-z./\\\\ -]{1,12}",
+        "\\PC{1,8}",
+        (1usize..300).prop_map(|n| "n".repeat(n)),
     ]
 }
 
@@ -325,6 +477,76 @@ proptest! {
     #[test]
     fn mutated_scenarios_never_panic(mutations in prop::collection::vec(mutation(), 1..6)) {
         check(&apply(BASE, &mutations))?;
+    }
+
+    /// An endpoint that parses renders as libzmq's string and parses back to itself; a tcp
+    /// port is in 1-65535 and an ipc path at most 107 bytes.
+    #[test]
+    fn endpoints_at_their_limits_round_trip_or_are_refused(text in endpoint()) {
+        for direction in [Direction::Bind, Direction::Connect] {
+            if let Ok(e) = Endpoint::parse(&text, direction) {
+                prop_assert_eq!(Endpoint::parse(&e.to_string(), direction), Ok(e.clone()));
+                match &e {
+                    Endpoint::Tcp { port: TcpPort::Number(p), .. } => prop_assert!(p.get() >= 1),
+                    Endpoint::Ipc(path) => prop_assert!(path.as_os_str().len() <= IPC_PATH_MAX),
+                    _ => {}
+                }
+            }
+        }
+        let scenario = format!(
+            "expect = \"clean\"\n[[nodes]]\nname = \"s\"\nkind = \"socket\"\ntype = \"PAIR\"\nconnect = {}\n",
+            toml_str(&text)
+        );
+        check(&scenario)?;
+    }
+
+    /// A scenario name is accepted only if its snapshot path stays in the snapshot folder.
+    #[test]
+    fn names_at_their_limits_never_leave_their_folder(name in name()) {
+        let text = format!("name = {}\nexpect = \"clean\"\n", toml_str(&name));
+        check(&text)?;
+        if let Ok(scenario) = parse(Path::new("n.toml"), &text, "n") {
+            let root = Path::new("/nonexistent-snapshots");
+            let path = path_under(root, &scenario.name, ".snap");
+            prop_assert!(path.is_ok(), "{:?}", path);
+            let path = path.unwrap();
+            prop_assert!(path.starts_with(root));
+            prop_assert!(!path.components().any(|c| matches!(c, Component::ParentDir)));
+            prop_assert!(!scenario.name.chars().any(char::is_control));
+        } else if !name.trim().is_empty() && !name.contains("..") && !name.starts_with('/') {
+            // Refused for a reason the rules give: a control character or an odd part.
+            prop_assert!(
+                name.chars().any(char::is_control)
+                    || name.split('/').any(|p| p.is_empty() || p == "." || p.len() > 250),
+                "{:?} refused", name
+            );
+        }
+        let node = format!(
+            "expect = \"clean\"\n[[nodes]]\nname = {}\nkind = \"publisher\"\nbind = \"auto\"\n",
+            toml_str(&name)
+        );
+        check(&node)?;
+    }
+
+    /// A number is accepted exactly when it is in the documented range of its field.
+    #[test]
+    fn numbers_at_their_limits_are_accepted_exactly_in_range(
+        n in limit_number(),
+        (field, min, max) in prop::sample::select(vec![
+            ("size", 1i128, 64i128 << 20),
+            ("rate", 1, 1_000_000),
+            ("messages", 0, 100_000_000),
+            ("linger_ms", -1, i32::MAX as i128),
+            ("sndhwm", 0, i32::MAX as i128),
+        ]),
+    ) {
+        let text = format!(
+            "expect = \"clean\"\n[[nodes]]\nname = \"p\"\nkind = \"publisher\"\nbind = \"auto\"\n{field} = {n}\n"
+        );
+        check(&text)?;
+        let in_toml = i64::try_from(n).is_ok() || u64::try_from(n).is_ok();
+        let accepted = parse(Path::new("n.toml"), &text, "n").is_ok();
+        prop_assert_eq!(accepted, in_toml && (min..=max).contains(&n), "{} = {}", field, n);
     }
 }
 

@@ -1,20 +1,13 @@
-//! `docs/catalogue.md` is generated from the scenario files by `termwatch list --format
-//! markdown`; this test fails when the committed page no longer matches what the shipped
-//! scenarios generate.
+//! The catalogue pages: `docs/catalogue.md` is what `termwatch list --format markdown`
+//! generates from the shipped scenarios, and every scenario `docs/hang-classes.md` names
+//! exists.
 
-use std::path::PathBuf;
-use std::time::Duration;
-
-use assert_cmd::Command;
+use crate::support::{termwatch, workspace_path};
 
 #[test]
 fn the_committed_catalogue_page_is_what_the_scenarios_generate() {
-    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let output = Command::cargo_bin("termwatch")
-        .expect("the termwatch binary is built")
-        .current_dir(&workspace)
+    let output = termwatch()
         .args(["list", "--format", "markdown"])
-        .timeout(Duration::from_secs(60))
         .output()
         .expect("termwatch runs");
     assert_eq!(
@@ -24,7 +17,7 @@ fn the_committed_catalogue_page_is_what_the_scenarios_generate() {
         String::from_utf8_lossy(&output.stderr)
     );
     let generated = String::from_utf8(output.stdout).expect("UTF-8 output");
-    let committed = std::fs::read_to_string(workspace.join("docs/catalogue.md"))
+    let committed = std::fs::read_to_string(workspace_path("docs/catalogue.md"))
         .expect("docs/catalogue.md is committed");
     assert!(
         generated == committed,
@@ -33,13 +26,9 @@ fn the_committed_catalogue_page_is_what_the_scenarios_generate() {
     );
 }
 
-/// Every scenario `docs/hang-classes.md` names (a backticked `folder/name`, with `{a,b}`
-/// alternatives expanded) is a shipped scenario file.
-#[test]
-fn every_scenario_the_hang_classes_page_names_exists() {
-    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let page = std::fs::read_to_string(workspace.join("docs/hang-classes.md"))
-        .expect("docs/hang-classes.md is committed");
+/// The scenario names in backticks on a page (`folder/name`, with `{a,b}` alternatives
+/// expanded).
+fn scenario_names_in(page: &str) -> Vec<String> {
     let mut named = Vec::new();
     for (i, chunk) in page.split('`').enumerate() {
         let is_code = i % 2 == 1;
@@ -62,10 +51,27 @@ fn every_scenario_the_hang_classes_page_names_exists() {
             _ => named.push(chunk.to_owned()),
         }
     }
+    named
+}
+
+#[test]
+fn names_are_read_from_code_spans_with_alternatives_expanded() {
+    let page = "see `linger/push-{tcp,ipc}` and `a/b`, not `scenarios/`, `x.toml/y` or a/b";
+    assert_eq!(
+        scenario_names_in(page),
+        ["linger/push-tcp", "linger/push-ipc", "a/b"]
+    );
+}
+
+#[test]
+fn every_scenario_the_hang_classes_page_names_exists() {
+    let page = std::fs::read_to_string(workspace_path("docs/hang-classes.md"))
+        .expect("docs/hang-classes.md is committed");
+    let named = scenario_names_in(&page);
     assert!(named.len() > 40, "found only {named:?}");
     let missing: Vec<&String> = named
         .iter()
-        .filter(|name| !workspace.join(format!("scenarios/{name}.toml")).is_file())
+        .filter(|name| !workspace_path(&format!("scenarios/{name}.toml")).is_file())
         .collect();
     assert!(missing.is_empty(), "named but not shipped: {missing:?}");
 }

@@ -3,23 +3,17 @@
 //! this test: the harness turns it into a verdict, and the command itself has a timeout.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use assert_cmd::Command;
 use rstest::rstest;
 use serde_json::Value;
 
-/// Far above any shipped scenario's deadlines; only a broken harness would reach it.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+use crate::support::{termwatch, workspace_path};
 
 fn run_json(file: &Path) -> Vec<Value> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
-    let output = Command::cargo_bin("termwatch")
-        .expect("the termwatch binary is built for tests")
+    let output = termwatch()
         .args(["run", "--format", "json", "--root"])
-        .arg(&root)
+        .arg(workspace_path("scenarios"))
         .arg(file)
-        .timeout(COMMAND_TIMEOUT)
         .output()
         .expect("termwatch runs");
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -10,24 +10,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use assert_cmd::cargo::CommandCargoExt;
+use crate::support::{
+    COMMAND_TIMEOUT as RUN_TIMEOUT, eventually, live_processes, termwatch, termwatch_process,
+    workspace_path,
+};
 
-/// A run that takes longer than this is stuck: the test fails and kills it.
-const RUN_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn termwatch() -> Command {
-    let mut command = Command::cargo_bin("termwatch").expect("the termwatch binary is built");
-    command.current_dir(env!("CARGO_MANIFEST_DIR"));
-    command
-}
-
-/// Runs to the end (with [`RUN_TIMEOUT`]) and returns exit code, stdout and stderr.
+/// Runs to the end (bounded) and returns exit code, stdout and stderr.
 fn run(args: &[&str]) -> (i32, String, String) {
-    let output = assert_cmd::Command::from_std(termwatch())
-        .args(args)
-        .timeout(RUN_TIMEOUT)
-        .output()
-        .expect("termwatch runs");
+    let output = termwatch().args(args).output().expect("termwatch runs");
     (
         output.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -147,18 +137,25 @@ impl Sandbox {
             .expect("scenario written");
     }
 
-    /// `termwatch run` on the sandbox's scenarios, TMPDIR in the sandbox.
-    fn start_run(&self, extra: &[&str]) -> Child {
-        termwatch()
+    /// `command` (termwatch, or a shell that ends in it) given the arguments that run the
+    /// sandbox's scenarios, TMPDIR in the sandbox, its output piped.
+    fn as_run(&self, mut command: Command) -> Command {
+        command
             .arg("run")
             .arg(self.scenarios())
             .arg("--root")
             .arg(self.scenarios())
-            .args(extra)
             .env("TMPDIR", self.tmp())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    /// `termwatch run` on the sandbox's scenarios, TMPDIR in the sandbox.
+    fn start_run(&self, extra: &[&str]) -> Child {
+        self.as_run(termwatch_process())
+            .args(extra)
             .spawn()
             .expect("termwatch starts")
     }
@@ -189,39 +186,11 @@ impl Drop for Sandbox {
 
 /// Live (not zombie) processes for which `keep(cmdline, process group)` holds.
 fn processes_where(keep: impl Fn(&str, i32) -> bool) -> Vec<i32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                return false;
-            };
-            let Some((_, rest)) = stat.rsplit_once(')') else {
-                return false;
-            };
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            let zombie = fields.first() == Some(&"Z");
-            let group = fields.get(2).and_then(|g| g.parse().ok()).unwrap_or(0);
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
-                .unwrap_or_default();
-            !zombie && keep(&cmdline, group)
-        })
+    live_processes()
+        .into_iter()
+        .filter(|p| keep(&p.cmdline, p.group))
+        .map(|p| p.pid)
         .collect()
-}
-
-/// Polls `condition` until it holds; false after `timeout`.
-fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if condition() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    condition()
 }
 
 /// Waits for `child` to exit, at most [`RUN_TIMEOUT`]; returns its status and output.
@@ -304,8 +273,12 @@ fn interrupt_hanging_suite(signals: &[i32], expected_code: i32) {
         assert!(stdout.contains("passed,"), "no summary: {stdout}");
         let xml = std::fs::read_to_string(&junit).expect("the JUnit file is written");
         assert!(
-            xml.contains("<skipped message=\"the run was interrupted"),
+            xml.contains("<skipped message=\"the run was interrupted before this scenario ended"),
             "{xml}"
+        );
+        assert!(
+            xml.contains("<skipped message=\"the run was interrupted before this scenario started"),
+            "scenarios that never started are listed as skipped: {xml}"
         );
         assert_valid_junit(&junit);
     }
@@ -440,9 +413,7 @@ fn a_timing_dependent_scenario_is_reported_flaky() {
 fn assert_valid_junit(xml_file: &Path) {
     let schema = std::env::var_os("TERMWATCH_JUNIT_XSD")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/junit-schema/junit-10.xsd")
-        });
+        .unwrap_or_else(|| workspace_path("target/junit-schema/junit-10.xsd"));
     if !schema.is_file() {
         eprintln!(
             "note: JUnit schema validation skipped: no schema at {} (run ci/junit-schema.sh)",
@@ -524,4 +495,397 @@ fn junit_output_validates_and_carries_the_hang_diagnostics() {
     ]);
     assert_eq!(code, 1, "{err}");
     assert_valid_junit(&flaky_report);
+}
+
+/// Per scenario name, whether it passed: from the human lines, the JSON lines and the JUnit
+/// test cases of one run.
+type Verdicts = std::collections::BTreeMap<String, bool>;
+
+fn human_verdicts(stdout: &str) -> Verdicts {
+    stdout
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            let passed = match words.next()? {
+                "PASS" => true,
+                "FAIL" => false,
+                _ => return None,
+            };
+            Some((words.next()?.to_owned(), passed))
+        })
+        .collect()
+}
+
+fn json_verdicts(text: &str) -> Verdicts {
+    scenario_lines(text)
+        .iter()
+        .map(|v| {
+            let name = v["name"].as_str().expect("a name").to_owned();
+            (name, v["passed"].as_bool().expect("passed"))
+        })
+        .collect()
+}
+
+fn junit_verdicts(xml: &str) -> Verdicts {
+    xml.split("<testcase ")
+        .skip(1)
+        .map(|case| {
+            let name = case
+                .split_once("name=\"")
+                .and_then(|(_, rest)| rest.split_once('"'))
+                .expect("a testcase name")
+                .0;
+            let passed = !case.contains("<failure") && !case.contains("<skipped");
+            (name.to_owned(), passed)
+        })
+        .collect()
+}
+
+/// One run writes the human report to stdout, JSON Lines and JUnit XML to files, and the
+/// three say the same about every scenario.
+#[test]
+fn one_run_writes_human_json_and_junit_that_agree() {
+    let out = tempfile::tempdir().expect("a temporary folder");
+    let (json, xml) = (out.path().join("a.json"), out.path().join("a.xml"));
+    let (code, stdout, stderr) = run(&[
+        "run",
+        "scenarios/",
+        "--json",
+        json.to_str().expect("utf-8 path"),
+        "--junit",
+        xml.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let human = human_verdicts(&stdout);
+    let json_text = std::fs::read_to_string(&json).expect("the JSON file is written");
+    let xml_text = std::fs::read_to_string(&xml).expect("the JUnit file is written");
+    assert!(human.len() > 10, "{stdout}");
+    assert_eq!(human, json_verdicts(&json_text));
+    assert_eq!(human, junit_verdicts(&xml_text));
+    let summary: serde_json::Value =
+        serde_json::from_str(json_text.lines().last().expect("a summary line")).expect("JSON");
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(summary["total"], human.len());
+    assert!(
+        stdout.contains(&format!("{} passed, 0 failed", human.len())),
+        "{stdout}"
+    );
+    assert_valid_junit(&xml);
+}
+
+/// A scenario that fails shows as failed in all three reports, with `--format json` on stdout
+/// beside both files (the human report then on stderr).
+#[test]
+fn reports_agree_on_a_failure_with_json_on_stdout_too() {
+    let sandbox = Sandbox::new();
+    sandbox.add(
+        "unexpected-hang",
+        &HANGING
+            .replace(
+                "expect = \"hang\"\nexpect_hang_at = \"term\"",
+                "expect = \"clean\"",
+            )
+            .replace("timeout = \"60s\"", "timeout = \"200ms\""),
+    );
+    sandbox.add(
+        "expected-hang",
+        &HANGING.replace("timeout = \"60s\"", "timeout = \"200ms\""),
+    );
+    let (json, xml) = (
+        sandbox.root.path().join("a.json"),
+        sandbox.root.path().join("a.xml"),
+    );
+    let child = sandbox.start_run(&[
+        "--format",
+        "json",
+        "--json",
+        json.to_str().expect("utf-8 path"),
+        "--junit",
+        xml.to_str().expect("utf-8 path"),
+    ]);
+    let (status, stdout, stderr) = finish(child);
+    assert_eq!(status.code(), Some(1), "{stdout}\n{stderr}");
+    let human = human_verdicts(&stderr);
+    let expected: Verdicts = [
+        ("expected-hang".to_owned(), true),
+        ("unexpected-hang".to_owned(), false),
+    ]
+    .into();
+    assert_eq!(human, expected, "{stderr}");
+    assert_eq!(json_verdicts(&stdout), expected);
+    let file = std::fs::read_to_string(&json).expect("the JSON file is written");
+    assert_eq!(json_verdicts(&file), expected);
+    let xml_text = std::fs::read_to_string(&xml).expect("the JUnit file is written");
+    assert_eq!(junit_verdicts(&xml_text), expected);
+}
+
+#[test]
+fn two_reports_on_stdout_are_bad_input() {
+    let (code, _, err) = run(&["run", "scenarios/", "--format", "json", "--junit", "-"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("only one report can go to stdout"), "{err}");
+}
+
+/// How the parent of a run is made to die.
+#[derive(Debug, Clone, Copy)]
+enum Death {
+    /// `kill -9 PID`.
+    Kill9,
+    /// `kill -9 -PGID`: the parent's whole process group.
+    Kill9Group,
+    /// SIGHUP: its terminal closed.
+    HangUp,
+}
+
+/// Live processes that belong to the sandbox's runs: their command line or their environment
+/// (TMPDIR) names the sandbox, so the janitor is found too.
+fn run_processes(sandbox: &Sandbox) -> Vec<i32> {
+    let needle = sandbox.root.path().to_string_lossy().into_owned();
+    live_processes()
+        .into_iter()
+        .filter(|p| p.cmdline.contains(&needle) || p.environ.contains(&needle))
+        .map(|p| p.pid)
+        .collect()
+}
+
+/// Starts a suite of four scenarios that hang for an hour (two at a time), lets it run for
+/// `after`, makes its parent die as `death` says, and returns how long it took until no
+/// process of the run and no run folder was left (at most 1 s, or the test fails), and how
+/// many scenario processes were running when it died.
+fn die_during_hanging_suite(death: Death, after: Duration) -> (Duration, usize) {
+    let sandbox = Sandbox::new();
+    for i in 0..4 {
+        sandbox.add(
+            &format!("hang-{i}"),
+            &HANGING.replace("timeout = \"60s\"", "timeout = \"1h\""),
+        );
+    }
+    let mut command = sandbox.as_run(termwatch_process());
+    command.args(["--jobs", "2"]);
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let mut child = command.spawn().expect("termwatch starts");
+    std::thread::sleep(after);
+    let pid = child.id() as i32;
+    let running = sandbox.children().len();
+    let killed = Instant::now();
+    // SAFETY: kill(2) on our own child (or its own process group), not reaped yet.
+    unsafe {
+        match death {
+            Death::Kill9 => libc::kill(pid, libc::SIGKILL),
+            Death::Kill9Group => libc::kill(-pid, libc::SIGKILL),
+            Death::HangUp => libc::kill(pid, libc::SIGHUP),
+        };
+    }
+    let exited = eventually(Duration::from_secs(1), || {
+        matches!(child.try_wait(), Ok(Some(_)))
+    });
+    let tmp_empty = || {
+        std::fs::read_dir(sandbox.tmp())
+            .map(|mut entries| entries.next().is_none())
+            .unwrap_or(false)
+    };
+    let clean = eventually(Duration::from_secs(1), || {
+        run_processes(&sandbox).is_empty() && tmp_empty()
+    });
+    let took = killed.elapsed();
+    let left = run_processes(&sandbox);
+    let folders: Vec<_> = std::fs::read_dir(sandbox.tmp())
+        .expect("tmp readable")
+        .filter_map(|e| e.ok().map(|e| e.file_name()))
+        .collect();
+    for &pid in &left {
+        // SAFETY: kill(2) of a process this test's run left behind.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    let output = child.wait_with_output().expect("reaped");
+    assert!(exited, "{death:?} after {after:?}: termwatch did not exit");
+    assert!(
+        clean && took <= Duration::from_secs(1),
+        "{death:?} after {after:?}: after {took:?}, processes {left:?}, folders {folders:?}"
+    );
+    if let Death::HangUp = death {
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        // A SIGHUP before the handler is installed kills it the default way: also 129 to a
+        // shell, and nothing had started.
+        let by_default =
+            std::os::unix::process::ExitStatusExt::signal(&output.status) == Some(libc::SIGHUP);
+        if !by_default {
+            assert_eq!(output.status.code(), Some(129), "{stdout}");
+            assert!(
+                stdout.contains("passed,"),
+                "results so far printed: {stdout}"
+            );
+        }
+    }
+    (took, running)
+}
+
+/// The moments at which the parent dies: before, while and after its children start and
+/// reach their hang.
+const MOMENTS_MS: [u64; 10] = [0, 5, 15, 30, 60, 100, 200, 350, 600, 1000];
+
+fn die_at_every_moment(death: Death) {
+    let runs: Vec<(Duration, usize)> = MOMENTS_MS
+        .iter()
+        .map(|&ms| die_during_hanging_suite(death, Duration::from_millis(ms)))
+        .collect();
+    let worst = runs.iter().map(|r| r.0).max().unwrap_or_default();
+    eprintln!(
+        "{death:?}: everything gone within {worst:?} at worst; (time, scenario processes running) per moment: {runs:?}"
+    );
+    assert!(
+        runs.iter().any(|r| r.1 == 2),
+        "the parent never died with two hanging children: {runs:?}"
+    );
+}
+
+#[test]
+fn kill_9_of_the_parent_leaves_no_process_and_no_folder() {
+    die_at_every_moment(Death::Kill9);
+}
+
+#[test]
+fn kill_9_of_the_process_group_leaves_no_process_and_no_folder() {
+    die_at_every_moment(Death::Kill9Group);
+}
+
+#[test]
+fn sighup_reports_exits_129_and_leaves_nothing() {
+    die_at_every_moment(Death::HangUp);
+}
+
+/// An expected hang that ends quickly.
+fn quick_hang() -> String {
+    HANGING.replace("timeout = \"60s\"", "timeout = \"200ms\"")
+}
+
+/// Runs the sandbox's scenarios through `sh` with `umask` and `extra` arguments; returns exit
+/// code, stdout and stderr.
+fn run_with_umask(sandbox: &Sandbox, umask: &str, extra: &[&Path]) -> (i32, String, String) {
+    let mut shell = Command::new("sh");
+    shell
+        .arg("-c")
+        .arg(format!("umask {umask}; exec \"$@\""))
+        .arg("sh")
+        .arg(termwatch_process().get_program());
+    let child = sandbox
+        .as_run(shell)
+        .args(extra)
+        .spawn()
+        .expect("sh starts");
+    let (status, stdout, stderr) = finish(child);
+    (status.code().unwrap_or(-1), stdout, stderr)
+}
+
+#[test]
+fn report_files_are_replaced_with_the_umask_mode_and_links_are_followed() {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let sandbox = Sandbox::new();
+    sandbox.add("quick", &quick_hang());
+    let dir = sandbox.root.path();
+    let (json, real, link) = (dir.join("a.json"), dir.join("real.xml"), dir.join("a.xml"));
+    std::fs::write(&json, "old").expect("written");
+    std::fs::set_permissions(&json, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    std::fs::write(&real, "old").expect("written");
+    symlink("real.xml", &link).expect("link");
+    let (code, stdout, stderr) = run_with_umask(
+        &sandbox,
+        "027",
+        &[Path::new("--json"), &json, Path::new("--junit"), &link],
+    );
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let mode = |path: &Path| {
+        std::fs::metadata(path)
+            .expect("exists")
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&json), 0o640, "the umask's mode, not the old file's");
+    assert_eq!(
+        json_verdicts(&std::fs::read_to_string(&json).expect("json")).len(),
+        1
+    );
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .expect("link")
+            .file_type()
+            .is_symlink(),
+        "the link is kept"
+    );
+    assert_eq!(mode(&real), 0o640);
+    let xml = std::fs::read_to_string(&real).expect("the link's target is replaced");
+    assert_eq!(junit_verdicts(&xml).len(), 1, "{xml}");
+    let names: Vec<_> = std::fs::read_dir(dir)
+        .expect("readable")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(names.is_empty(), "temporary files left: {names:?}");
+}
+
+#[test]
+fn a_fifo_a_device_and_dash_are_written_as_streams() {
+    let sandbox = Sandbox::new();
+    sandbox.add("quick", &quick_hang());
+    let fifo = sandbox.root.path().join("fifo.xml");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).expect("the FIFO is read"))
+    };
+    let (code, stdout, stderr) = run_with_umask(
+        &sandbox,
+        "022",
+        &[
+            Path::new("--junit"),
+            &fifo,
+            Path::new("--json"),
+            Path::new("/dev/null"),
+            Path::new("--format"),
+            Path::new("json"),
+            Path::new("--output"),
+            Path::new("-"),
+        ],
+    );
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let xml = reader.join().expect("reader");
+    assert_eq!(junit_verdicts(&xml).len(), 1, "{xml}");
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        std::fs::metadata(&fifo)
+            .expect("fifo")
+            .file_type()
+            .is_fifo()
+    );
+    assert!(
+        std::fs::metadata("/dev/null")
+            .expect("null")
+            .file_type()
+            .is_char_device()
+    );
+    assert_eq!(json_verdicts(&stdout).len(), 1, "`-` is stdout: {stdout}");
+    assert!(
+        stderr.contains("1 passed, 0 failed"),
+        "human on stderr: {stderr}"
+    );
+}
+
+/// A run killed before any scenario ended leaves a valid JUnit document with no test case.
+#[test]
+fn a_run_killed_before_its_first_verdict_leaves_valid_junit() {
+    let sandbox = Sandbox::new();
+    sandbox.add(
+        "hang",
+        &HANGING.replace("timeout = \"60s\"", "timeout = \"1h\""),
+    );
+    let xml = sandbox.root.path().join("a.xml");
+    let child = sandbox.start_run(&["--junit", xml.to_str().expect("utf-8 path")]);
+    let running = eventually(RUN_TIMEOUT, || !sandbox.children().is_empty());
+    assert!(running, "no scenario started");
+    signal(&child, libc::SIGKILL);
+    let _ = finish(child);
+    let text = std::fs::read_to_string(&xml).expect("the JUnit file exists from the start");
+    assert!(text.contains(r#"tests="0""#), "{text}");
+    assert_valid_junit(&xml);
 }

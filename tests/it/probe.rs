@@ -1,0 +1,218 @@
+//! The probe inside real pyzmq programs (the examples): each runs with the probe preloaded;
+//! a hang is declared when the program has not exited a deadline after it says `terminating`,
+//! and the report made then must name what term waits for. Needs Python with pyzmq
+//! ([`python`]); the tests say so in one line and pass when it is missing.
+//! `TERMWATCH_PROBE_REPEAT=N` runs each N times; `TERMWATCH_PROBE_SHOW=1` prints the reports.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use termwatch::probe::{ProbeReport, ProbeSetup, ProbeState};
+
+use crate::support::{python, workspace_path};
+
+/// How long a program may take from `terminating` to its exit.
+const DEADLINE: Duration = Duration::from_millis(1500);
+/// How long a program may take to get to `terminating`.
+const STARTUP: Duration = Duration::from_secs(30);
+
+/// What one run gave.
+struct Run {
+    /// Lines the program printed.
+    lines: Vec<String>,
+    /// The report at the deadline, when it hung.
+    hang: Option<ProbeReport>,
+    /// Everything the probe reported, after the program ended.
+    state: ProbeState,
+    /// The program's pid.
+    pid: i32,
+}
+
+/// Kills the program's process group when dropped.
+struct Group(Child);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        // SAFETY: signalling our child's own process group.
+        unsafe { libc::kill(-(self.0.id() as i32), libc::SIGKILL) };
+        let _ = self.0.wait();
+    }
+}
+
+fn run_example(python: &Path, script: &str, args: &[&str]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = ProbeSetup::new(dir.path()).unwrap();
+    let mut command = Command::new(python);
+    command
+        .arg(workspace_path("examples").join(script))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0);
+    probe.configure(&mut command).unwrap();
+    let mut group = Group(command.spawn().unwrap());
+    let pid = group.0.id() as i32;
+    let monitor = probe.start(pid as u32).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stdout = group.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    let mut deadline = Instant::now() + STARTUP;
+    let hang = loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => {
+                if line == "terminating" {
+                    deadline = Instant::now() + DEADLINE;
+                }
+                lines.push(line);
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break None,
+            Err(mpsc::RecvTimeoutError::Timeout) => break Some(monitor.report(|_| {})),
+        }
+    };
+    drop(group);
+    let state = monitor.finish(Duration::from_secs(5));
+    Run {
+        lines,
+        hang,
+        state,
+        pid,
+    }
+}
+
+fn endpoint(lines: &[String]) -> String {
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix("ready "))
+        .expect("a ready line")
+        .to_owned()
+}
+
+/// Runs `script args` `TERMWATCH_PROBE_REPEAT` times (default 1), expecting a hang whose
+/// report holds every piece of `expect(endpoint)`.
+fn expect_hang(script: &str, args: &[&str], expect: impl Fn(&str) -> Vec<String>) {
+    let Some(python) = python("probe example test") else {
+        return;
+    };
+    for _ in 0..repeats() {
+        let run = run_example(&python, script, args);
+        let report = run
+            .hang
+            .unwrap_or_else(|| panic!("{script} {args:?} did not hang: {:?}", run.lines));
+        assert!(report.term_waiting(), "{report}");
+        let text = report.to_string();
+        if std::env::var_os("TERMWATCH_PROBE_SHOW").is_some() {
+            eprintln!("{script} {args:?}:\n{text}");
+        }
+        for piece in expect(&endpoint(&run.lines)) {
+            assert!(text.contains(&piece), "`{piece}` missing from:\n{text}");
+        }
+        let process = &run.state.processes[&run.pid];
+        assert!(process.used_zmq());
+    }
+}
+
+/// Runs `script args`, expecting a clean exit with every socket closed and term returned.
+fn expect_clean(script: &str, args: &[&str]) {
+    let Some(python) = python("probe example test") else {
+        return;
+    };
+    for _ in 0..repeats() {
+        let run = run_example(&python, script, args);
+        assert!(
+            run.hang.is_none(),
+            "{script} {args:?} hung:\n{}",
+            run.hang.unwrap()
+        );
+        assert_eq!(
+            run.lines.last().map(String::as_str),
+            Some("terminated"),
+            "{:?}",
+            run.lines
+        );
+        let process = &run.state.processes[&run.pid];
+        assert!(
+            process.sockets.iter().all(|s| s.closed.is_some()),
+            "{process:?}"
+        );
+        let terms = process.contexts.iter().flat_map(|c| &c.terms);
+        assert!(terms.clone().count() >= 1 && terms.clone().all(|t| t.returned.is_some()));
+    }
+}
+
+fn repeats() -> usize {
+    std::env::var("TERMWATCH_PROBE_REPEAT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}
+
+#[test]
+fn async_subscriber_bug_names_the_open_sub_socket_of_the_ended_loop_thread() {
+    expect_hang("async_subscriber.py", &["bug"], |endpoint| {
+        vec![
+            "term() (zmq_ctx_destroy) on context 0x".into(),
+            "from the main thread".into(),
+            "still open:\n  - SUB socket created by thread `".into(),
+            ", ended), connected to ".to_owned() + endpoint,
+            "linger 0".into(),
+            "last call zmq_getsockopt(".into(),
+        ]
+    });
+}
+
+#[test]
+fn async_subscriber_half_fix_still_leaves_the_socket_open() {
+    expect_hang("async_subscriber.py", &["half-fix"], |endpoint| {
+        vec![
+            "still open:\n  - SUB socket".into(),
+            format!("ended), connected to {endpoint}"),
+        ]
+    });
+}
+
+#[test]
+fn async_subscriber_fix_is_clean() {
+    expect_clean("async_subscriber.py", &["fix"]);
+}
+
+#[test]
+fn blocking_receiver_that_keeps_its_socket_is_named_with_its_eterm() {
+    expect_hang("blocking_receiver.py", &["keeps"], |endpoint| {
+        vec![
+            "still open:\n  - SUB socket created by thread `".into(),
+            format!("ended), connected to {endpoint}"),
+            "last call zmq_msg_recv failed with ETERM".into(),
+        ]
+    });
+}
+
+#[test]
+fn blocking_receiver_that_closes_is_clean() {
+    expect_clean("blocking_receiver.py", &["closes"]);
+}
+
+#[test]
+fn publisher_lingering_for_a_dead_subscriber_is_named() {
+    expect_hang("linger_publisher.py", &["infinite"], |endpoint| {
+        vec![
+            "waiting for:\n  - PUB socket created by the main thread".into(),
+            format!("connected to {endpoint}, linger -1 (infinite)"),
+            "term waits until its unsent messages are delivered".into(),
+        ]
+    });
+}
+
+#[test]
+fn publisher_with_zero_linger_is_clean() {
+    expect_clean("linger_publisher.py", &["zero"]);
+}
