@@ -91,6 +91,7 @@ fn write_snapshot_notes<'a>(
             .clone()
             .filter_map(|r| r.snapshot.as_ref().filter(|s| s.status == status))
             .map(|s| s.path.as_str())
+            .filter(|path| !path.is_empty())
             .collect();
         paths.into_iter().collect()
     };

@@ -360,6 +360,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = snapshot_path(dir.path(), "async/case").unwrap();
         assert!(path.ends_with("async/case.snap"));
+        assert!(
+            snapshot_path(dir.path(), "v1.2")
+                .unwrap()
+                .ends_with("v1.2.snap")
+        );
+        for outside in ["../x", "a/../../x", "/etc/x", "a//b", "./x", ""] {
+            assert!(snapshot_path(dir.path(), outside).is_err(), "{outside}");
+        }
         assert_eq!(read_body(&path).unwrap(), None);
         write(&path, "scenarios/async/case.toml", "line one\nline two\n").unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
