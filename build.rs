@@ -22,7 +22,8 @@ fn main() {
             "termwatch_probe",
         ])
         // Link-time optimisation also drops core's unwinding glue, which would otherwise leave
-        // an undefined `rust_eh_personality` in a `no_std` library.
+        // an undefined `rust_eh_personality` in a `no_std` library. Symbols stay, so native
+        // stacks through the probe name its functions.
         .args([
             "-C",
             "opt-level=3",
@@ -31,7 +32,7 @@ fn main() {
             "-C",
             "lto",
             "-C",
-            "strip=symbols",
+            "strip=debuginfo",
         ])
         .arg("probe/src/lib.rs")
         .arg("-o")

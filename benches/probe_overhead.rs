@@ -54,11 +54,9 @@ fn run(python: &Path, messages: u64, probed: bool) -> (f64, f64) {
         .expect("piped")
         .read_to_string(&mut text)
         .expect("python's output");
-    // SAFETY: an all-zero rusage is valid; waiting for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let mut status = 0;
-    // SAFETY: as above.
-    unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let before = children_cpu_ns();
+    child.wait().expect("python ends");
+    let cpu_ns = children_cpu_ns() - before;
     if let Some(monitor) = monitor {
         let state = monitor.finish(Duration::from_secs(5));
         assert!(
@@ -71,11 +69,17 @@ fn run(python: &Path, messages: u64, probed: bool) -> (f64, f64) {
         .strip_prefix("rate ")
         .and_then(|r| r.parse().ok())
         .unwrap_or_else(|| panic!("no rate in {text:?}"));
+    (rate, cpu_ns / messages as f64)
+}
+
+/// CPU time (user + system) of every child reaped so far, ns.
+fn children_cpu_ns() -> f64 {
+    // SAFETY: an all-zero rusage is valid to write into.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
     let ns = |t: libc::timeval| t.tv_sec as f64 * 1e9 + t.tv_usec as f64 * 1e3;
-    (
-        rate,
-        (ns(usage.ru_utime) + ns(usage.ru_stime)) / messages as f64,
-    )
+    ns(usage.ru_utime) + ns(usage.ru_stime)
 }
 
 fn median(mut values: Vec<f64>) -> f64 {

@@ -6,7 +6,7 @@
 //! the receiver's clock from the first data message to the last, every message counted. A sample
 //! that lost messages stops the benchmark with that message instead of being timed.
 //!
-//! Profiles: the full matrix by default; `TERMWATCH_BENCH_PROFILE=quick` measures a
+//! Profiles: the full matrix by default; `TERMWATCH_BENCH_PROFILE=quick` measures a
 //! reduced one (16 B and 1 KiB, 1x1) in under two minutes; criterion's test mode
 //! (`cargo test --benches`, `cargo bench -- --test`) runs the reduced matrix once with few
 //! messages. Compare saved baselines with `termwatch compare --criterion-dir target/criterion`.
@@ -14,7 +14,7 @@
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use std::path::Path;
 use std::time::Duration;
-use termwatch::bench::measure::Runner;
+use termwatch::bench::measure::{Runner, Throttle};
 use termwatch::bench::suite::Matrix;
 use termwatch::bench::workload::{Workload, default_messages, format_size};
 
@@ -71,13 +71,17 @@ fn same_group(a: &Workload, b: &Workload) -> bool {
 
 fn proxy(c: &mut Criterion) {
     let profile = Profile::from_environment();
-    let mut runner = match Runner::new(Path::new(env!("CARGO_BIN_EXE_termwatch")), 0) {
+    let mut runner = match Runner::new(
+        Path::new(env!("CARGO_BIN_EXE_termwatch")),
+        Throttle::default(),
+        Vec::new(),
+    ) {
         Ok(runner) => runner,
         Err(error) => panic!("cannot create the scratch directory for ipc endpoints: {error}"),
     };
     let workloads = profile.matrix().workloads();
     for group_workloads in workloads.chunk_by(same_group) {
-        let first = group_workloads[0];
+        let first = &group_workloads[0];
         let messages = profile.messages(first.size);
         let published = messages * u64::from(first.fan.publishers);
         let mut group = c.benchmark_group(format!(

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::bench;
+use crate::child::proof::EarlyVerdicts;
 use crate::child::{self, ChildArgs};
 use crate::errors::{Ending, InputErrors, exit_code};
 use crate::events::RunEvent;
@@ -60,11 +61,13 @@ enum Command {
     Janitor,
     /// Measure proxy throughput against direct PUB→SUB.
     Bench(bench::BenchArgs),
-    /// Compare two benchmark results; exit 1 when a workload got slower.
+    /// Compare two benchmark results, or two engines of one; exit 1 when a workload got slower.
     Compare(bench::CompareArgs),
+    /// Run a bus proxy (XSUB frontend, XPUB backend) until SIGINT or SIGTERM.
+    Proxy(bench::ProxyArgs),
     /// Internal: one process of a benchmark sample.
-    #[command(name = "__bench-role", hide = true)]
-    BenchRole(bench::BenchRoleArgs),
+    #[command(name = bench::ROLE_SUBCOMMAND, hide = true)]
+    BenchRole(bench::RoleArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -191,10 +194,31 @@ struct ListArgs {
     format: ListFormat,
 }
 
+/// Proven hangs.
+#[derive(Debug, Clone, Copy, Args)]
+struct EarlyArgs {
+    /// Wait for every hang's deadline, even where the hang is certain when its step starts
+    /// (by default such a hang is declared at once, marked proven).
+    #[arg(long, conflicts_with = "verify_proofs")]
+    no_early: bool,
+    /// Prove hangs but let every step run to its deadline anyway; a proven step that finishes
+    /// is reported as an error of the harness.
+    #[arg(long)]
+    verify_proofs: bool,
+}
+
+impl EarlyArgs {
+    fn mode(self) -> EarlyVerdicts {
+        EarlyVerdicts::from_flags(self.no_early, self.verify_proofs)
+    }
+}
+
 #[derive(Debug, Args)]
 struct RunArgs {
     #[command(flatten)]
     select: SelectArgs,
+    #[command(flatten)]
+    early: EarlyArgs,
     /// Scenarios run at once [default: the number of cores].
     #[arg(long, short, value_parser = at_least_one)]
     jobs: Option<usize>,
@@ -243,6 +267,8 @@ struct TraceArgs {
 struct ReproArgs {
     /// The scenario file.
     file: PathBuf,
+    #[command(flatten)]
+    early: EarlyArgs,
     /// Run at most this many times, stopping at the first hang.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     repeat: u32,
@@ -278,6 +304,7 @@ pub fn main() -> i32 {
         Command::Trace(args) => Ok(trace(&args)),
         Command::Bench(args) => bench::run_bench(&args),
         Command::Compare(args) => bench::run_compare(&args),
+        Command::Proxy(args) => bench::run_proxy_command(&args),
         Command::BenchRole(args) => bench::run_bench_role(&args),
     };
     exit_code(ending)
@@ -409,6 +436,7 @@ fn run_options(
         root: root.to_owned(),
         executable,
         snapshots,
+        early: EarlyVerdicts::default(),
     })
 }
 
@@ -508,12 +536,15 @@ fn run(args: &RunArgs) -> Ending {
         },
         dir: args.snapshot_dir.clone(),
     };
-    let options = attempt!(run_options(
-        args.select.root.get(),
-        args.jobs,
-        args.timeout,
-        snapshots
-    ));
+    let options = RunOptions {
+        early: args.early.mode(),
+        ..attempt!(run_options(
+            args.select.root.get(),
+            args.jobs,
+            args.timeout,
+            snapshots
+        ))
+    };
     let repeat = args.repeat as usize;
     let properties = junit_properties(args, options.jobs);
     let (mut sinks, human_on_stdout) = attempt!(report_sinks(&args.report, repeat > 1, properties));
@@ -576,6 +607,10 @@ fn load_one(
 
 fn repro(args: &ReproArgs) -> Ending {
     let (scenario, options) = attempt!(load_one(&args.file, &args.root, args.timeout));
+    let options = RunOptions {
+        early: args.early.mode(),
+        ..options
+    };
     let properties = common_properties(1, args.repeat);
     let (sinks, human_on_stdout) =
         attempt!(report_sinks(&args.report, args.repeat > 1, properties));

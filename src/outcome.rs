@@ -169,6 +169,10 @@ pub struct ScenarioResult {
     pub outcome: Outcome,
     /// The label of the step that hung.
     pub hang_step: Option<String>,
+    /// For a hang: whether it was proven at its step's start (`true`) or declared when the
+    /// deadline passed (`false`); absent for other outcomes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proven: Option<bool>,
     /// Whether the outcome met every expectation.
     pub passed: bool,
     /// Why it did not pass, one line each.

@@ -209,6 +209,7 @@ mod tests {
 
     fn attempt(outcome: Outcome, passed: bool, summary: &str) -> ScenarioResult {
         ScenarioResult {
+            proven: None,
             name: "s".to_owned(),
             file: "s.toml".to_owned(),
             expect: Expect::Clean,

@@ -1,24 +1,23 @@
-//! The command-line entry points: `termwatch bench`, `termwatch compare` and the hidden
-//! `termwatch __bench-role` that the bench re-executes for every process of an ipc/tcp sample.
-//! Each is a clap `Args` struct and a `run_*` function returning the exit code.
+//! The command-line entry points `termwatch bench` and `termwatch compare`: each a clap `Args`
+//! struct and a `run_*` function returning how the command ended ([`Ending`], which
+//! [`crate::errors::exit_code`] maps to the exit code).
 
-use super::compare::compare;
-use super::context::BenchContext;
-use super::measure::{Runner, Sample};
+use super::compare::{Comparison, compare, compare_paired};
+use super::external::{ExternalProxy, parse_proxy_definition};
+use super::measure::{Runner, Sample, Throttle};
 use super::render::{
     comparison_markdown, comparison_svg, comparison_table, human_rate, terminal_table,
 };
 use super::results::{ResultFile, SampleSet, load_criterion_baseline, load_result_file};
-use super::roles::{self, Attach, MAX_THROTTLE_PERCENT};
+use super::roles::MAX_THROTTLE_PERCENT;
 use super::suite::{Matrix, run_suite};
 use super::workload::{
     Engine, Fan, STANDARD_SIZES, Transport, default_messages, parse_fan, parse_size,
 };
 use crate::errors::Ending;
 use anyhow::Context as _;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// `termwatch bench`: measure the proxy engines against direct PUB→SUB.
 #[derive(Debug, Clone, clap::Args)]
@@ -30,9 +29,20 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', value_parser = parse_size,
           default_values_t = STANDARD_SIZES)]
     pub size: Vec<usize>,
-    /// Engines; keep `direct` for the proxy/direct ratios.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = Engine::ALL)]
+    /// Engines: direct, zmq_proxy, steerable, forwarder, or the NAME of a --proxy; keep `direct`
+    /// for the proxy/direct ratios [default: every built-in engine, then every --proxy].
+    #[arg(long, value_delimiter = ',', value_parser = Engine::parse)]
     pub engine: Vec<Engine>,
+    /// An external proxy program as one more engine, NAME=COMMAND (repeatable). COMMAND is run
+    /// with `sh -c` for every ipc/tcp sample, with `{frontend}` and `{backend}` replaced by the
+    /// endpoints it must bind (XSUB-like and XPUB-like); it is ready once both accept
+    /// connections, and is stopped with SIGTERM (SIGKILL after 2 s) after the sample.
+    #[arg(long = "proxy", value_name = "NAME=COMMAND", value_parser = parse_proxy_definition)]
+    pub proxies: Vec<ExternalProxy>,
+    /// NAME=TEXT: the --proxy NAME is ready once a line of its stdout contains TEXT, instead of
+    /// once its endpoints accept connections (repeatable).
+    #[arg(long = "proxy-ready", value_name = "NAME=TEXT", value_parser = parse_ready_line)]
+    pub proxy_ready: Vec<(String, String)>,
     /// Publishers x subscribers, e.g. 1x1,4x1,1x4.
     #[arg(long, value_delimiter = ',', value_parser = parse_fan, default_value = "1x1")]
     pub fan: Vec<Fan>,
@@ -52,19 +62,97 @@ pub struct BenchArgs {
     #[arg(long, hide = true, default_value_t = 0,
           value_parser = clap::value_parser!(u8).range(0..=MAX_THROTTLE_PERCENT as i64))]
     pub throttle_percent: u8,
+    /// Test only: apply --throttle-percent to this engine's samples only (for an A/B check).
+    #[arg(long, hide = true, value_parser = Engine::parse)]
+    pub throttle_engine: Option<Engine>,
 }
 
-/// Runs `termwatch bench`; exit code 0, or 1 when some sample lost messages.
+fn parse_ready_line(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, line)) if !name.trim().is_empty() && !line.is_empty() => {
+            Ok((name.trim().to_string(), line.to_string()))
+        }
+        _ => Err(format!("`{text}` is not NAME=TEXT")),
+    }
+}
+
+/// The external proxies with their ready lines, and the engines to measure; a problem with the
+/// flags as a sentence.
+fn engines_and_proxies(args: &BenchArgs) -> Result<(Vec<Engine>, Vec<ExternalProxy>), String> {
+    let mut proxies: Vec<ExternalProxy> = Vec::new();
+    for proxy in &args.proxies {
+        if proxies.iter().any(|p| p.name == proxy.name) {
+            return Err(format!("--proxy `{}` is defined twice", proxy.name));
+        }
+        proxies.push(proxy.clone());
+    }
+    for (name, line) in &args.proxy_ready {
+        let proxy = proxies
+            .iter_mut()
+            .find(|p| &p.name == name)
+            .ok_or_else(|| format!("--proxy-ready names `{name}`, which no --proxy defines"))?;
+        proxy.ready_line = Some(line.clone());
+    }
+    let engines = if args.engine.is_empty() {
+        Engine::BUILT_IN
+            .into_iter()
+            .chain(proxies.iter().map(|p| Engine::External(p.name.clone())))
+            .collect()
+    } else {
+        dedup(&args.engine)
+    };
+    let named = |engine: &Engine| match engine {
+        Engine::External(name) => proxies.iter().any(|p| &p.name == name),
+        _ => true,
+    };
+    if let Some(unknown) = engines.iter().find(|engine| !named(engine)) {
+        return Err(format!(
+            "unknown engine `{unknown}`: the built-in engines are direct, zmq_proxy, steerable \
+             and forwarder; define others with --proxy {unknown}=COMMAND"
+        ));
+    }
+    if let Some(unused) = proxies
+        .iter()
+        .find(|p| !engines.contains(&Engine::External(p.name.clone())))
+    {
+        return Err(format!("--proxy `{}` is not in --engine", unused.name));
+    }
+    if let Some(engine) = &args.throttle_engine
+        && !engines.contains(engine)
+    {
+        return Err(format!("--throttle-engine `{engine}` is not measured"));
+    }
+    if !proxies.is_empty() && args.transport.iter().all(|t| *t == Transport::Inproc) {
+        return Err(
+            "external proxies run over ipc and tcp only: add --transport ipc or tcp".into(),
+        );
+    }
+    Ok((engines, proxies))
+}
+
+/// Runs `termwatch bench`; exit code 0, 1 when some sample lost messages, 2 on bad flags or a
+/// sample that could not be measured.
 pub fn run_bench(args: &BenchArgs) -> anyhow::Result<Ending> {
+    let (engines, proxies) = match engines_and_proxies(args) {
+        Ok(found) => found,
+        Err(problem) => {
+            eprintln!("termwatch bench: {problem}");
+            return Ok(Ending::BadInput);
+        }
+    };
     let matrix = Matrix {
         transports: dedup(&args.transport),
         sizes: dedup(&args.size),
         fans: dedup(&args.fan),
-        engines: dedup(&args.engine),
+        engines,
     };
     let repeat = args.repeat as usize;
     let program = std::env::current_exe().context("finding the termwatch executable")?;
-    let mut runner = Runner::new(&program, args.throttle_percent)
+    let throttle = Throttle {
+        percent: args.throttle_percent,
+        engine: args.throttle_engine.clone(),
+    };
+    let mut runner = Runner::new(&program, throttle, proxies)
         .context("creating the scratch directory for ipc endpoints")?;
     crate::runner::signals::remove_on_interrupt(runner.scratch_dir().to_owned())
         .context("installing the Ctrl-C handler")?;
@@ -89,11 +177,21 @@ pub fn run_bench(args: &BenchArgs) -> anyhow::Result<Ending> {
             .with_context(|| format!("writing the results to {}", path.display()))?;
         println!("results written to {}", path.display());
     }
-    let lossy: usize = result
-        .workloads
-        .iter()
-        .map(|w| w.samples.iter().filter(|s| s.lost() > 0).count())
-        .sum();
+    let mut lossy = 0;
+    for workload in &result.workloads {
+        for (index, sample) in workload.samples.iter().enumerate() {
+            if sample.lost() > 0 {
+                lossy += 1;
+                eprintln!(
+                    "termwatch bench: {}, repeat {}: lost {} of {} messages",
+                    workload.id,
+                    index + 1,
+                    sample.lost(),
+                    sample.expected
+                );
+            }
+        }
+    }
     if lossy > 0 {
         eprintln!("termwatch bench: {lossy} sample(s) lost messages; their rates are not reported");
         return Ok(Ending::Failure);
@@ -192,13 +290,21 @@ fn engine_of(id: &str) -> &str {
     id.rsplit('/').next().unwrap_or(id)
 }
 
-/// `termwatch compare OLD NEW`: per workload the change, its interval and a verdict.
+/// `termwatch compare OLD NEW` (two runs) or `termwatch compare FILE --engines A,B` (two engines
+/// of one run): per workload the change, its interval and a verdict.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CompareArgs {
-    /// The baseline: a `termwatch bench --output` file, or with --criterion-dir a baseline name.
+    /// The baseline: a `termwatch bench --output` file, or with --criterion-dir a baseline name;
+    /// with --engines, the one result file holding both engines.
     pub old: String,
-    /// The candidate, in the same form as OLD.
-    pub new: String,
+    /// The candidate, in the same form as OLD (not with --engines).
+    #[arg(required_unless_present = "engines", conflicts_with = "engines")]
+    pub new: Option<String>,
+    /// A,B: judge engine B against engine A from their paired samples (same repeat) in one
+    /// result file (Wilcoxon signed-rank on the per-repeat ratios B/A).
+    #[arg(long, value_delimiter = ',', num_args = 1, value_parser = Engine::parse,
+          conflicts_with = "criterion_dir")]
+    pub engines: Vec<Engine>,
     /// Changes within ± this are "no change", e.g. 5% or 2.5%.
     #[arg(long, default_value = "5%", value_parser = parse_threshold)]
     pub threshold: f64,
@@ -227,36 +333,45 @@ fn parse_threshold(text: &str) -> Result<f64, String> {
 /// Runs `termwatch compare`; exit code 1 when a workload is `slower` (or NEW lost messages), 2
 /// when an input cannot be read, else 0.
 pub fn run_compare(args: &CompareArgs) -> anyhow::Result<Ending> {
-    let load = |name: &str| -> anyhow::Result<SampleSet> {
-        Ok(match &args.criterion_dir {
-            Some(dir) => load_criterion_baseline(dir, name)?,
-            None => load_result_file(std::path::Path::new(name))?.sample_set(),
-        })
-    };
-    let (old, new) = match (load(&args.old), load(&args.new)) {
-        (Ok(old), Ok(new)) => (old, new),
-        (Err(error), _) | (_, Err(error)) => {
-            eprintln!("termwatch compare: {error:#}");
-            return Ok(Ending::BadInput);
+    let comparison = match (&args.new, args.engines.as_slice()) {
+        (None, [a, b]) => {
+            let file = match load_result_file(std::path::Path::new(&args.old)) {
+                Ok(file) => file,
+                Err(error) => return Ok(input_error(&error)),
+            };
+            match compare_paired(&file, a, b, args.threshold) {
+                Ok(comparison) => comparison,
+                Err(error) => return Ok(input_error(&format!("{}: {error}", args.old))),
+            }
+        }
+        (None, engines) => {
+            return Ok(input_error(&format!(
+                "--engines takes two engines, A,B (got {})",
+                engines.len()
+            )));
+        }
+        (Some(new), _) => {
+            let load = |name: &str| -> anyhow::Result<SampleSet> {
+                Ok(match &args.criterion_dir {
+                    Some(dir) => load_criterion_baseline(dir, name)?,
+                    None => load_result_file(std::path::Path::new(name))?.sample_set(),
+                })
+            };
+            let (old, new_set) = match (load(&args.old), load(new)) {
+                (Ok(old), Ok(new)) => (old, new),
+                (Err(error), _) | (_, Err(error)) => return Ok(input_error(&format!("{error:#}"))),
+            };
+            let comparison = compare(&old, &new_set, args.threshold);
+            if comparison.rows.is_empty() {
+                return Ok(input_error(&format!(
+                    "{} and {new} have no workload in common",
+                    args.old
+                )));
+            }
+            comparison
         }
     };
-    let comparison = compare(&old, &new, args.threshold);
-    if comparison.rows.is_empty() {
-        eprintln!(
-            "termwatch compare: {} and {} have no workload in common",
-            args.old, args.new
-        );
-        return Ok(Ending::BadInput);
-    }
-    print!("{}", comparison_table(&comparison));
-    if let Some(path) = &args.markdown {
-        std::fs::write(path, comparison_markdown(&comparison))
-            .with_context(|| format!("writing the Markdown report to {}", path.display()))?;
-    }
-    if let Some(path) = &args.svg {
-        std::fs::write(path, comparison_svg(&comparison))
-            .with_context(|| format!("writing the SVG chart to {}", path.display()))?;
-    }
+    write_comparison(args, &comparison)?;
     Ok(if comparison.regressed() {
         Ending::Failure
     } else {
@@ -264,135 +379,21 @@ pub fn run_compare(args: &CompareArgs) -> anyhow::Result<Ending> {
     })
 }
 
-/// `termwatch __bench-role`: one process of an ipc/tcp sample (internal).
-#[derive(Debug, Clone, clap::Args)]
-pub struct BenchRoleArgs {
-    #[command(subcommand)]
-    role: Role,
+fn input_error(error: &dyn std::fmt::Display) -> Ending {
+    eprintln!("termwatch compare: {error}");
+    Ending::BadInput
 }
 
-#[derive(Debug, Clone, clap::Subcommand)]
-enum Role {
-    /// Bind XSUB/XPUB, print `bound FRONTEND BACKEND`, run the engine until killed.
-    Proxy {
-        #[arg(long, value_enum)]
-        engine: Engine,
-        #[arg(long)]
-        frontend: String,
-        #[arg(long)]
-        backend: String,
-    },
-    /// Bind or connect a PUB, print `bound ENDPOINT`, probe until `go` on stdin, send.
-    Publish {
-        #[arg(long, conflicts_with = "connect", required_unless_present = "connect")]
-        bind: Option<String>,
-        #[arg(long)]
-        connect: Option<String>,
-        #[arg(long)]
-        id: u8,
-        #[arg(long, value_parser = parse_size)]
-        size: usize,
-        #[arg(long)]
-        messages: u64,
-    },
-    /// Connect a SUB, print `joined` once every publisher's probe arrived, then `report JSON`.
-    Subscribe {
-        #[arg(long, required = true)]
-        connect: Vec<String>,
-        #[arg(long)]
-        publishers: u8,
-        #[arg(long)]
-        messages: u64,
-        #[arg(long, default_value_t = 0)]
-        throttle_percent: u8,
-    },
-}
-
-/// Set by the stdin watcher when the runner writes `go`.
-static GO: AtomicBool = AtomicBool::new(false);
-
-/// Reads the runner's lines on stdin: `go` starts the publishers; end of input (the runner is
-/// done, or died) ends the process at once, whatever it is doing.
-fn watch_stdin() {
-    std::thread::spawn(|| {
-        for line in std::io::stdin().lock().lines() {
-            match line {
-                Ok(line) if line.trim() == "go" => GO.store(true, Ordering::Release),
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-        // SAFETY: _exit ends the process without running destructors or atexit handlers, which is
-        // what a role wants: its sockets and context go with the process.
-        unsafe { libc::_exit(0) }
-    });
-}
-
-fn say(line: &str) -> anyhow::Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{line}")
-        .and_then(|()| stdout.flush())
-        .context("writing to the runner")
-}
-
-/// Waits for the stdin watcher to end the process.
-fn wait_for_teardown() -> ! {
-    loop {
-        std::thread::park();
+/// Prints the table and writes the Markdown and SVG files asked for.
+fn write_comparison(args: &CompareArgs, comparison: &Comparison) -> anyhow::Result<()> {
+    print!("{}", comparison_table(comparison));
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, comparison_markdown(comparison))
+            .with_context(|| format!("writing the Markdown report to {}", path.display()))?;
     }
-}
-
-/// Runs one role of a benchmark sample; it ends when its stdin closes (exit 0), or on an error
-/// (returned, after which the caller exits 2).
-pub fn run_bench_role(args: &BenchRoleArgs) -> anyhow::Result<Ending> {
-    watch_stdin();
-    let context = BenchContext::new().context("creating the role's context")?;
-    match &args.role {
-        Role::Proxy {
-            engine,
-            frontend,
-            backend,
-        } => {
-            let sockets = roles::open_proxy(&context, frontend, backend)?;
-            say(&format!(
-                "bound {} {}",
-                sockets.frontend_endpoint, sockets.backend_endpoint
-            ))?;
-            roles::run_proxy(&context, *engine, sockets)?;
-        }
-        Role::Publish {
-            bind,
-            connect,
-            id,
-            size,
-            messages,
-        } => {
-            let attach = match (bind, connect) {
-                (Some(endpoint), _) => Attach::Bind(endpoint.clone()),
-                (None, Some(endpoint)) => Attach::Connect(endpoint.clone()),
-                (None, None) => anyhow::bail!("the publisher needs --bind or --connect"),
-            };
-            let (mut socket, endpoint) = roles::open_publisher(&context, &attach)?;
-            say(&format!("bound {endpoint}"))?;
-            roles::publish(&mut socket, *id, *size, *messages, &GO)?;
-            wait_for_teardown();
-        }
-        Role::Subscribe {
-            connect,
-            publishers,
-            messages,
-            throttle_percent,
-        } => {
-            let socket = roles::open_subscriber(&context, connect)?;
-            let mut joined = Ok(());
-            let report =
-                roles::subscribe(&socket, *publishers, *messages, *throttle_percent, || {
-                    joined = say("joined");
-                })?;
-            joined?;
-            say(&format!("report {}", serde_json::to_string(&report)?))?;
-            wait_for_teardown();
-        }
+    if let Some(path) = &args.svg {
+        std::fs::write(path, comparison_svg(comparison))
+            .with_context(|| format!("writing the SVG chart to {}", path.display()))?;
     }
-    wait_for_teardown()
+    Ok(())
 }

@@ -1,22 +1,24 @@
-//! Compares two sample sets workload by workload: the change in rate, its Mann–Whitney
-//! (Hodges–Lehmann) interval and the verdict against the threshold.
+//! Compares workload by workload, with the verdict against the threshold: two sample sets
+//! (two runs: the Mann–Whitney interval of the change, [`compare`]), or two engines of one result
+//! file (their per-repeat ratios: the Wilcoxon signed-rank interval, [`compare_paired`]).
 
-use super::results::SampleSet;
-use super::stats::{RatioEstimate, Verdict, change_estimate, median};
+use super::results::{ResultFile, SampleSet};
+use super::stats::{RatioEstimate, Verdict, change_estimate, median, paired_change_estimate};
+use super::workload::Engine;
 use serde::Serialize;
 
 /// One workload present on both sides.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ComparisonRow {
-    /// Workload id (or criterion benchmark id).
+    /// Workload id (or criterion benchmark id); paired: the workload without its engine.
     pub id: String,
-    /// Median rate of OLD.
+    /// Median rate of OLD (paired: of engine A).
     pub old_median: Option<f64>,
-    /// Median rate of NEW.
+    /// Median rate of NEW (paired: of engine B).
     pub new_median: Option<f64>,
-    /// Rate samples of OLD.
+    /// Rate samples of OLD (paired: the pairs where both engines lost nothing).
     pub old_samples: usize,
-    /// Rate samples of NEW.
+    /// Rate samples of NEW (paired: as `old_samples`).
     pub new_samples: usize,
     /// NEW's samples that lost messages.
     pub new_lossy_samples: usize,
@@ -29,6 +31,8 @@ pub struct ComparisonRow {
 /// The whole comparison.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Comparison {
+    /// What the two sides are called in the output: `old` and `new`, or the two engines.
+    pub sides: [String; 2],
     /// Unit of the rates.
     pub unit: String,
     /// Relative threshold, e.g. 0.05.
@@ -96,6 +100,7 @@ pub fn compare(old: &SampleSet, new: &SampleSet, threshold: f64) -> Comparison {
         .then(|| median(&changes))
         .flatten();
     Comparison {
+        sides: ["old".to_string(), "new".to_string()],
         unit: new.unit.clone(),
         threshold,
         rows,
@@ -103,6 +108,119 @@ pub fn compare(old: &SampleSet, new: &SampleSet, threshold: f64) -> Comparison {
         only_new,
         common_shift,
     }
+}
+
+/// Why two engines of a result file cannot be compared.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PairError {
+    /// A and B are the same engine.
+    #[error("--engines names `{0}` twice: give two different engines")]
+    SameEngine(String),
+    /// No workload of the file has the engine.
+    #[error("no workload was measured with the engine `{engine}` (engines in the file: {present})")]
+    Missing {
+        /// The engine asked for.
+        engine: String,
+        /// The engines the file has.
+        present: String,
+    },
+    /// The engines were never measured in the same transport, size and fan.
+    #[error("`{0}` and `{1}` were never measured side by side (same transport, size and fan)")]
+    NoCommonWorkload(String, String),
+}
+
+/// Judges engine `b` against engine `a` in one result file: for every transport, size and fan
+/// measured with both, the per-repeat ratios b/a (samples of the same repeat, measured one after
+/// the other) give the change and its signed-rank interval.
+pub fn compare_paired(
+    file: &ResultFile,
+    a: &Engine,
+    b: &Engine,
+    threshold: f64,
+) -> Result<Comparison, PairError> {
+    if a == b {
+        return Err(PairError::SameEngine(a.to_string()));
+    }
+    let mut present: Vec<String> = Vec::new();
+    for workload in &file.workloads {
+        let name = workload.workload.engine.to_string();
+        if !present.contains(&name) {
+            present.push(name);
+        }
+    }
+    for engine in [a, b] {
+        if !present.contains(&engine.to_string()) {
+            return Err(PairError::Missing {
+                engine: engine.to_string(),
+                present: present.join(", "),
+            });
+        }
+    }
+    let group_id = |id: &str| {
+        id.rsplit_once('/')
+            .map_or(id, |(group, _)| group)
+            .to_string()
+    };
+    let mut rows = Vec::new();
+    let mut only_old = Vec::new();
+    let mut only_new = Vec::new();
+    for side_a in file.workloads.iter().filter(|w| &w.workload.engine == a) {
+        let Some(side_b) = file
+            .workloads
+            .iter()
+            .find(|w| w.workload == side_a.workload.with_engine(b.clone()))
+        else {
+            only_old.push(side_a.id.clone());
+            continue;
+        };
+        let pairs: Vec<(f64, f64)> = side_a
+            .samples
+            .iter()
+            .zip(&side_b.samples)
+            .filter_map(|(x, y)| Some((x.msgs_per_s?, y.msgs_per_s?)))
+            .collect();
+        let estimate = paired_change_estimate(&pairs);
+        let new_lossy_samples = side_b.samples.iter().filter(|s| s.lost() > 0).count();
+        let verdict = if new_lossy_samples > 0 {
+            Verdict::Lost
+        } else {
+            Verdict::of(estimate.as_ref(), threshold)
+        };
+        let rates = |pick: fn(&(f64, f64)) -> f64| pairs.iter().map(pick).collect::<Vec<_>>();
+        rows.push(ComparisonRow {
+            id: group_id(&side_a.id),
+            old_median: median(&rates(|p| p.0)),
+            new_median: median(&rates(|p| p.1)),
+            old_samples: pairs.len(),
+            new_samples: pairs.len(),
+            new_lossy_samples,
+            estimate,
+            verdict,
+        });
+    }
+    for side_b in file.workloads.iter().filter(|w| &w.workload.engine == b) {
+        if !file
+            .workloads
+            .iter()
+            .any(|w| w.workload == side_b.workload.with_engine(a.clone()))
+        {
+            only_new.push(side_b.id.clone());
+        }
+    }
+    if rows.is_empty() {
+        return Err(PairError::NoCommonWorkload(a.to_string(), b.to_string()));
+    }
+    Ok(Comparison {
+        sides: [a.to_string(), b.to_string()],
+        unit: "msg/s".to_string(),
+        threshold,
+        rows,
+        only_old,
+        only_new,
+        // Both engines ran under the same load in every repeat: a change common to every
+        // workload is the engines' difference, not the machine's.
+        common_shift: None,
+    })
 }
 
 #[cfg(test)]
@@ -140,5 +258,148 @@ mod tests {
         let comparison = compare(&old, &new, 0.05);
         assert_eq!(comparison.rows[0].verdict, Verdict::Lost);
         assert!(comparison.regressed());
+    }
+}
+
+#[cfg(test)]
+mod paired_tests {
+    use super::*;
+    use crate::bench::measure::Sample;
+    use crate::bench::results::{LoadAverage, Machine, Settings, WorkloadResult};
+    use crate::bench::workload::{Fan, ProxyEngine, Transport, Workload};
+
+    fn sample(rate: Option<f64>) -> Sample {
+        Sample {
+            received: if rate.is_some() { 100 } else { 90 },
+            expected: 100,
+            elapsed_s: 1.0,
+            msgs_per_s: rate,
+        }
+    }
+
+    fn workload(transport: Transport, engine: Engine, rates: &[Option<f64>]) -> WorkloadResult {
+        let workload = Workload {
+            transport,
+            size: 16,
+            fan: Fan::ONE_TO_ONE,
+            engine,
+        };
+        WorkloadResult {
+            id: workload.id(),
+            workload,
+            messages: 100,
+            samples: rates.iter().map(|r| sample(*r)).collect(),
+            median_msgs_per_s: None,
+            median_mb_per_s: None,
+        }
+    }
+
+    fn file(workloads: Vec<WorkloadResult>) -> ResultFile {
+        ResultFile {
+            format: crate::bench::results::FORMAT.to_string(),
+            machine: Machine {
+                cores: 2,
+                cpu_model: None,
+            },
+            libzmq: "4.3.4".to_string(),
+            git_revision: None,
+            finished_unix_s: 0,
+            settings: Settings {
+                hwm: 1000,
+                nodrop: true,
+                repeat: 6,
+                throttle_percent: 0,
+                throttled_engine: None,
+                external_proxies: Vec::new(),
+            },
+            load_average: LoadAverage {
+                start: None,
+                end: None,
+            },
+            workloads,
+            ratios: Vec::new(),
+        }
+    }
+
+    const A: Engine = Engine::Proxy(ProxyEngine::ZmqProxy);
+
+    #[test]
+    fn paired_samples_of_the_same_repeat_judge_b_against_a() {
+        // Repeats drift by 3x together; B is always 0.8 x A.
+        let a = [1.0e6, 3.0e6, 2.0e6, 1.5e6, 2.5e6, 1.2e6].map(Some);
+        let b = a.map(|rate| rate.map(|r| r * 0.8));
+        let b_engine = Engine::External("mine".to_string());
+        let comparison = compare_paired(
+            &file(vec![
+                workload(Transport::Tcp, A, &a),
+                workload(Transport::Tcp, b_engine.clone(), &b),
+                workload(Transport::Inproc, A, &a),
+            ]),
+            &A,
+            &b_engine,
+            0.05,
+        )
+        .expect("comparable");
+        assert_eq!(
+            comparison.sides,
+            ["zmq_proxy".to_string(), "mine".to_string()]
+        );
+        assert_eq!(comparison.rows.len(), 1);
+        let row = &comparison.rows[0];
+        assert_eq!(row.id, "tcp/16B/1x1");
+        assert_eq!(row.verdict, Verdict::Slower);
+        let estimate = row.estimate.expect("six pairs");
+        assert!((estimate.ratio - 0.8).abs() < 1e-9, "{estimate:?}");
+        assert_eq!(
+            comparison.only_old,
+            vec!["inproc/16B/1x1/zmq_proxy".to_string()]
+        );
+        assert!(comparison.regressed());
+    }
+
+    #[test]
+    fn a_lossy_b_sample_is_lost_and_a_lossy_a_sample_drops_its_pair() {
+        let b_engine = Engine::Proxy(ProxyEngine::Forwarder);
+        let rates = [Some(1.0e6); 6];
+        let mut lossy_a = rates;
+        lossy_a[2] = None;
+        let comparison = compare_paired(
+            &file(vec![
+                workload(Transport::Ipc, A, &lossy_a),
+                workload(Transport::Ipc, b_engine.clone(), &rates),
+            ]),
+            &A,
+            &b_engine,
+            0.05,
+        )
+        .expect("comparable");
+        assert_eq!(comparison.rows[0].old_samples, 5);
+        assert_eq!(comparison.rows[0].verdict, Verdict::NoChange);
+        let mut lossy_b = rates;
+        lossy_b[0] = None;
+        let comparison = compare_paired(
+            &file(vec![
+                workload(Transport::Ipc, A, &rates),
+                workload(Transport::Ipc, b_engine.clone(), &lossy_b),
+            ]),
+            &A,
+            &b_engine,
+            0.05,
+        )
+        .expect("comparable");
+        assert_eq!(comparison.rows[0].verdict, Verdict::Lost);
+    }
+
+    #[test]
+    fn engines_that_are_missing_or_the_same_are_errors() {
+        let results = file(vec![workload(Transport::Tcp, A, &[Some(1.0)])]);
+        assert_eq!(
+            compare_paired(&results, &A, &A, 0.05),
+            Err(PairError::SameEngine("zmq_proxy".to_string()))
+        );
+        assert!(matches!(
+            compare_paired(&results, &A, &Engine::Direct, 0.05),
+            Err(PairError::Missing { .. })
+        ));
     }
 }

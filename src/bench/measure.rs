@@ -1,23 +1,28 @@
 //! Runs one sample of a workload and turns the subscribers' reports into a rate.
 //!
 //! Over ipc and tcp every end runs in its own process with its own context: the runner re-executes
-//! a program (the termwatch binary) with the hidden [`ROLE_SUBCOMMAND`], talks to each role over
-//! its stdin/stdout (one line per step), and kills every role when the sample ends, on success or
-//! error. A role also exits by itself when its stdin closes, so none outlives a killed runner.
-//! Over inproc the same roles run as threads sharing one context.
+//! a program (the termwatch binary) with the hidden [`ROLE_SUBCOMMAND`], talks to each role in
+//! the typed [`super::protocol`] over its stdin/stdout, and kills every role when the sample
+//! ends, on success or error. A role also exits by itself when its stdin closes, so none outlives
+//! a killed runner. An external proxy program ([`super::external`]) takes the proxy role's place
+//! for its engine. Over inproc the same roles run as threads sharing one context.
 //!
 //! The subscribers report when they have every message; only then is anyone torn down, so the
 //! tail of a run never depends on linger (libzmq #4660 loses it over ipc at close).
 
 use super::context::BenchContext;
+use super::external::{ExternalError, ExternalProxy, Listen};
+use super::protocol::{
+    FromRole, ROLE_PROTOCOL_VERSION, ROLE_SUBCOMMAND, Role, ToRole, check_version, decode, encode,
+};
 use super::roles::{
     self, Attach, JOIN_TIMEOUT, RoleError, STALL_TIMEOUT, SubscriberReport, open_proxy,
     open_publisher, open_subscriber,
 };
-use super::workload::{Transport, Workload};
+use super::workload::{Engine, ProxyEngine, Transport, Workload};
+use crate::forwarder::ForwarderStats;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
-use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -25,9 +30,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// The hidden subcommand a role process is started with.
-pub const ROLE_SUBCOMMAND: &str = "__bench-role";
 
 /// How long a sample may take once the data started before it is abandoned as hung.
 const DATA_DEADLINE: Duration = Duration::from_secs(300);
@@ -107,6 +109,12 @@ pub enum MeasureError {
     /// The context for an inproc sample could not be created.
     #[error("creating the inproc context: {0}")]
     Context(zmq::Error),
+    /// An external proxy program misbehaved.
+    #[error(transparent)]
+    External(#[from] ExternalError),
+    /// The workload cannot be measured as asked.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 fn stderr_suffix(stderr: &str) -> String {
@@ -118,25 +126,52 @@ fn stderr_suffix(stderr: &str) -> String {
     }
 }
 
+/// The test-only slowdown: every subscriber of the throttled samples waits so that their rate
+/// drops by `percent`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Throttle {
+    /// How much lower the rate gets (0: no throttle).
+    pub percent: u8,
+    /// Only samples of this engine; every sample when `None`.
+    pub engine: Option<Engine>,
+}
+
+impl Throttle {
+    /// The percentage for a sample of `engine`.
+    fn percent_for(&self, engine: &Engine) -> u8 {
+        match &self.engine {
+            Some(only) if only != engine => 0,
+            _ => self.percent,
+        }
+    }
+}
+
 /// Measures samples; owns the scratch directory for ipc endpoints (removed on drop).
 pub struct Runner {
     role_program: PathBuf,
     scratch: tempfile::TempDir,
     samples_started: u64,
-    throttle_percent: u8,
+    throttle: Throttle,
+    externals: Vec<ExternalProxy>,
 }
 
 impl Runner {
-    /// A runner that starts ipc/tcp roles as `role_program __bench-role ...`; `throttle_percent`
-    /// (tests only) makes every subscriber report a rate that much lower.
-    pub fn new(role_program: &Path, throttle_percent: u8) -> std::io::Result<Runner> {
+    /// A runner that starts ipc/tcp roles as `role_program __bench-role ...` and the external
+    /// proxy engines from `externals`; `throttle` (tests only) makes subscribers report a lower
+    /// rate.
+    pub fn new(
+        role_program: &Path,
+        throttle: Throttle,
+        externals: Vec<ExternalProxy>,
+    ) -> std::io::Result<Runner> {
         Ok(Runner {
             role_program: role_program.to_path_buf(),
             scratch: tempfile::Builder::new()
                 .prefix("termwatch-bench")
                 .tempdir()?,
             samples_started: 0,
-            throttle_percent,
+            throttle,
+            externals,
         })
     }
 
@@ -145,18 +180,46 @@ impl Runner {
         self.scratch.path()
     }
 
-    /// The throttle this runner applies (0 outside tests).
-    pub fn throttle_percent(&self) -> u8 {
-        self.throttle_percent
+    /// The throttle this runner applies (none outside tests).
+    pub fn throttle(&self) -> &Throttle {
+        &self.throttle
+    }
+
+    /// The external proxy programs this runner knows.
+    pub fn externals(&self) -> &[ExternalProxy] {
+        &self.externals
     }
 
     /// Runs `workload` once, each publisher sending `messages`.
     pub fn run(&mut self, workload: &Workload, messages: u64) -> Result<Sample, MeasureError> {
         self.samples_started += 1;
         let plan = Plan::new(self, workload, messages);
-        let reports = match workload.transport {
-            Transport::Inproc => plan.run_in_threads()?,
-            Transport::Ipc | Transport::Tcp => plan.run_in_processes(&self.role_program)?,
+        let reports = match (&workload.transport, &workload.engine) {
+            (Transport::Inproc, Engine::External(name)) => {
+                return Err(MeasureError::Unsupported(format!(
+                    "{}: the external proxy `{name}` cannot share the bench's inproc context; \
+                     measure it over ipc or tcp",
+                    workload.id()
+                )));
+            }
+            (Transport::Inproc, _) => plan.run_in_threads()?,
+            (Transport::Ipc | Transport::Tcp, engine) => {
+                let middle = match engine {
+                    Engine::Direct => Middle::Nothing,
+                    Engine::Proxy(engine) => Middle::Role(*engine),
+                    Engine::External(name) => Middle::Program(
+                        self.externals
+                            .iter()
+                            .find(|e| &e.name == name)
+                            .ok_or_else(|| {
+                                MeasureError::Unsupported(format!(
+                                    "no --proxy defines the engine `{name}`"
+                                ))
+                            })?,
+                    ),
+                };
+                plan.run_in_processes(&self.role_program, middle)?
+            }
         };
         Ok(Sample::from_reports(
             &reports,
@@ -165,11 +228,23 @@ impl Runner {
     }
 }
 
+/// What runs between the publishers and the subscribers of a sample over processes.
+enum Middle<'a> {
+    /// Nothing: the publishers bind, the subscribers connect to them.
+    Nothing,
+    /// A proxy role process running a built-in engine.
+    Role(ProxyEngine),
+    /// An external proxy program.
+    Program(&'a ExternalProxy),
+}
+
 /// Endpoints and parameters of one sample.
 struct Plan {
     workload: Workload,
     messages: u64,
     throttle_percent: u8,
+    scratch: PathBuf,
+    sample: u64,
     proxy_frontend: String,
     proxy_backend: String,
     publisher_binds: Vec<String>,
@@ -184,9 +259,11 @@ impl Plan {
             Transport::Tcp => "tcp://127.0.0.1:*".to_string(),
         };
         Plan {
-            workload: *workload,
+            workload: workload.clone(),
             messages,
-            throttle_percent: runner.throttle_percent,
+            throttle_percent: runner.throttle.percent_for(&workload.engine),
+            scratch: runner.scratch.path().to_path_buf(),
+            sample,
             proxy_frontend: endpoint("front"),
             proxy_backend: endpoint("back"),
             publisher_binds: (0..workload.fan.publishers)
@@ -231,14 +308,15 @@ impl Plan {
             let shutdown_guard = ShutdownOnDrop(&context);
             let mut proxy_thread = None;
             let (publisher_attach, subscriber_endpoints): (Vec<Attach>, Vec<String>) =
-                if self.workload.engine.is_proxy() {
+                if let Engine::Proxy(engine) = self.workload.engine {
                     let sockets = open_proxy(&context, &self.proxy_frontend, &self.proxy_backend)
                         .map_err(role_error("proxy"))?;
                     let attach = self.publishers_connecting_to(&sockets.frontend_endpoint);
                     let backend = vec![sockets.backend_endpoint.clone()];
-                    let (context, engine) = (&context, self.workload.engine);
-                    proxy_thread =
-                        Some(scope.spawn(move || roles::run_proxy(context, engine, sockets)));
+                    let context = &context;
+                    proxy_thread = Some(scope.spawn(move || {
+                        roles::run_proxy(context, engine, sockets, &ForwarderStats::default())
+                    }));
                     (attach, backend)
                 } else {
                     (self.publishers_binding(), self.publisher_binds.clone())
@@ -303,56 +381,95 @@ impl Plan {
         })
     }
 
-    fn run_in_processes(&self, program: &Path) -> Result<Vec<SubscriberReport>, MeasureError> {
+    /// The sample over processes: the proxy role (or the external program for its engine), the
+    /// publishers and the subscribers, each its own process.
+    fn run_in_processes(
+        &self,
+        program: &Path,
+        middle: Middle<'_>,
+    ) -> Result<Vec<SubscriberReport>, MeasureError> {
         let mut roles = RoleProcesses::new(program);
-        let (publisher_attach, subscriber_endpoints) = if self.workload.engine.is_proxy() {
-            let proxy = roles.spawn(
-                "proxy",
-                [
+        let mut external_proxy = None;
+        let (publisher_attach, subscriber_endpoints) = match middle {
+            Middle::Program(external) => {
+                let (frontend, backend) = self.external_listens()?;
+                let janitor = crate::runner::guard::Janitor::get(program);
+                external_proxy = Some(external.start(&frontend, &backend, janitor)?);
+                (
+                    self.publishers_connecting_to(&frontend.endpoint()),
+                    vec![backend.endpoint()],
+                )
+            }
+            Middle::Role(engine) => {
+                let proxy = roles.spawn(
                     "proxy",
-                    "--engine",
-                    self.workload.engine.name(),
-                    "--frontend",
-                    &self.proxy_frontend,
-                    "--backend",
-                    &self.proxy_backend,
-                ]
-                .map(OsString::from),
-            )?;
-            let bound = roles.expect_line(proxy, "bound", SETUP_DEADLINE)?;
-            let Some((frontend, backend)) = bound.split_once(' ') else {
-                return Err(roles.protocol_error(proxy, format!("said `bound {bound}`")));
-            };
-            (
-                self.publishers_connecting_to(frontend),
-                vec![backend.to_string()],
-            )
-        } else {
+                    Role::Proxy {
+                        engine,
+                        frontend: self.proxy_frontend.clone(),
+                        backend: self.proxy_backend.clone(),
+                    },
+                )?;
+                let (frontend, backend) = roles.expect(
+                    proxy,
+                    "proxy_bound",
+                    SETUP_DEADLINE,
+                    |message| match message {
+                        FromRole::ProxyBound { frontend, backend } => Some((frontend, backend)),
+                        _ => None,
+                    },
+                )?;
+                (self.publishers_connecting_to(&frontend), vec![backend])
+            }
             // The subscribers learn the endpoints once the publishers have bound them.
-            (self.publishers_binding(), Vec::new())
+            Middle::Nothing => (self.publishers_binding(), Vec::new()),
         };
+        let outcome = self.run_ends(&mut roles, &publisher_attach, subscriber_endpoints);
+        let Some(mut proxy) = external_proxy else {
+            return outcome;
+        };
+        // A program that died explains whatever else went wrong; the ends go before it is asked
+        // to stop, so it stops with nothing attached, like a built-in engine's process.
+        let alive = proxy.check_alive();
+        drop(roles);
+        alive?;
+        let reports = outcome?;
+        proxy.stop()?;
+        Ok(reports)
+    }
+
+    /// Starts the publishers and subscribers, lets them join, starts the data and collects the
+    /// subscribers' reports.
+    fn run_ends(
+        &self,
+        roles: &mut RoleProcesses,
+        publisher_attach: &[Attach],
+        mut subscriber_endpoints: Vec<String>,
+    ) -> Result<Vec<SubscriberReport>, MeasureError> {
         let mut publishers = Vec::new();
-        let mut subscriber_endpoints = subscriber_endpoints;
         for (id, attach) in publisher_attach.iter().enumerate() {
-            let (flag, endpoint) = match attach {
-                Attach::Bind(endpoint) => ("--bind", endpoint),
-                Attach::Connect(endpoint) => ("--connect", endpoint),
+            let (bind, connect) = match attach {
+                Attach::Bind(endpoint) => (Some(endpoint.clone()), None),
+                Attach::Connect(endpoint) => (None, Some(endpoint.clone())),
             };
-            let mut args: Vec<OsString> = ["publish", flag, endpoint, "--id"]
-                .map(OsString::from)
-                .into();
-            args.extend(
-                [
-                    id.to_string(),
-                    "--size".into(),
-                    self.workload.size.to_string(),
-                    "--messages".into(),
-                    self.messages.to_string(),
-                ]
-                .map(OsString::from),
-            );
-            let publisher = roles.spawn(&format!("publisher {id}"), args)?;
-            let endpoint = roles.expect_line(publisher, "bound", SETUP_DEADLINE)?;
+            let publisher = roles.spawn(
+                &format!("publisher {id}"),
+                Role::Publish {
+                    bind,
+                    connect,
+                    id: id as u8,
+                    size: self.workload.size,
+                    messages: self.messages,
+                },
+            )?;
+            let endpoint = roles.expect(
+                publisher,
+                "publisher_bound",
+                SETUP_DEADLINE,
+                |message| match message {
+                    FromRole::PublisherBound { endpoint } => Some(endpoint),
+                    _ => None,
+                },
+            )?;
             if matches!(attach, Attach::Bind(_)) {
                 subscriber_endpoints.push(endpoint);
             }
@@ -360,42 +477,57 @@ impl Plan {
         }
         let mut subscribers = Vec::new();
         for index in 0..self.workload.fan.subscribers {
-            let mut args: Vec<OsString> = vec!["subscribe".into()];
-            for endpoint in &subscriber_endpoints {
-                args.push("--connect".into());
-                args.push(endpoint.into());
-            }
-            args.extend(
-                [
-                    "--publishers".to_string(),
-                    self.publisher_count().to_string(),
-                    "--messages".into(),
-                    self.expected_per_subscriber().to_string(),
-                    "--throttle-percent".into(),
-                    self.throttle_percent.to_string(),
-                ]
-                .map(OsString::from),
-            );
-            subscribers.push(roles.spawn(&format!("subscriber {index}"), args)?);
+            subscribers.push(roles.spawn(
+                &format!("subscriber {index}"),
+                Role::Subscribe {
+                    connect: subscriber_endpoints.clone(),
+                    publishers: self.publisher_count(),
+                    messages: self.expected_per_subscriber(),
+                    throttle_percent: self.throttle_percent,
+                },
+            )?);
         }
         for &subscriber in &subscribers {
-            roles.expect_line(subscriber, "joined", JOIN_TIMEOUT + SETUP_DEADLINE)?;
+            roles.expect(
+                subscriber,
+                "joined",
+                JOIN_TIMEOUT + SETUP_DEADLINE,
+                |message| (message == FromRole::Joined).then_some(()),
+            )?;
         }
         for &publisher in &publishers {
-            roles.send_line(publisher, "go")?;
+            roles.send(publisher, &ToRole::Go)?;
         }
         let mut reports = Vec::new();
         for &subscriber in &subscribers {
-            let line = roles.expect_line(subscriber, "report", DATA_DEADLINE + STALL_TIMEOUT)?;
-            let report = serde_json::from_str(&line).map_err(|e| {
-                roles.protocol_error(
-                    subscriber,
-                    format!("sent an unreadable report `{line}`: {e}"),
-                )
-            })?;
+            let report = roles.expect(
+                subscriber,
+                "report",
+                DATA_DEADLINE + STALL_TIMEOUT,
+                |message| match message {
+                    FromRole::Report { report } => Some(report),
+                    _ => None,
+                },
+            )?;
             reports.push(report);
         }
         Ok(reports)
+    }
+
+    /// Where an external program must listen: fresh loopback ports, or files in the scratch
+    /// directory.
+    fn external_listens(&self) -> Result<(Listen, Listen), MeasureError> {
+        let listen = |name: &str| match self.workload.transport {
+            Transport::Tcp => Listen::free_tcp_port().map_err(|source| MeasureError::Io {
+                role: "proxy".to_string(),
+                action: "finding a free loopback port",
+                source,
+            }),
+            Transport::Ipc | Transport::Inproc => Ok(Listen::Ipc(
+                self.scratch.join(format!("{}-{name}", self.sample)),
+            )),
+        };
+        Ok((listen("front")?, listen("back")?))
     }
 }
 
@@ -462,15 +594,12 @@ impl RoleProcesses {
         }
     }
 
-    fn spawn(
-        &mut self,
-        name: &str,
-        args: impl IntoIterator<Item = OsString>,
-    ) -> Result<usize, MeasureError> {
+    /// Starts a role and exchanges protocol versions with it.
+    fn spawn(&mut self, name: &str, role: Role) -> Result<usize, MeasureError> {
         let mut command = Command::new(&self.program);
         command
             .arg(ROLE_SUBCOMMAND)
-            .args(args)
+            .args(role.command_line())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -513,32 +642,43 @@ impl RoleProcesses {
             stderr,
         });
         self.pending.push(VecDeque::new());
+        self.send(
+            index,
+            &ToRole::Hello {
+                version: ROLE_PROTOCOL_VERSION,
+            },
+        )?;
+        let version = self.expect(index, "hello", SETUP_DEADLINE, |message| match message {
+            FromRole::Hello { version } => Some(version),
+            _ => None,
+        })?;
+        check_version("the role", version)
+            .map_err(|problem| self.protocol_error(index, problem))?;
         Ok(index)
     }
 
-    /// Waits for the next line of role `index`, which must start with `keyword`; returns the rest.
-    fn expect_line(
+    /// Waits for the next message of role `index`, which `pick` must accept (it is called
+    /// `expected` in errors).
+    fn expect<T>(
         &mut self,
         index: usize,
-        keyword: &str,
+        expected: &str,
         timeout: Duration,
-    ) -> Result<String, MeasureError> {
+        pick: impl FnOnce(FromRole) -> Option<T>,
+    ) -> Result<T, MeasureError> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(line) = self.pending[index].pop_front() {
                 let Some(line) = line else {
                     return Err(
-                        self.protocol_error(index, format!("exited before saying `{keyword}`"))
+                        self.protocol_error(index, format!("exited before saying `{expected}`"))
                     );
                 };
-                return match line.split_once(' ') {
-                    Some((word, rest)) if word == keyword => Ok(rest.to_string()),
-                    None if line == keyword => Ok(String::new()),
-                    _ => {
-                        Err(self
-                            .protocol_error(index, format!("said `{line}` instead of `{keyword}`")))
-                    }
-                };
+                let message = decode::<FromRole>(&line)
+                    .map_err(|problem| self.protocol_error(index, problem))?;
+                return pick(message).ok_or_else(|| {
+                    self.protocol_error(index, format!("said `{line}` instead of `{expected}`"))
+                });
             }
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines_rx.recv_timeout(left) {
@@ -546,17 +686,17 @@ impl RoleProcesses {
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
                     return Err(self.protocol_error(
                         index,
-                        format!("did not say `{keyword}` within {timeout:?}"),
+                        format!("did not say `{expected}` within {timeout:?}"),
                     ));
                 }
             }
         }
     }
 
-    fn send_line(&mut self, index: usize, line: &str) -> Result<(), MeasureError> {
+    fn send(&mut self, index: usize, message: &ToRole) -> Result<(), MeasureError> {
         let process = &mut self.processes[index];
         let outcome = match process.stdin.as_mut() {
-            Some(stdin) => writeln!(stdin, "{line}").and_then(|()| stdin.flush()),
+            Some(stdin) => writeln!(stdin, "{}", encode(message)).and_then(|()| stdin.flush()),
             None => Err(std::io::ErrorKind::BrokenPipe.into()),
         };
         outcome.map_err(|source| MeasureError::Io {
@@ -621,12 +761,17 @@ mod tests {
 
     #[test]
     fn inproc_samples_deliver_every_message_with_every_engine() {
-        use super::super::workload::{Engine, Fan};
+        use super::super::workload::Fan;
         let (done_tx, done_rx) = mpsc::channel();
         // The sample runs on its own thread so a hang fails the test instead of stalling it.
         std::thread::spawn(move || {
-            let mut runner = Runner::new(Path::new("unused-for-inproc"), 0).expect("scratch dir");
-            for engine in Engine::ALL {
+            let mut runner = Runner::new(
+                Path::new("unused-for-inproc"),
+                Throttle::default(),
+                Vec::new(),
+            )
+            .expect("scratch dir");
+            for engine in Engine::BUILT_IN {
                 let workload = Workload {
                     transport: Transport::Inproc,
                     size: 16,
@@ -634,13 +779,13 @@ mod tests {
                         publishers: 2,
                         subscribers: 2,
                     },
-                    engine,
+                    engine: engine.clone(),
                 };
                 let sample = runner.run(&workload, 2000).map_err(|e| e.to_string());
                 let _ = done_tx.send((engine, sample));
             }
         });
-        for _ in Engine::ALL {
+        for _ in Engine::BUILT_IN {
             let (engine, sample) = done_rx
                 .recv_timeout(Duration::from_secs(60))
                 .expect("an inproc sample finishes within 60 s");

@@ -1,9 +1,10 @@
 //! Renders comparisons and bench summaries: an aligned terminal table, Markdown (for a CI comment)
 //! and an SVG chart with one bar pair per workload (OLD at 100%, NEW at its ratio, with the
-//! interval as a whisker).
+//! interval as a whisker). OLD and NEW are called by the comparison's side names (`old`/`new`,
+//! or two engines).
 
 use super::compare::{Comparison, ComparisonRow};
-use super::stats::Verdict;
+use super::stats::{CONFIDENCE, Verdict};
 use std::fmt::Write as _;
 
 /// `3.34M`, `505k`, `16.1k`, `950`: three significant digits.
@@ -35,12 +36,28 @@ fn optional_rate(rate: Option<f64>) -> String {
     rate.map_or_else(|| "-".to_string(), human_rate)
 }
 
-/// The cells of one row: workload, old, new, change, interval, verdict.
+/// `95%`, `93.8%`.
+fn confidence_label(confidence: f64) -> String {
+    let percent = format!("{:.1}", confidence * 100.0);
+    format!("{}%", percent.trim_end_matches(".0"))
+}
+
+/// The cells of one row: workload, old, new, change, interval, verdict. An interval at another
+/// confidence than [`CONFIDENCE`] says its own.
 fn cells(row: &ComparisonRow) -> [String; 6] {
     let (change, interval) = match &row.estimate {
         Some(estimate) => (
             percent(estimate.ratio),
-            format!("[{}, {}]", percent(estimate.low), percent(estimate.high)),
+            if (estimate.confidence - CONFIDENCE).abs() < 1e-9 {
+                format!("[{}, {}]", percent(estimate.low), percent(estimate.high))
+            } else {
+                format!(
+                    "[{}, {}] at {}",
+                    percent(estimate.low),
+                    percent(estimate.high),
+                    confidence_label(estimate.confidence)
+                )
+            },
         ),
         None => ("-".to_string(), "too few samples".to_string()),
     };
@@ -61,10 +78,10 @@ fn cells(row: &ComparisonRow) -> [String; 6] {
 fn headers(comparison: &Comparison) -> [String; 6] {
     [
         "workload".to_string(),
-        format!("old median {}", comparison.unit),
-        format!("new median {}", comparison.unit),
+        format!("{} median {}", comparison.sides[0], comparison.unit),
+        format!("{} median {}", comparison.sides[1], comparison.unit),
         "change".to_string(),
-        "95% interval".to_string(),
+        format!("{} interval", confidence_label(CONFIDENCE)),
         format!("verdict (±{:.1}%)", comparison.threshold * 100.0),
     ]
 }
@@ -82,11 +99,12 @@ fn notes(comparison: &Comparison) -> Vec<String> {
             percent(shift)
         ));
     }
+    let [old, new] = &comparison.sides;
     if !comparison.only_old.is_empty() {
-        lines.push(format!("only in OLD: {}", comparison.only_old.join(", ")));
+        lines.push(format!("only in {old}: {}", comparison.only_old.join(", ")));
     }
     if !comparison.only_new.is_empty() {
-        lines.push(format!("only in NEW: {}", comparison.only_new.join(", ")));
+        lines.push(format!("only in {new}: {}", comparison.only_new.join(", ")));
     }
     lines
 }
@@ -213,8 +231,10 @@ pub fn comparison_svg(comparison: &Comparison) -> String {
     .ok();
     writeln!(
         svg,
-        r#"<text x="10" y="20" font-size="14">NEW rate relative to OLD (grey = OLD = 100%, whisker = 95% interval, dashed = ±{:.1}%)</text>"#,
-        comparison.threshold * 100.0
+        r#"<text x="10" y="20" font-size="14">{new} rate relative to {old} (grey = {old} = 100%, whisker = interval, dashed = ±{:.1}%)</text>"#,
+        comparison.threshold * 100.0,
+        old = xml_escape(&comparison.sides[0]),
+        new = xml_escape(&comparison.sides[1]),
     )
     .ok();
     for ratio in [1.0 - comparison.threshold, 1.0, 1.0 + comparison.threshold] {
@@ -242,8 +262,9 @@ pub fn comparison_svg(comparison: &Comparison) -> String {
         .ok();
         writeln!(
             svg,
-            r##"<rect x="{LABEL_WIDTH}" y="{y:.1}" width="{:.1}" height="{BAR_HEIGHT}" fill="#bdbdbd"><title>OLD {}</title></rect>"##,
+            r##"<rect x="{LABEL_WIDTH}" y="{y:.1}" width="{:.1}" height="{BAR_HEIGHT}" fill="#bdbdbd"><title>{} {}</title></rect>"##,
             x(1.0) - LABEL_WIDTH,
+            xml_escape(&comparison.sides[0]),
             optional_rate(row.old_median)
         )
         .ok();
@@ -251,9 +272,10 @@ pub fn comparison_svg(comparison: &Comparison) -> String {
         let ratio = row.estimate.map_or(0.0, |e| e.ratio);
         writeln!(
             svg,
-            r#"<rect x="{LABEL_WIDTH}" y="{new_y:.1}" width="{:.1}" height="{BAR_HEIGHT}" fill="{}"><title>NEW {}</title></rect>"#,
+            r#"<rect x="{LABEL_WIDTH}" y="{new_y:.1}" width="{:.1}" height="{BAR_HEIGHT}" fill="{}"><title>{} {}</title></rect>"#,
             x(ratio) - LABEL_WIDTH,
             verdict_colour(row.verdict),
+            xml_escape(&comparison.sides[1]),
             optional_rate(row.new_median)
         )
         .ok();

@@ -3,7 +3,7 @@
 //! the same shape: named workloads, each with its samples as rates (higher is better).
 
 use super::measure::Sample;
-use super::workload::Workload;
+use super::workload::{Engine, Workload};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -69,6 +69,24 @@ pub struct Settings {
     pub repeat: usize,
     /// Test-only throttle in percent (0 in any real measurement).
     pub throttle_percent: u8,
+    /// The only engine the throttle applied to; every engine when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttled_engine: Option<Engine>,
+    /// The external proxy programs measured (`--proxy NAME=COMMAND`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub external_proxies: Vec<ExternalProxyRecord>,
+}
+
+/// An external proxy engine as the result file records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalProxyRecord {
+    /// Its engine name.
+    pub name: String,
+    /// Its command, placeholders unreplaced.
+    pub command: String,
+    /// The stdout text it was ready at, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_line: Option<String>,
 }
 
 /// One workload's samples in a result file.

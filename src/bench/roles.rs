@@ -1,18 +1,20 @@
 //! The three parts of a benchmark run — publisher, subscriber, proxy — as plain functions on
 //! sockets, so the same code runs as threads (inproc) and as separate processes (ipc, tcp).
 //!
-//! Protocol (the anchors' method): every publisher sends probes (`P` + its id) every millisecond
+//! Method (the same as the C reference benchmark's): every publisher sends probes (`P` + its id) every millisecond
 //! until it is told to go; a subscriber says it has joined once it has a probe from every
 //! publisher; then each publisher sends its data messages (first byte `D`). The subscriber's clock
 //! runs from its first data message to its last, it counts every one, and it gives up after
 //! [`STALL_TIMEOUT`] without a message, reporting what it got (a lossy run, never a fast one).
 
 use super::context::BenchContext;
-use super::workload::Engine;
+use super::workload::ProxyEngine;
 use crate::forwarder::{ForwarderStats, run_forwarder};
 use crate::scenario::SocketType;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 /// First byte of a probe message; the second byte is the publisher's id.
@@ -139,30 +141,52 @@ pub fn publish(
         std::thread::sleep(PROBE_INTERVAL);
     }
     let raw = socket.as_mut_ptr();
+    let payload = payload(size);
     for sent in 0..messages {
-        send_data_message(raw, size)
+        send_data_message(raw, payload)
             .during(|| format!("sending data message {sent} of {messages}"))?;
     }
     Ok(())
 }
 
-/// Sends one data message the way the C reference does: `zmq_msg_init_size`, the first byte set
-/// to [`DATA_MARK`], `zmq_msg_send`. The rest of the payload is sent as libzmq allocated it, so
-/// the publisher spends nothing on the payload (the `zmq` crate would zero or copy every byte,
-/// which made the direct baseline 0.4–0.7 of the C program's at 64 KiB).
-fn send_data_message(socket: *mut std::os::raw::c_void, size: usize) -> Result<(), zmq::Error> {
+/// The payload of every data message of `size` bytes: [`DATA_MARK`], then the bytes `1, 2, 3, …`
+/// (wrapping). Filled once per size and process, and kept for the life of the process: data
+/// messages point at it instead of owning a copy, so a message costs the publisher no allocation
+/// and no byte written, whatever its size, and every byte on the wire is defined.
+fn payload(size: usize) -> &'static [u8] {
+    static PAYLOADS: Mutex<BTreeMap<usize, &'static [u8]>> = Mutex::new(BTreeMap::new());
+    let mut payloads = PAYLOADS.lock().unwrap_or_else(PoisonError::into_inner);
+    payloads.entry(size.max(1)).or_insert_with_key(|&size| {
+        let mut bytes: Vec<u8> = (0..size).map(|i| i as u8).collect();
+        bytes[0] = DATA_MARK;
+        Vec::leak(bytes)
+    })
+}
+
+/// Sends one data message: a constant libzmq message (`zmq_msg_init_data` without a free
+/// function) over the shared [`payload`], then `zmq_msg_send`.
+fn send_data_message(
+    socket: *mut std::os::raw::c_void,
+    payload: &'static [u8],
+) -> Result<(), zmq::Error> {
     let mut message = zmq_sys::zmq_msg_t::default();
-    // SAFETY: `message` is a fresh zmq_msg_t; on success it owns `size` bytes (at least 1, the
-    // size parsers reject 0), of which only the first is written, through a raw pointer.
-    // `socket` is the open socket the caller holds mutably. On a failed send the message is
-    // still ours and is closed; on success libzmq owns its content.
+    // SAFETY: `payload` lives for the rest of the process and is never written again, so libzmq
+    // may read it from any thread for as long as any message refers to it; with no free function
+    // libzmq never frees it. `socket` is the open socket the caller holds mutably. On a failed
+    // send the message is still ours and is closed; on success libzmq owns it.
     unsafe {
-        if zmq_sys::zmq_msg_init_size(&mut message, size.max(1)) != 0 {
-            return Err(zmq::Error::from_raw(zmq_sys::zmq_errno()));
+        if zmq_sys::zmq_msg_init_data(
+            &mut message,
+            payload.as_ptr().cast_mut().cast(),
+            payload.len(),
+            None,
+            std::ptr::null_mut(),
+        ) != 0
+        {
+            return Err(crate::zmq_raw::last_error());
         }
-        *zmq_sys::zmq_msg_data(&mut message).cast::<u8>() = DATA_MARK;
         if zmq_sys::zmq_msg_send(&mut message, socket, 0) < 0 {
-            let error = zmq::Error::from_raw(zmq_sys::zmq_errno());
+            let error = crate::zmq_raw::last_error();
             zmq_sys::zmq_msg_close(&mut message);
             return Err(error);
         }
@@ -330,11 +354,13 @@ pub fn open_proxy(
     })
 }
 
-/// Runs `engine` on the proxy sockets until the context is shut down (then returns `Ok`).
+/// Runs `engine` on the proxy sockets until the context is shut down (then returns `Ok`); the
+/// forwarder counts what it forwards in `stats`.
 pub fn run_proxy(
     context: &BenchContext,
-    engine: Engine,
+    engine: ProxyEngine,
     sockets: ProxySockets,
+    stats: &ForwarderStats,
 ) -> Result<(), RoleError> {
     let ProxySockets {
         mut frontend,
@@ -342,15 +368,14 @@ pub fn run_proxy(
         ..
     } = sockets;
     let outcome = match engine {
-        Engine::ZmqProxy => zmq::proxy(&frontend, &backend),
-        Engine::Steerable => {
+        ProxyEngine::ZmqProxy => zmq::proxy(&frontend, &backend),
+        ProxyEngine::Steerable => {
             let mut control = context
                 .socket(SocketType::Pair)
                 .during(|| "creating the steerable proxy's control socket".into())?;
             zmq::proxy_steerable(&mut frontend, &mut backend, &mut control)
         }
-        Engine::Forwarder => run_forwarder(&mut frontend, &mut backend, &ForwarderStats::default()),
-        Engine::Direct => Ok(()),
+        ProxyEngine::Forwarder => run_forwarder(&mut frontend, &mut backend, stats),
     };
     match outcome {
         Ok(()) | Err(zmq::Error::ETERM) => Ok(()),
@@ -358,5 +383,21 @@ pub fn run_proxy(
             step: format!("running the {engine} engine"),
             source,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_are_filled_once_per_size_and_marked_as_data() {
+        let first = payload(300);
+        assert_eq!(first.len(), 300);
+        assert_eq!(first[0], DATA_MARK);
+        assert_eq!(&first[1..4], &[1, 2, 3]);
+        assert_eq!(first[256], 0, "the pattern wraps");
+        assert!(std::ptr::eq(first, payload(300)), "one buffer per size");
+        assert_eq!(payload(1), &[DATA_MARK]);
     }
 }

@@ -1,12 +1,21 @@
 //! The statistics behind `termwatch compare`: medians, the change between two sets of rate
 //! samples with its confidence interval, and the verdict that interval gives against a threshold.
 //!
-//! The change is the Hodges–Lehmann estimate on log rates: the median of every pairwise
-//! `ln(new_j) − ln(old_i)`, reported as a ratio. Its interval is the distribution-free one that
-//! inverts the Mann–Whitney test (Moses): the `k`-th smallest and `k`-th largest pairwise
-//! difference, `k` from the normal approximation of the U statistic's null distribution (exact
-//! for 5 and 7 samples a side). No assumption of normality, robust to the slow outliers a busy
-//! machine produces, deterministic, and tighter than a bootstrap of the medians at 5–10 samples.
+//! Unpaired (two runs, [`change_estimate`]): the change is the Hodges–Lehmann estimate on log
+//! rates, the median of every pairwise `ln(new_j) − ln(old_i)`, reported as a ratio. Its interval
+//! is the distribution-free one that inverts the Mann–Whitney test (Moses): the `k`-th smallest
+//! and `k`-th largest pairwise difference, `k` from the normal approximation of the U statistic's
+//! null distribution (exact for 5 and 7 samples a side).
+//!
+//! Paired (two engines of one run, [`paired_change_estimate`]): the data are the per-repeat log
+//! ratios `d_i = ln(b_i / a_i)`. The change is their one-sample Hodges–Lehmann estimate, the median
+//! of the Walsh averages `(d_i + d_j) / 2, i ≤ j`; its interval inverts the Wilcoxon signed-rank
+//! test: the `k`-th smallest and `k`-th largest Walsh average, `k` from the exact null
+//! distribution of the signed-rank statistic. Drift that hits both engines of a repeat cancels in
+//! the ratio, which is what makes the paired interval narrow.
+//!
+//! Both: no assumption of normality, robust to the slow outliers a busy machine produces,
+//! deterministic.
 
 use serde::Serialize;
 use std::fmt;
@@ -26,7 +35,7 @@ pub fn median(values: &[f64]) -> Option<f64> {
     }
 }
 
-/// NEW relative to OLD, with its 95% confidence interval, as rate ratios.
+/// NEW relative to OLD, with its confidence interval, as rate ratios.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct RatioEstimate {
     /// Hodges–Lehmann estimate of new/old.
@@ -35,7 +44,15 @@ pub struct RatioEstimate {
     pub low: f64,
     /// Upper end of the interval.
     pub high: f64,
+    /// The interval's confidence level, e.g. 0.95.
+    pub confidence: f64,
 }
+
+/// The confidence level `compare` aims at.
+pub const CONFIDENCE: f64 = 0.95;
+/// The lowest confidence a paired interval may fall back to when the number of pairs cannot
+/// reach [`CONFIDENCE`] (5 pairs reach 93.75% at most).
+pub const MIN_PAIRED_CONFIDENCE: f64 = 0.90;
 
 /// Rank (1-based, from each end) of the pairwise differences that bound the 95% interval for
 /// `n` and `m` samples; `None` when so few samples cannot exclude anything at 95% (fewer than 4
@@ -66,6 +83,69 @@ pub fn change_estimate(old: &[f64], new: &[f64]) -> Option<RatioEstimate> {
         ratio: median(&differences)?.exp(),
         low: differences[rank - 1].exp(),
         high: differences[differences.len() - rank].exp(),
+        confidence: CONFIDENCE,
+    })
+}
+
+/// The null distribution of the Wilcoxon signed-rank statistic for `n` pairs: element `w` is
+/// `P(W = w)`, `w` from 0 to `n(n+1)/2` (every subset of the ranks `1..=n` equally likely).
+fn signed_rank_distribution(n: usize) -> Vec<f64> {
+    let mut probabilities = vec![1.0];
+    for rank in 1..=n {
+        let mut next = vec![0.0; probabilities.len() + rank];
+        for (sum, p) in probabilities.iter().enumerate() {
+            next[sum] += p / 2.0;
+            next[sum + rank] += p / 2.0;
+        }
+        probabilities = next;
+    }
+    probabilities
+}
+
+/// Rank (1-based, from each end) of the Walsh averages that bound the paired interval for `n`
+/// pairs, with that interval's exact confidence: the widest `k` whose confidence
+/// `1 − 2·P(W ≤ k − 1)` is at least [`CONFIDENCE`], else `k = 1` if it reaches
+/// [`MIN_PAIRED_CONFIDENCE`]; `None` with fewer pairs.
+fn signed_rank_interval(n: usize) -> Option<(usize, f64)> {
+    let distribution = signed_rank_distribution(n);
+    let confidence_at = |k: usize| 1.0 - 2.0 * distribution[..k].iter().sum::<f64>();
+    let mut best = None;
+    for k in 1..=distribution.len() / 2 {
+        let confidence = confidence_at(k);
+        if confidence >= CONFIDENCE - 1e-12 {
+            best = Some((k, confidence));
+        } else {
+            break;
+        }
+    }
+    best.or_else(|| {
+        let confidence = confidence_at(1);
+        (n > 0 && confidence >= MIN_PAIRED_CONFIDENCE).then_some((1, confidence))
+    })
+}
+
+/// B relative to A from paired rates (`pairs[i]` = A's and B's rate in repeat `i`); `None` when
+/// there are too few pairs for an interval or a rate is not positive.
+pub fn paired_change_estimate(pairs: &[(f64, f64)]) -> Option<RatioEstimate> {
+    if pairs
+        .iter()
+        .any(|(a, b)| !(*a > 0.0 && a.is_finite() && *b > 0.0 && b.is_finite()))
+    {
+        return None;
+    }
+    let (rank, confidence) = signed_rank_interval(pairs.len())?;
+    let logs: Vec<f64> = pairs.iter().map(|(a, b)| b.ln() - a.ln()).collect();
+    let mut walsh: Vec<f64> = logs
+        .iter()
+        .enumerate()
+        .flat_map(|(i, x)| logs[i..].iter().map(move |y| (x + y) / 2.0))
+        .collect();
+    walsh.sort_by(f64::total_cmp);
+    Some(RatioEstimate {
+        ratio: median(&walsh)?.exp(),
+        low: walsh[rank - 1].exp(),
+        high: walsh[walsh.len() - rank].exp(),
+        confidence,
     })
 }
 
@@ -137,7 +217,76 @@ mod tests {
             ratio: (low + high) / 2.0,
             low,
             high,
+            confidence: CONFIDENCE,
         }
+    }
+
+    #[test]
+    fn the_signed_rank_distribution_counts_subsets_of_ranks() {
+        // Subsets of {1..5} by their sum: 1 1 1 2 2 3 3 3 3 3 3 2 2 1 1 1 (32 in all).
+        let counts: Vec<f64> = signed_rank_distribution(5)
+            .iter()
+            .map(|p| p * 32.0)
+            .collect();
+        let expected = [
+            1., 1., 1., 2., 2., 3., 3., 3., 3., 3., 3., 2., 2., 1., 1., 1.,
+        ];
+        assert_eq!(counts, expected);
+    }
+
+    #[test]
+    fn paired_interval_ranks_match_the_signed_rank_tables() {
+        // Exact two-sided 5% critical values of W: 0 for n = 6, 2 for 7, 3 for 8, 8 for 10,
+        // 52 for 20; the interval uses rank W + 1.
+        for (n, critical) in [(6, 0), (7, 2), (8, 3), (10, 8), (20, 52)] {
+            let (rank, confidence) = signed_rank_interval(n).expect("enough pairs");
+            assert_eq!(rank, critical + 1, "n = {n}");
+            assert!(confidence >= 0.95, "n = {n}: {confidence}");
+        }
+        // Five pairs cannot reach 95%: the range of the data, at 1 - 2/32.
+        assert_eq!(signed_rank_interval(5), Some((1, 0.9375)));
+        assert_eq!(signed_rank_interval(4), None, "87.5% at best");
+    }
+
+    #[test]
+    fn paired_estimates_are_the_median_and_extremes_of_the_walsh_averages() {
+        // Log ratios 1, 2, 3: Walsh averages 1, 1.5, 2, 2, 2.5, 3 -> median 2 (only the estimate
+        // is defined for 3 pairs).
+        let e = std::f64::consts::E;
+        assert_eq!(
+            paired_change_estimate(&[(1.0, e), (1.0, e * e), (1.0, e * e * e)]),
+            None
+        );
+        // Six pairs, log ratios -0.2 0.05 0.1 0.15 0.2 0.3: the 21 Walsh averages run from -0.2
+        // to 0.3 with median 0.125 (the 11th); k = 1 at n = 6, confidence 1 - 2/64.
+        let logs = [0.1, -0.2, 0.3, 0.05, 0.2, 0.15];
+        let pairs: Vec<(f64, f64)> = logs
+            .iter()
+            .map(|d: &f64| (100.0, 100.0 * d.exp()))
+            .collect();
+        let estimate = paired_change_estimate(&pairs).expect("six pairs");
+        assert!((estimate.ratio.ln() - 0.125).abs() < 1e-12, "{estimate:?}");
+        assert!((estimate.low.ln() + 0.2).abs() < 1e-12, "{estimate:?}");
+        assert!((estimate.high.ln() - 0.3).abs() < 1e-12, "{estimate:?}");
+        assert_eq!(estimate.confidence, 1.0 - 2.0 / 64.0);
+    }
+
+    #[test]
+    fn a_steady_paired_twenty_percent_drop_is_slower_despite_drift_between_repeats() {
+        // Each repeat's rates moved by up to 2x together (load drift); B stays 0.8 x A +- 2%.
+        let drift = [1.0, 1.9, 0.6, 1.4, 0.8];
+        let noise = [1.0, 1.02, 0.98, 1.01, 0.99];
+        let pairs: Vec<(f64, f64)> = drift
+            .iter()
+            .zip(noise)
+            .map(|(d, n)| (1e6 * d, 0.8e6 * d * n))
+            .collect();
+        let estimate = paired_change_estimate(&pairs).expect("five pairs");
+        assert_eq!(Verdict::of(Some(&estimate), 0.05), Verdict::Slower);
+        let a: Vec<f64> = pairs.iter().map(|p| p.0).collect();
+        let b: Vec<f64> = pairs.iter().map(|p| p.1).collect();
+        let unpaired = change_estimate(&a, &b).expect("five a side");
+        assert_eq!(Verdict::of(Some(&unpaired), 0.05), Verdict::Inconclusive);
     }
 
     #[test]
@@ -194,6 +343,15 @@ mod tests {
             let estimate = change_estimate(&old, &new).expect("enough samples");
             prop_assert!(estimate.low <= estimate.high);
             prop_assert!(estimate.low > 0.0 && estimate.high.is_finite());
+        }
+
+        #[test]
+        fn the_paired_interval_holds_the_estimate(
+            pairs in prop::collection::vec((1.0f64..1e6, 1.0f64..1e6), 5..15),
+        ) {
+            let estimate = paired_change_estimate(&pairs).expect("enough pairs");
+            prop_assert!(estimate.low <= estimate.ratio && estimate.ratio <= estimate.high);
+            prop_assert!(estimate.confidence >= MIN_PAIRED_CONFIDENCE);
         }
 
         #[test]

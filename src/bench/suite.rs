@@ -5,11 +5,11 @@
 use super::context::HWM;
 use super::measure::{MeasureError, Runner, Sample};
 use super::results::{
-    FORMAT, LoadAverage, Machine, RatioResult, ResultFile, Settings, WorkloadResult, git_revision,
-    libzmq_version, load_average_now,
+    ExternalProxyRecord, FORMAT, LoadAverage, Machine, RatioResult, ResultFile, Settings,
+    WorkloadResult, git_revision, libzmq_version, load_average_now,
 };
 use super::stats::median;
-use super::workload::{Engine, Fan, STANDARD_SIZES, Transport, Workload};
+use super::workload::{Engine, Fan, ProxyEngine, STANDARD_SIZES, Transport, Workload};
 use std::collections::BTreeMap;
 
 /// The matrix to measure.
@@ -26,7 +26,7 @@ pub struct Matrix {
 }
 
 impl Matrix {
-    /// The matrix: every transport, size and engine, fan-in 4 and fan-out 4 beside 1x1.
+    /// The full matrix: every transport, size and engine, fan-in 4 and fan-out 4 beside 1x1.
     pub fn full() -> Matrix {
         let fan = |publishers, subscribers| Fan {
             publishers,
@@ -36,7 +36,7 @@ impl Matrix {
             transports: Transport::ALL.to_vec(),
             sizes: STANDARD_SIZES.to_vec(),
             fans: vec![fan(1, 1), fan(4, 1), fan(1, 4)],
-            engines: Engine::ALL.to_vec(),
+            engines: Engine::BUILT_IN.to_vec(),
         }
     }
 
@@ -54,23 +54,29 @@ impl Matrix {
         self.groups().into_iter().flatten().collect()
     }
 
-    /// Groups of workloads that differ only by engine, in a stable order.
+    /// Groups of workloads that differ only by engine, in a stable order. External proxy
+    /// programs cannot share an inproc context: they have no inproc workloads.
     fn groups(&self) -> Vec<Vec<Workload>> {
         let mut groups = Vec::new();
         for &transport in &self.transports {
             for &size in &self.sizes {
                 for &fan in &self.fans {
-                    let group = self
+                    let group: Vec<Workload> = self
                         .engines
                         .iter()
-                        .map(|&engine| Workload {
+                        .filter(|engine| {
+                            transport != Transport::Inproc || !matches!(engine, Engine::External(_))
+                        })
+                        .map(|engine| Workload {
                             transport,
                             size,
                             fan,
-                            engine,
+                            engine: engine.clone(),
                         })
                         .collect();
-                    groups.push(group);
+                    if !group.is_empty() {
+                        groups.push(group);
+                    }
                 }
             }
         }
@@ -79,13 +85,25 @@ impl Matrix {
 
     /// Number of workloads.
     pub fn len(&self) -> usize {
-        self.transports.len() * self.sizes.len() * self.fans.len() * self.engines.len()
+        self.groups().iter().map(Vec::len).sum()
     }
 
     /// Whether the matrix has no workload.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// A sample that could not be measured, and which one it was.
+#[derive(Debug, thiserror::Error)]
+#[error("{workload}, repeat {repeat}: {error}")]
+pub struct SuiteError {
+    /// The workload's id.
+    pub workload: String,
+    /// 1-based repeat.
+    pub repeat: usize,
+    /// What went wrong.
+    pub error: MeasureError,
 }
 
 /// Measures every workload `repeat` times, interleaved; `messages_for(size)` is what each
@@ -96,7 +114,7 @@ pub fn run_suite(
     repeat: usize,
     messages_for: impl Fn(usize) -> u64,
     mut after_sample: impl FnMut(&Workload, &Sample),
-) -> Result<ResultFile, MeasureError> {
+) -> Result<ResultFile, SuiteError> {
     let load_at_start = load_average_now();
     let groups = matrix.groups();
     let mut samples: BTreeMap<Workload, Vec<Sample>> = BTreeMap::new();
@@ -105,7 +123,14 @@ pub fn run_suite(
             let mut order = group.clone();
             order.rotate_left(round % group.len().max(1));
             for workload in order {
-                let sample = runner.run(&workload, messages_for(workload.size))?;
+                let sample =
+                    runner
+                        .run(&workload, messages_for(workload.size))
+                        .map_err(|error| SuiteError {
+                            workload: workload.id(),
+                            repeat: round + 1,
+                            error,
+                        })?;
                 after_sample(&workload, &sample);
                 samples.entry(workload).or_default().push(sample);
             }
@@ -132,7 +157,17 @@ pub fn run_suite(
             hwm: HWM,
             nodrop: true,
             repeat,
-            throttle_percent: runner.throttle_percent(),
+            throttle_percent: runner.throttle().percent,
+            throttled_engine: runner.throttle().engine.clone(),
+            external_proxies: runner
+                .externals()
+                .iter()
+                .map(|external| ExternalProxyRecord {
+                    name: external.name.clone(),
+                    command: external.command.clone(),
+                    ready_line: external.ready_line.clone(),
+                })
+                .collect(),
         },
         load_average: LoadAverage {
             start: load_at_start,
@@ -148,7 +183,7 @@ fn workload_result(workload: &Workload, samples: &[Sample], messages: u64) -> Wo
     let median_msgs_per_s = median(&rates);
     WorkloadResult {
         id: workload.id(),
-        workload: *workload,
+        workload: workload.clone(),
         messages,
         samples: samples.to_vec(),
         median_msgs_per_s,
@@ -156,7 +191,8 @@ fn workload_result(workload: &Workload, samples: &[Sample], messages: u64) -> Wo
     }
 }
 
-/// Each proxy engine over direct, and the forwarder over zmq_proxy, repeat by repeat.
+/// Each proxy engine over direct, and the forwarder and every external proxy over zmq_proxy,
+/// repeat by repeat.
 fn group_ratios(group: &[Workload], samples: &BTreeMap<Workload, Vec<Sample>>) -> Vec<RatioResult> {
     let find = |engine: Engine| group.iter().find(|w| w.engine == engine);
     let mut pairs = Vec::new();
@@ -168,8 +204,18 @@ fn group_ratios(group: &[Workload], samples: &BTreeMap<Workload, Vec<Sample>>) -
                 .map(|w| (w, direct)),
         );
     }
-    if let (Some(forwarder), Some(proxy)) = (find(Engine::Forwarder), find(Engine::ZmqProxy)) {
-        pairs.push((forwarder, proxy));
+    if let Some(proxy) = find(Engine::Proxy(ProxyEngine::ZmqProxy)) {
+        pairs.extend(
+            group
+                .iter()
+                .filter(|w| {
+                    matches!(
+                        w.engine,
+                        Engine::Proxy(ProxyEngine::Forwarder) | Engine::External(_)
+                    )
+                })
+                .map(|w| (w, proxy)),
+        );
     }
     pairs
         .into_iter()

@@ -5,55 +5,79 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+pub use crate::scenario::{Engine as ProxyEngine, Transport};
+
+/// Every built-in proxy engine, in the order the bench measures them.
+pub const PROXY_ENGINES: [ProxyEngine; 3] = [
+    ProxyEngine::ZmqProxy,
+    ProxyEngine::Steerable,
+    ProxyEngine::Forwarder,
+];
+
+/// `ProxyEngine` as a command-line value (`termwatch proxy --engine`).
+impl clap::ValueEnum for ProxyEngine {
+    fn value_variants<'a>() -> &'a [Self] {
+        &PROXY_ENGINES
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let help = match self {
+            ProxyEngine::ZmqProxy => "libzmq's zmq_proxy",
+            ProxyEngine::Steerable => "libzmq's zmq_proxy_steerable with an idle control socket",
+            ProxyEngine::Forwarder => "termwatch's own counting loop",
+        };
+        Some(clap::builder::PossibleValue::new(self.as_str()).help(help))
+    }
+}
+
 /// What sits between the publishers and the subscribers.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    clap::ValueEnum,
-)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Engine {
     /// No proxy: the publishers bind, the subscribers connect to them (the baseline).
     Direct,
-    /// libzmq's `zmq_proxy` between an XSUB and an XPUB.
-    #[value(name = "zmq_proxy")]
-    ZmqProxy,
-    /// libzmq's `zmq_proxy_steerable` with an idle control socket.
-    Steerable,
-    /// The project's own counting loop (`termwatch::forwarder::run_forwarder`).
-    Forwarder,
+    /// A built-in proxy engine, run by termwatch itself.
+    Proxy(ProxyEngine),
+    /// An external proxy program defined with `--proxy NAME=COMMAND`, by its name.
+    External(String),
 }
 
 impl Engine {
-    /// Every engine, the baseline first.
-    pub const ALL: [Engine; 4] = [
+    /// Every built-in engine, the baseline first.
+    pub const BUILT_IN: [Engine; 4] = [
         Engine::Direct,
-        Engine::ZmqProxy,
-        Engine::Steerable,
-        Engine::Forwarder,
+        Engine::Proxy(ProxyEngine::ZmqProxy),
+        Engine::Proxy(ProxyEngine::Steerable),
+        Engine::Proxy(ProxyEngine::Forwarder),
     ];
 
-    /// The name used on the command line and in result files.
-    pub fn name(self) -> &'static str {
+    /// The name used on the command line, in workload ids and in result files.
+    pub fn name(&self) -> &str {
         match self {
             Engine::Direct => "direct",
-            Engine::ZmqProxy => "zmq_proxy",
-            Engine::Steerable => "steerable",
-            Engine::Forwarder => "forwarder",
+            Engine::Proxy(engine) => engine.as_str(),
+            Engine::External(name) => name,
         }
     }
 
     /// Whether this engine runs a proxy between publishers and subscribers.
-    pub fn is_proxy(self) -> bool {
-        self != Engine::Direct
+    pub fn is_proxy(&self) -> bool {
+        *self != Engine::Direct
+    }
+
+    /// The engine a name stands for: a built-in one, else an external proxy of that name (which
+    /// must be a word of letters, digits, `_`, `-` and `.`, so it fits in a workload id).
+    pub fn parse(name: &str) -> Result<Engine, String> {
+        if let Some(engine) = Engine::BUILT_IN.iter().find(|e| e.name() == name) {
+            return Ok(engine.clone());
+        }
+        let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+        if name.is_empty() || !name.chars().all(valid) {
+            return Err(format!(
+                "`{name}` is not an engine name: use direct, zmq_proxy, steerable, forwarder or \
+                 the NAME of a --proxy NAME=COMMAND (letters, digits, `_`, `-`, `.`)"
+            ));
+        }
+        Ok(Engine::External(name.to_string()))
     }
 }
 
@@ -63,9 +87,21 @@ impl fmt::Display for Engine {
     }
 }
 
-pub use crate::scenario::Transport;
+/// Result files store an engine as its name.
+impl Serialize for Engine {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
 
-/// The message sizes of the issue's matrix, in bytes.
+impl<'de> Deserialize<'de> for Engine {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Engine, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Engine::parse(&name).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The standard message sizes of the matrix, in bytes.
 pub const STANDARD_SIZES: [usize; 4] = [16, 256, 1024, 64 * 1024];
 
 /// How many publishers feed how many subscribers.
@@ -95,7 +131,7 @@ impl fmt::Display for Fan {
 pub const MAX_PUBLISHERS: u8 = 64;
 
 /// One cell of the benchmark matrix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Workload {
     /// Transport between every pair of sockets.
     pub transport: Transport,
@@ -121,7 +157,10 @@ impl Workload {
 
     /// The same workload with another engine (used to pair a proxy with its direct baseline).
     pub fn with_engine(&self, engine: Engine) -> Workload {
-        Workload { engine, ..*self }
+        Workload {
+            engine,
+            ..self.clone()
+        }
     }
 }
 
@@ -222,13 +261,30 @@ mod tests {
             transport: Transport::Tcp,
             size: 1024,
             fan: Fan::ONE_TO_ONE,
-            engine: Engine::ZmqProxy,
+            engine: Engine::Proxy(ProxyEngine::ZmqProxy),
         };
         assert_eq!(workload.id(), "tcp/1KiB/1x1/zmq_proxy");
         assert_eq!(
             workload.with_engine(Engine::Direct).id(),
             "tcp/1KiB/1x1/direct"
         );
+    }
+
+    #[test]
+    fn engines_round_trip_through_their_names() {
+        for engine in Engine::BUILT_IN {
+            assert_eq!(Engine::parse(engine.name()), Ok(engine.clone()));
+            let json = serde_json::to_string(&engine).expect("serialises");
+            assert_eq!(json, format!("\"{}\"", engine.name()));
+            assert_eq!(serde_json::from_str::<Engine>(&json).ok(), Some(engine));
+        }
+        assert_eq!(
+            Engine::parse("pyzmq"),
+            Ok(Engine::External("pyzmq".to_string()))
+        );
+        assert!(Engine::parse("my proxy").is_err());
+        assert!(Engine::parse("a/b").is_err());
+        assert!(Engine::parse("").is_err());
     }
 
     #[test]

@@ -2,11 +2,16 @@
 //! and why nobody will close them, what every thread is blocked in, and a one-paragraph summary
 //! that starts with the step that hung.
 
+use std::time::Duration;
+
 use super::procfs::{self, ProcThread, Syscall};
-use super::registry::{ActiveStep, NodeCounters, OwnerState, RegistryState, SocketEntry};
+use super::registry::{
+    ActiveStep, EndpointKind, NodeCounters, OwnerState, RegistryState, SocketEntry, ThreadOf,
+    TrafficStage,
+};
 use crate::outcome::{Diagnostics, NodeReport, SocketReport, ThreadReport};
 use crate::scenario::{Action, Engine, Mode, NodeBody, OnEterm, Scenario, TRAFFIC_LABEL};
-use crate::trace::normalize::MONITOR_READER_ROLE;
+use crate::trace::SocketRole;
 
 fn linger_words(linger_ms: Option<i32>) -> String {
     match linger_ms {
@@ -17,20 +22,21 @@ fn linger_words(linger_ms: Option<i32>) -> String {
 }
 
 /// Whether every endpoint this socket connects to is bound by no socket in the scenario.
-fn peers_never_bound(state: &RegistryState, socket: &SocketEntry) -> Option<String> {
+fn peers_never_bound<'a>(state: &'a RegistryState, socket: &'a SocketEntry) -> Option<String> {
+    let addresses = |s: &'a SocketEntry, how: EndpointKind| {
+        s.endpoints
+            .iter()
+            .filter(move |e| e.how == how)
+            .map(|e| e.address.as_str())
+    };
     let bound: Vec<&str> = state
         .sockets
         .iter()
-        .flat_map(|s| s.endpoints.iter())
-        .filter_map(|e| e.strip_prefix("bind "))
+        .flat_map(|s| addresses(s, EndpointKind::Bind))
         .collect();
-    let connects: Vec<&str> = socket
-        .endpoints
-        .iter()
-        .filter_map(|e| e.strip_prefix("connect "))
-        .collect();
+    let connects: Vec<&str> = addresses(socket, EndpointKind::Connect).collect();
     (!connects.is_empty()
-        && socket.endpoints.iter().all(|e| e.starts_with("connect "))
+        && connects.len() == socket.endpoints.len()
         && connects.iter().all(|c| !bound.contains(c)))
     .then(|| connects.join(", "))
 }
@@ -38,7 +44,7 @@ fn peers_never_bound(state: &RegistryState, socket: &SocketEntry) -> Option<Stri
 /// Why a socket is still open, from its owner's state.
 fn why_open(scenario: &Scenario, state: &RegistryState, socket: &SocketEntry) -> String {
     let node = &state.nodes[socket.node];
-    if socket.role == MONITOR_READER_ROLE {
+    if socket.role == SocketRole::MonitorReader {
         return format!(
             "the reader of a socket monitor on node `{}`: it closes itself when the monitor stops (its socket closed) or on ETERM, so it cannot keep term waiting",
             node.name
@@ -76,7 +82,7 @@ pub fn open_sockets(scenario: &Scenario, state: &RegistryState) -> Vec<SocketRep
         .filter_map(|s| {
             let node = &state.nodes[s.node];
             let sent = NodeCounters::get(&node.counters.sent) + NodeCounters::get(&node.counters.probes_sent);
-            let lingering = !s.open && s.role != MONITOR_READER_ROLE && s.linger_ms != Some(0) && sent > 0 && peers_never_bound(state, s).is_some();
+            let lingering = !s.open && s.role != SocketRole::MonitorReader && s.linger_ms != Some(0) && sent > 0 && peers_never_bound(state, s).is_some();
             if !s.open && !lingering {
                 return None;
             }
@@ -93,9 +99,9 @@ pub fn open_sockets(scenario: &Scenario, state: &RegistryState) -> Vec<SocketRep
             };
             Some(SocketReport {
                 node: node.name.clone(),
-                role: s.role.to_owned(),
+                role: s.role.to_string(),
                 socket_type: s.socket_type.to_string(),
-                endpoints: s.endpoints.clone(),
+                endpoints: s.endpoints.iter().map(ToString::to_string).collect(),
                 linger_ms: s.linger_ms,
                 context: state.contexts.get(s.context).map(|c| c.name.clone()).unwrap_or_default(),
                 owner: node.owner_thread.clone(),
@@ -149,12 +155,12 @@ fn thread_report(
         };
         (format!("main thread ({step})"), blocked)
     } else if let Some(k) = known {
-        let node_mode = k
-            .node
-            .and_then(|n| scenario.nodes[n].endpoint().map(|e| e.mode));
-        let is_proxy = k
-            .node
-            .is_some_and(|n| matches!(scenario.nodes[n].body, NodeBody::Proxy { .. }));
+        let own_node = match k.of {
+            ThreadOf::Node(n) => Some(&scenario.nodes[n]),
+            ThreadOf::Harness | ThreadOf::Monitor(_) => None,
+        };
+        let node_mode = own_node.and_then(|n| n.endpoint().map(|e| e.mode));
+        let is_proxy = own_node.is_some_and(|n| matches!(n.body, NodeBody::Proxy { .. }));
         let blocked = match (&t.syscall, node_mode) {
             (Syscall::Blocked(_), Some(Mode::Blocking)) if waits_forever => "zmq_recv, blocking with no timeout: only a message or ETERM wakes it".to_owned(),
             (Syscall::Blocked(_), Some(Mode::Stream)) if waits_forever => "zmq_send, blocking with no timeout: its pipes are full or it has none; only room in a pipe or ETERM wakes it".to_owned(),
@@ -181,13 +187,14 @@ fn thread_report(
 }
 
 /// Every thread of this process.
-pub fn thread_reports(
+fn thread_reports(
     scenario: &Scenario,
     state: &RegistryState,
     active: Option<&ActiveStep>,
+    threads: &[ProcThread],
 ) -> Vec<ThreadReport> {
     let pid = std::process::id() as i32;
-    procfs::threads()
+    threads
         .iter()
         .map(|t| thread_report(scenario, state, active, t, pid))
         .collect()
@@ -219,10 +226,25 @@ fn hang_summary(
     scenario: &Scenario,
     state: &RegistryState,
     active: &ActiveStep,
+    elapsed: Duration,
     sockets: &[SocketReport],
+    threads: &[ProcThread],
 ) -> String {
-    let waited = humantime::format_duration(active.timeout);
-    let head = format!("hang at step `{}` (deadline {waited})", active.label);
+    let waited = humantime::format_duration(active.timeout).to_string();
+    let head = match &active.proof {
+        Some(proof) if elapsed < active.timeout => format!(
+            "hang at step `{}` (proven after {:.1} ms: {})",
+            active.label,
+            elapsed.as_secs_f64() * 1000.0,
+            proof.words()
+        ),
+        Some(proof) => format!(
+            "hang at step `{}` (deadline {waited}; proven at its start: {})",
+            active.label,
+            proof.words()
+        ),
+        None => format!("hang at step `{}` (deadline {waited})", active.label),
+    };
     let action = active.step.map(|i| &scenario.steps[i].action);
     let node_name = |n: usize| scenario.nodes[n].name.as_str();
     let body = match action {
@@ -264,7 +286,7 @@ fn hang_summary(
             "the receive task of node `{}` did not end after abort.",
             node_name(*node)
         ),
-        None if active.label == TRAFFIC_LABEL => traffic_summary(state),
+        None if active.label == TRAFFIC_LABEL => traffic_summary(scenario, state, threads, &waited),
         _ => "the phase did not finish.".to_owned(),
     };
     format!("{head}: {body}")
@@ -297,12 +319,165 @@ fn owner_cannot_hear(scenario: &Scenario, node: usize) -> String {
     }
 }
 
-fn traffic_summary(state: &RegistryState) -> String {
+/// `` `a`, `b` `` for node indices.
+fn node_names(state: &RegistryState, nodes: &[usize]) -> String {
+    nodes
+        .iter()
+        .map(|&n| format!("`{}`", state.nodes[n].name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Why a subscriber can never see a publisher's probe, when the registry shows it: its inproc
+/// endpoint's peers are all in another context.
+fn unreachable_hint(state: &RegistryState, node: usize) -> Option<String> {
+    let socket = state
+        .sockets
+        .iter()
+        .find(|x| x.node == node && x.role == SocketRole::Socket)?;
+    let name = &state.nodes[node].name;
+    socket
+        .endpoints
+        .iter()
+        .filter(|e| e.address.starts_with("inproc://"))
+        .find_map(|e| {
+            let peers: Vec<&SocketEntry> = state
+                .sockets
+                .iter()
+                .filter(|x| {
+                    x.endpoints
+                        .iter()
+                        .any(|pe| pe.address == e.address && pe.how != e.how)
+                })
+                .collect();
+            let peer = peers.first()?;
+            peers.iter().all(|p| p.context != socket.context).then(|| {
+                let (verb, context_name) = (
+                    match e.how {
+                        EndpointKind::Bind => "connected to",
+                        EndpointKind::Connect => "bound",
+                    },
+                    |c: usize| state.contexts[c].name.as_str(),
+                );
+                format!(
+                    "inproc endpoints are visible only inside one context, and `{name}` is in context `{}` while `{}` is {verb} in context `{}`",
+                    context_name(socket.context),
+                    e.address,
+                    context_name(peer.context)
+                )
+            })
+        })
+}
+
+/// The thread that sends a node's traffic: the main thread for nodes it owns, else the node's.
+fn sender<'a>(
+    state: &RegistryState,
+    threads: &'a [ProcThread],
+    node: usize,
+) -> Option<&'a ProcThread> {
+    let tid = if state.nodes[node].owner == OwnerState::Main {
+        std::process::id() as i32
+    } else {
+        state
+            .threads
+            .iter()
+            .rev()
+            .find(|t| t.of == ThreadOf::Node(node) && t.alive)?
+            .tid
+    };
+    threads.iter().find(|t| t.tid == tid)
+}
+
+/// The slow-joiner wait, from who has not yet received a probe.
+fn probing_summary(
+    state: &RegistryState,
+    publishers: &[usize],
+    subscribers: &[usize],
+    deadline: &str,
+) -> String {
+    let waiting: Vec<usize> = subscribers
+        .iter()
+        .copied()
+        .filter(|&s| NodeCounters::get(&state.nodes[s].counters.probes_received) == 0)
+        .collect();
+    if waiting.is_empty() {
+        return "the slow-joiner wait did not finish, although every subscriber has received a probe.".to_owned();
+    }
+    let senders = match publishers {
+        [_] => format!("the publisher {}", node_names(state, publishers)),
+        _ => format!("the publishers {}", node_names(state, publishers)),
+    };
+    let who = match waiting.len() {
+        1 => format!("subscriber {}", node_names(state, &waiting)),
+        2..=3 => format!("subscribers {}", node_names(state, &waiting)),
+        n => format!(
+            "{n} of {} subscribers ({}, …)",
+            subscribers.len(),
+            node_names(state, &waiting[..3])
+        ),
+    };
+    let mut text = format!("{senders} is still waiting for {who} to receive a probe (slow joiner)");
+    let hints: Vec<String> = waiting
+        .iter()
+        .filter_map(|&s| unreachable_hint(state, s))
+        .collect();
+    if hints.is_empty() {
+        text.push_str(&format!(
+            "; a subscriber receives only once its connection is up and its subscription has reached the publisher, and for {} subscriber(s) that took longer than the deadline ({deadline})",
+            subscribers.len()
+        ));
+    } else {
+        text.push_str("; ");
+        text.push_str(&hints.join("; "));
+    }
+    text.push('.');
+    text
+}
+
+/// A node that has not sent everything: from what its sending thread is doing.
+fn unsent(
+    scenario: &Scenario,
+    state: &RegistryState,
+    threads: &[ProcThread],
+    node: usize,
+    deadline: &str,
+) -> String {
+    let n = &state.nodes[node];
+    let sent = NodeCounters::get(&n.counters.sent);
+    let head = format!("node `{}` sent {sent} of {} messages", n.name, n.to_send);
+    let rate = scenario.nodes[node].endpoint().and_then(|e| e.rate);
+    let syscall = sender(state, threads, node).map(|t| &t.syscall);
+    match (syscall, rate) {
+        (Some(s), Some(rate)) if s.is_sleep() => format!(
+            "{head}: its thread is sleeping between sends, paced by rate = {rate} per second, so all {} take about {} s, longer than the deadline ({deadline})",
+            n.to_send,
+            n.to_send.div_ceil(rate.max(1))
+        ),
+        (Some(s), _) if s.waits_forever() => format!(
+            "{head}: its thread is in a blocking send that cannot complete (high-water mark full, or no peer with immediate = true)"
+        ),
+        _ => format!("{head} and is still sending"),
+    }
+}
+
+fn traffic_summary(
+    scenario: &Scenario,
+    state: &RegistryState,
+    threads: &[ProcThread],
+    deadline: &str,
+) -> String {
+    match &state.traffic {
+        TrafficStage::NotStarted => return "the traffic phase did not start.".to_owned(),
+        TrafficStage::Probing {
+            publishers,
+            subscribers,
+        } => return probing_summary(state, publishers, subscribers, deadline),
+        TrafficStage::Sending | TrafficStage::Delivering => {}
+    }
     let mut problems = Vec::new();
-    for n in &state.nodes {
-        let sent = NodeCounters::get(&n.counters.sent);
-        if sent < n.to_send {
-            problems.push(format!("node `{}` sent {sent} of {} messages (a blocking send that cannot complete: high-water mark full, or no peer with immediate = true)", n.name, n.to_send));
+    for (i, n) in state.nodes.iter().enumerate() {
+        if NodeCounters::get(&n.counters.sent) < n.to_send {
+            problems.push(unsent(scenario, state, threads, i, deadline));
         }
         let received = NodeCounters::get(&n.counters.received);
         if let Some(expected) = n.expected
@@ -332,13 +507,266 @@ pub fn hang_diagnostics(
     scenario: &Scenario,
     state: &RegistryState,
     active: &ActiveStep,
+    elapsed: Duration,
 ) -> Diagnostics {
     let open_sockets = open_sockets(scenario, state);
+    let threads = procfs::threads();
     Diagnostics {
-        summary: hang_summary(scenario, state, active, &open_sockets),
-        threads: thread_reports(scenario, state, Some(active)),
+        summary: hang_summary(scenario, state, active, elapsed, &open_sockets, &threads),
+        threads: thread_reports(scenario, state, Some(active), &threads),
         nodes: node_reports(state),
         open_sockets,
         stderr: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::child::procfs::{Call, Wait};
+    use crate::child::registry::{SocketEndpoint, ThreadEntry};
+    use crate::scenario::SocketType;
+
+    const DEADLINE: Duration = Duration::from_millis(300);
+
+    fn scenario(text: &str) -> Scenario {
+        crate::scenario::parse(Path::new("t.toml"), text, "t").expect("valid scenario")
+    }
+
+    /// The registry as setup leaves it, without sockets (each test adds its own).
+    fn state_of(scenario: &Scenario) -> RegistryState {
+        let mut state = RegistryState::at_setup(scenario);
+        state.sockets.clear();
+        state
+    }
+
+    fn socket(
+        node: usize,
+        socket_type: SocketType,
+        endpoints: &[(EndpointKind, &str)],
+    ) -> SocketEntry {
+        SocketEntry {
+            node,
+            role: SocketRole::Socket,
+            socket_type,
+            endpoints: endpoints
+                .iter()
+                .map(|(how, address)| SocketEndpoint {
+                    how: *how,
+                    address: (*address).to_owned(),
+                })
+                .collect(),
+            linger_ms: Some(-1),
+            context: 0,
+            open: true,
+            closed_by: None,
+        }
+    }
+
+    fn closed_by_main(socket: SocketEntry) -> SocketEntry {
+        SocketEntry {
+            open: false,
+            closed_by: Some("main".to_owned()),
+            ..socket
+        }
+    }
+
+    fn active(scenario: &Scenario, step: Option<usize>) -> ActiveStep {
+        ActiveStep {
+            label: step.map_or(TRAFFIC_LABEL.to_owned(), |i| {
+                scenario.steps[i].label.clone()
+            }),
+            step,
+            started: Instant::now(),
+            timeout: DEADLINE,
+            proof: None,
+        }
+    }
+
+    #[test]
+    fn a_term_hang_names_each_open_socket_and_why_nothing_closes_it() {
+        let s = scenario(
+            r#"
+            expect = "hang"
+            [[nodes]]
+            name = "pub"
+            kind = "publisher"
+            bind = "auto"
+            [[nodes]]
+            name = "sub"
+            kind = "subscriber"
+            mode = "async"
+            connect = "pub"
+            [[steps]]
+            action = "close"
+            node = "pub"
+            [[steps]]
+            action = "stop_runtime"
+            node = "sub"
+            [[steps]]
+            action = "term"
+            "#,
+        );
+        let mut state = state_of(&s);
+        state.nodes[1].owner = OwnerState::RuntimeStopped {
+            task_cancelled: false,
+        };
+        state.sockets.push(closed_by_main(socket(
+            0,
+            SocketType::Pub,
+            &[(EndpointKind::Bind, "tcp://127.0.0.1:5555")],
+        )));
+        state.sockets.push(socket(
+            1,
+            SocketType::Sub,
+            &[(EndpointKind::Connect, "tcp://127.0.0.1:5555")],
+        ));
+        let sockets = open_sockets(&s, &state);
+        insta::assert_snapshot!(hang_summary(
+            &s,
+            &state,
+            &active(&s, Some(2)),
+            DEADLINE,
+            &sockets,
+            &[]
+        ));
+    }
+
+    #[test]
+    fn a_closed_push_lingering_on_an_endpoint_nobody_binds_keeps_term_waiting() {
+        let s = scenario(
+            r#"
+            expect = "hang"
+            [[nodes]]
+            name = "push"
+            kind = "socket"
+            type = "PUSH"
+            connect = "tcp://127.0.0.1:1"
+            send = 3
+            [[steps]]
+            action = "close"
+            node = "push"
+            [[steps]]
+            action = "term"
+            "#,
+        );
+        let mut state = state_of(&s);
+        state.nodes[0].counters.sent.store(3, Ordering::Release);
+        state.sockets.push(closed_by_main(socket(
+            0,
+            SocketType::Push,
+            &[(EndpointKind::Connect, "tcp://127.0.0.1:1")],
+        )));
+        let sockets = open_sockets(&s, &state);
+        insta::assert_snapshot!(hang_summary(
+            &s,
+            &state,
+            &active(&s, Some(1)),
+            DEADLINE,
+            &sockets,
+            &[]
+        ));
+    }
+
+    #[test]
+    fn a_slow_joiner_wait_with_many_subscribers_counts_the_ones_without_a_probe() {
+        let mut text = String::from(
+            r#"
+            expect = "hang"
+            expect_hang_at = "traffic"
+            [[nodes]]
+            name = "pub"
+            kind = "publisher"
+            bind = "auto"
+            "#,
+        );
+        for i in 0..6 {
+            text.push_str(&format!(
+                "[[nodes]]\nname = \"s{i}\"\nkind = \"subscriber\"\nmode = \"poll\"\nconnect = \"pub\"\n"
+            ));
+        }
+        text.push_str("[[steps]]\naction = \"term\"\n");
+        let s = scenario(&text);
+        let mut state = state_of(&s);
+        state.nodes[1]
+            .counters
+            .probes_received
+            .store(1, Ordering::Release);
+        state.nodes[2]
+            .counters
+            .probes_received
+            .store(4, Ordering::Release);
+        state.traffic = TrafficStage::Probing {
+            publishers: vec![0],
+            subscribers: (1..=6).collect(),
+        };
+        let summary = hang_summary(&s, &state, &active(&s, None), DEADLINE, &[], &[]);
+        assert!(!summary.contains("blocking send"));
+        insta::assert_snapshot!(summary);
+    }
+
+    #[test]
+    fn a_paced_sender_asleep_is_not_a_blocked_one() {
+        let s = scenario(
+            r#"
+            expect = "hang"
+            expect_hang_at = "traffic"
+            [[nodes]]
+            name = "pub"
+            kind = "publisher"
+            bind = "auto"
+            messages = 10
+            rate = 2
+            [[nodes]]
+            name = "push"
+            kind = "socket"
+            type = "DEALER"
+            mode = "blocking"
+            connect = "tcp://127.0.0.1:1"
+            send = 1
+            [[steps]]
+            action = "term"
+            "#,
+        );
+        let mut state = state_of(&s);
+        state.traffic = TrafficStage::Delivering;
+        state.nodes[0].counters.sent.store(2, Ordering::Release);
+        state.nodes[1].owner = OwnerState::ThreadRunning;
+        state.threads.push(ThreadEntry {
+            tid: 4242,
+            name: "push".to_owned(),
+            purpose: "node `push` (blocking receive loop)".to_owned(),
+            of: ThreadOf::Node(1),
+            alive: true,
+        });
+        let thread = |tid: i32, call: Call| ProcThread {
+            tid,
+            comm: String::new(),
+            state: "S (sleeping)".to_owned(),
+            wchan: String::new(),
+            syscall: Syscall::Blocked(call),
+        };
+        let threads = [
+            thread(std::process::id() as i32, Call::Sleep),
+            thread(
+                4242,
+                Call::Poll {
+                    fds: 1,
+                    wait: Wait::Forever,
+                },
+            ),
+        ];
+        insta::assert_snapshot!(hang_summary(
+            &s,
+            &state,
+            &active(&s, None),
+            DEADLINE,
+            &[],
+            &threads
+        ));
     }
 }

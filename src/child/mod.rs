@@ -6,6 +6,8 @@
 //! load ─▶ setup (topology) ─▶ traffic ─▶ step 1 … step n ─▶ Finished, _exit(0)
 //!            └─────────── each under a deadline, watched by watchdog ──▶ Hang, _exit(3)
 //! ```
+//! A step that can block forever is first checked by [`proof`]: when it can never finish, the
+//! watchdog declares the hang at once (marked proven) instead of at the deadline.
 //! The child never terms or closes anything on its way out: it ends with `_exit`, so a context
 //! the scenario never termed is not a hang.
 
@@ -14,6 +16,7 @@ mod diagnose;
 mod monitor;
 mod nodes;
 mod procfs;
+pub mod proof;
 pub mod protocol;
 pub mod registry;
 mod topology;
@@ -25,8 +28,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nodes::Note;
+use proof::EarlyVerdicts;
 use protocol::{ChildMessage, Emitter};
-use registry::Registry;
+use registry::{Proof, Registry};
 use topology::Topology;
 
 use crate::lifecycle;
@@ -62,7 +66,7 @@ fn install_panic_hook() {
 fn install_trace() {
     let sink: layer::Sink = Box::new(|event| {
         Emitter.send(&ChildMessage::Trace {
-            event: event.clone(),
+            event: Box::new(event.clone()),
         });
     });
     layer::install_subscriber(Some(LifecycleLayer::new(sink)));
@@ -86,6 +90,12 @@ fn phase<T>(
     lifecycle!(EventKind::StepStarted, label = label);
     let started: Instant = registry.begin(label, step, timeout);
     let (result, note) = body();
+    if let Some(proof) = registry.take_proof() {
+        fail(format!(
+            "harness error: step `{label}` was proven to hang, yet it finished: the proof was wrong ({})",
+            proof.words()
+        ));
+    }
     registry.end();
     let duration_us: u64 = started.elapsed().as_micros().try_into().unwrap_or(u64::MAX);
     lifecycle!(
@@ -128,8 +138,11 @@ pub fn run(args: ChildArgs) -> ! {
     });
     let scenario = Arc::new(scenario);
     let registry = Arc::new(Registry::default());
-    registry.thread_started("main thread (runs the steps)".to_owned(), None);
-    watchdog::start(Arc::clone(&scenario), Arc::clone(&registry));
+    registry.thread_started(
+        "main thread (runs the steps)".to_owned(),
+        registry::ThreadOf::Harness,
+    );
+    watchdog::start(Arc::clone(&scenario), Arc::clone(&registry), args.early);
 
     let mut topology = phase(&registry, SETUP_LABEL, None, scenario.step_timeout, || {
         let built = topology::build(&scenario, &registry, &args.run_dir);
@@ -140,13 +153,21 @@ pub fn run(args: ChildArgs) -> ! {
         TRAFFIC_LABEL,
         None,
         scenario.step_timeout,
-        || (traffic::run(&scenario, &mut topology), Note::new()),
+        || {
+            (
+                traffic::run(&scenario, &registry, &mut topology),
+                Note::new(),
+            )
+        },
     );
     for (i, step) in scenario.steps.iter().enumerate() {
         phase(&registry, &step.label, Some(i), step.timeout, || {
+            let proof = (args.early != EarlyVerdicts::Off)
+                .then(|| proof::prove(&scenario, &registry.lock(), i))
+                .flatten();
             (
                 (),
-                run_step(&scenario, &registry, &mut topology, &step.action),
+                run_step(&scenario, &registry, &mut topology, &step.action, proof),
             )
         });
     }
@@ -163,16 +184,27 @@ pub fn run(args: ChildArgs) -> ! {
     unsafe { libc::_exit(0) }
 }
 
-/// Carries out one step on the main thread; returns a note on what it found.
+/// Carries out one step on the main thread; returns a note on what it found. A `proof` that
+/// the step can never finish is handed to the watchdog just before the call that blocks.
 fn run_step(
     scenario: &scenario::Scenario,
     registry: &Arc<Registry>,
     topology: &mut Topology,
     action: &Action,
+    proof: Option<Proof>,
 ) -> Note {
+    let prove = || {
+        if let Some(proof) = proof {
+            registry.prove(proof);
+        }
+    };
     match *action {
-        Action::Close { node } => topology.nodes[node].close(registry),
+        Action::Close { node } => {
+            prove();
+            topology.nodes[node].close(registry)
+        }
         Action::SetLinger { node, linger_ms } => {
+            prove();
             topology.nodes[node].set_linger(registry, linger_ms)
         }
         Action::Cancel { node } => match topology.nodes[node].as_async() {
@@ -183,8 +215,14 @@ fn run_step(
             Some(a) => a.stop_runtime(),
             None => "not an async node".to_owned(),
         },
-        Action::Join { node } => topology.nodes[node].join(),
-        Action::Exit { node } => topology.nodes[node].exit(),
+        Action::Join { node } => {
+            prove();
+            topology.nodes[node].join()
+        }
+        Action::Exit { node } => {
+            prove();
+            topology.nodes[node].exit()
+        }
         Action::Open { node } => topology.open(scenario, registry, node),
         Action::Steer { node, command } => topology.nodes[node].steer(registry, node, command),
         Action::Alarm { after } => {
@@ -217,6 +255,7 @@ fn run_step(
                 registry.context_ending(context);
                 let name = registry.lock().contexts[context].name.clone();
                 lifecycle!(EventKind::TermEntered, context = name.as_str());
+                prove();
                 let interrupted = ctx
                     .term()
                     .unwrap_or_else(|e| fail(format!("zmq_ctx_term failed: {e}")));

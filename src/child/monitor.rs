@@ -15,15 +15,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use super::fail;
-use super::nodes::{OwnedSocket, close_owned, thread_name};
-use super::registry::{EndpointKind, Registry, SocketEntry};
+use super::nodes::{OwnedSocket, close_owned};
+use super::registry::{EndpointKind, Registry, SocketEntry, ThreadOf, thread_name};
 use super::zmq_ctx::ZmqContext;
 use crate::lifecycle;
 use crate::scenario::{SocketOptions, SocketType};
-use crate::trace::EventKind;
-use crate::trace::Phase;
 use crate::trace::layer::caused_by;
-use crate::trace::normalize::MONITOR_READER_ROLE;
+use crate::trace::{EventKind, Phase, SocketRole};
 
 /// Every event libzmq 4.3 reports (ZMQ_EVENT_ALL).
 const ALL_EVENTS: i32 = 0xFFFF;
@@ -35,7 +33,7 @@ pub struct MonitorReader {
     /// The reader's PAIR socket, connected to the monitor's endpoint.
     pub reader: OwnedSocket,
     /// The role of the socket it watches.
-    pub watched_role: &'static str,
+    pub watched_role: SocketRole,
 }
 
 /// libzmq's name of a monitor event.
@@ -68,7 +66,7 @@ pub fn attach(
     ctx: &ZmqContext,
     (context, node, node_name): (usize, usize, &str),
     watched: &OwnedSocket,
-    watched_role: &'static str,
+    watched_role: SocketRole,
 ) -> Result<MonitorReader, String> {
     let endpoint = format!("inproc://termwatch-monitor-{node_name}-{watched_role}");
     watched
@@ -80,7 +78,7 @@ pub fn attach(
         .map_err(|e| format!("cannot create the monitor reader of `{node_name}`: {e}"))?;
     let id = registry.socket_created(SocketEntry {
         node,
-        role: MONITOR_READER_ROLE,
+        role: SocketRole::MonitorReader,
         socket_type: SocketType::Pair,
         endpoints: Vec::new(),
         linger_ms: socket.get_linger().ok(),
@@ -95,7 +93,7 @@ pub fn attach(
     lifecycle!(
         EventKind::MonitorStarted,
         node = node_name,
-        role = watched_role,
+        role = watched_role.as_str(),
         endpoint = endpoint.as_str()
     );
     Ok(MonitorReader {
@@ -121,7 +119,7 @@ pub fn start_for_scenario_reader(watched: &OwnedSocket, node_name: &str) -> Resu
     lifecycle!(
         EventKind::MonitorStarted,
         node = node_name,
-        role = "socket",
+        role = SocketRole::Socket.as_str(),
         endpoint = endpoint.as_str()
     );
     Ok(())
@@ -163,7 +161,10 @@ pub fn start_readers(
         .name(thread_name(&format!("mon-{node_name}")))
         .spawn(move || {
             let _asynchronous = caused_by(Phase::Monitor);
-            registry.thread_started(format!("monitor reader of node `{node_name}`"), Some(node));
+            registry.thread_started(
+                format!("monitor reader of node `{node_name}`"),
+                ThreadOf::Monitor(node),
+            );
             read_until_stopped(&registry, &node_name, readers, requests);
             registry.thread_ended();
         })
@@ -240,7 +241,7 @@ fn read_until_stopped(
             lifecycle!(
                 EventKind::MonitorReaderClosed,
                 node = node_name,
-                role = reader.watched_role,
+                role = reader.watched_role.as_str(),
                 reason = reason
             );
         }
@@ -264,7 +265,7 @@ fn read_one(node_name: &str, reader: &MonitorReader, flags: i32) -> Result<bool,
     lifecycle!(
         EventKind::MonitorEvent,
         node = node_name,
-        role = reader.watched_role,
+        role = reader.watched_role.as_str(),
         event = event_name(event).as_str(),
         endpoint = endpoint.as_str()
     );

@@ -13,11 +13,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::proof::EarlyVerdicts;
 use crate::outcome::{Diagnostics, NodeReport, SocketReport};
 use crate::trace::LifecycleEvent;
 
 /// Bumped whenever a message or an argument changes shape.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The hidden subcommand that runs one scenario in this process.
 pub const RUN_SCENARIO: &str = "__run-scenario";
@@ -40,6 +41,9 @@ pub struct ChildArgs {
     /// The [`PROTOCOL_VERSION`] the parent speaks.
     #[arg(long)]
     pub protocol: u32,
+    /// Whether hangs are proven at the start of their step.
+    #[arg(long, value_enum, default_value_t)]
+    pub early: EarlyVerdicts,
 }
 
 impl ChildArgs {
@@ -60,6 +64,8 @@ impl ChildArgs {
             line.push("--timeout".into());
             line.push(humantime::format_duration(timeout).to_string().into());
         }
+        line.push("--early".into());
+        line.push(self.early.as_str().into());
         line
     }
 
@@ -119,6 +125,10 @@ pub enum ChildMessage {
         elapsed_us: u64,
         /// What was open and what every thread was doing.
         diagnostics: Diagnostics,
+        /// Why the step could never finish, when the child proved it (declared at once, or at
+        /// the deadline with `--verify-proofs`).
+        #[serde(default)]
+        proof: Option<String>,
     },
     /// Every step finished; what was still open is a warning, not a hang.
     Finished {
@@ -135,7 +145,7 @@ pub enum ChildMessage {
     /// A lifecycle event, sent as it is recorded.
     Trace {
         /// The event.
-        event: LifecycleEvent,
+        event: Box<LifecycleEvent>,
     },
     /// A thread panicked; the child aborts right after.
     Panicked {
@@ -200,10 +210,15 @@ mod tests {
             timeout: None,
             run_dir: "/tmp/tw-x".into(),
             protocol: PROTOCOL_VERSION,
+            early: EarlyVerdicts::On,
         };
         assert_eq!(round_trip(&args), args);
         args.timeout = Some(Duration::from_millis(1500));
         assert_eq!(round_trip(&args), args);
+        for early in [EarlyVerdicts::Off, EarlyVerdicts::Verify] {
+            args.early = early;
+            assert_eq!(round_trip(&args), args);
+        }
         assert!(args.check_protocol().is_ok());
         args.protocol = PROTOCOL_VERSION + 1;
         let error = args.check_protocol().unwrap_err();

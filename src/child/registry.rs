@@ -11,10 +11,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::lifecycle;
-use crate::scenario::{Mode, SocketType};
+use crate::scenario::{Mode, NodeSpec, SocketType};
 use crate::trace::layer::current_phase;
-use crate::trace::normalize::MONITOR_READER_ROLE;
-use crate::trace::{EventKind, Phase};
+use crate::trace::{EventKind, Phase, SocketRole};
 
 /// Index of a socket in the registry.
 pub type SocketId = usize;
@@ -114,6 +113,41 @@ pub struct NodeEntry {
     pub context: usize,
     /// The step that sent a steerable proxy TERMINATE.
     pub terminate_sent_in: Option<Phase>,
+    /// Whether an async node's receive task has handled ETERM (closed or kept its socket).
+    pub eterm_handled: bool,
+}
+
+impl NodeEntry {
+    /// A node's entry as setup makes it: owned as its mode says (publishers and idle sockets by
+    /// the main thread, loops and proxies by their thread, async nodes by their runtime).
+    pub fn at_setup(node: &NodeSpec, counters: Arc<NodeCounters>) -> NodeEntry {
+        let endpoint = node.endpoint();
+        let mode = endpoint.map(|e| e.mode);
+        let owner = match mode {
+            None | Some(Mode::Blocking | Mode::Poll | Mode::Stream) => OwnerState::ThreadRunning,
+            Some(Mode::Idle) => OwnerState::Main,
+            Some(Mode::Async) => OwnerState::RuntimeRunning {
+                task_cancelled: false,
+            },
+        };
+        NodeEntry {
+            name: node.name.clone(),
+            mode,
+            is_proxy: endpoint.is_none(),
+            owner,
+            owner_thread: if owner == OwnerState::Main {
+                "main".to_owned()
+            } else {
+                thread_name(&node.name)
+            },
+            counters,
+            to_send: endpoint.map_or(0, |e| e.send),
+            expected: endpoint.and_then(|e| e.expect_messages),
+            context: node.context,
+            terminate_sent_in: None,
+            eterm_handled: false,
+        }
+    }
 }
 
 /// One socket's entry.
@@ -122,11 +156,11 @@ pub struct SocketEntry {
     /// Index of its node.
     pub node: usize,
     /// Role in the node.
-    pub role: &'static str,
+    pub role: SocketRole,
     /// Type.
     pub socket_type: SocketType,
-    /// `bind …` / `connect …`.
-    pub endpoints: Vec<String>,
+    /// Where it is bound or connected, in order.
+    pub endpoints: Vec<SocketEndpoint>,
     /// Effective ZMQ_LINGER, read back.
     pub linger_ms: Option<i32>,
     /// Index of its context.
@@ -146,6 +180,46 @@ pub enum EndpointKind {
     Connect,
 }
 
+/// An endpoint a socket reached, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketEndpoint {
+    /// Bound or connected.
+    pub how: EndpointKind,
+    /// The endpoint (as read back after a bind).
+    pub address: String,
+}
+
+impl std::fmt::Display for SocketEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let verb = match self.how {
+            EndpointKind::Bind => "bind",
+            EndpointKind::Connect => "connect",
+        };
+        write!(f, "{verb} {}", self.address)
+    }
+}
+
+/// What a harness thread is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadOf {
+    /// The main thread or the watchdog.
+    Harness,
+    /// A node's own thread: its loop, its proxy call or its runtime.
+    Node(usize),
+    /// The reader of a node's socket monitors.
+    Monitor(usize),
+}
+
+impl ThreadOf {
+    /// The node it belongs to, if any.
+    pub fn node(self) -> Option<usize> {
+        match self {
+            ThreadOf::Harness => None,
+            ThreadOf::Node(n) | ThreadOf::Monitor(n) => Some(n),
+        }
+    }
+}
+
 /// One thread the harness started.
 #[derive(Debug, Clone)]
 pub struct ThreadEntry {
@@ -155,10 +229,46 @@ pub struct ThreadEntry {
     pub name: String,
     /// What it does, in words.
     pub purpose: String,
-    /// Index of its node, if any.
-    pub node: Option<usize>,
+    /// What it is for.
+    pub of: ThreadOf,
     /// Whether it is still running.
     pub alive: bool,
+}
+
+/// What must have happened before a proven hang is declared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    /// The node's thread has ended (its loop gets ETERM from this step).
+    ThreadEnded(usize),
+    /// The async node's receive task has handled ETERM.
+    EtermHandled(usize),
+    /// The node's monitor reader thread has ended (its readers get ETERM from this step).
+    MonitorEnded(usize),
+}
+
+/// Why a step can never finish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proof {
+    /// One clause per reason, each enough on its own.
+    pub reasons: Vec<String>,
+    /// What the step still causes, which the verdict waits for.
+    pub settle: Vec<Settle>,
+}
+
+impl Proof {
+    /// The proof in plain words.
+    pub fn words(&self) -> String {
+        self.reasons.join("; ")
+    }
+
+    /// Whether everything the step causes has happened.
+    pub fn settled(&self, state: &RegistryState) -> bool {
+        self.settle.iter().all(|s| match *s {
+            Settle::ThreadEnded(node) => state.thread_has_ended(ThreadOf::Node(node)),
+            Settle::EtermHandled(node) => state.nodes[node].eterm_handled,
+            Settle::MonitorEnded(node) => state.thread_has_ended(ThreadOf::Monitor(node)),
+        })
+    }
 }
 
 /// The phase or step now running.
@@ -172,6 +282,8 @@ pub struct ActiveStep {
     pub started: Instant,
     /// Its deadline.
     pub timeout: Duration,
+    /// Why it can never finish, when that is proven.
+    pub proof: Option<Proof>,
 }
 
 /// A context's entry.
@@ -184,6 +296,26 @@ pub struct ContextEntry {
     /// The step that called `zmq_ctx_shutdown` or `zmq_ctx_term` first: what the ETERM its
     /// sockets' threads see is traced to.
     pub ended_in: Option<Phase>,
+}
+
+/// Where the traffic phase is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum TrafficStage {
+    /// Not started yet.
+    #[default]
+    NotStarted,
+    /// The slow-joiner wait: `publishers` send probes until each of `subscribers` has received
+    /// one.
+    Probing {
+        /// Publishers that probe.
+        publishers: Vec<usize>,
+        /// Subscribers waited for.
+        subscribers: Vec<usize>,
+    },
+    /// Nodes send their messages (the main thread for the nodes it owns, in file order).
+    Sending,
+    /// Every send is done or under way; waiting for `expect_messages`.
+    Delivering,
 }
 
 /// Everything the registry holds.
@@ -199,6 +331,93 @@ pub struct RegistryState {
     pub contexts: Vec<ContextEntry>,
     /// The phase or step running now.
     pub active: Option<ActiveStep>,
+    /// Where the traffic phase is.
+    pub traffic: TrafficStage,
+}
+
+impl RegistryState {
+    /// Whether a node's loop has ended, or will end at once: its owner says so, or `term`
+    /// returned on its context (so every socket there, the loop's included, is closed). Either
+    /// way its thread is returning or gone.
+    pub fn loop_ended(&self, node: usize) -> bool {
+        let entry = &self.nodes[node];
+        self.contexts[entry.context].terminated
+            || matches!(
+                entry.owner,
+                OwnerState::ThreadEnded | OwnerState::ThreadEndedKeeping
+            )
+    }
+
+    /// Whether the thread started as `of` has ended (false while it has not started).
+    pub fn thread_has_ended(&self, of: ThreadOf) -> bool {
+        let mut threads = self.threads.iter().filter(|t| t.of == of).peekable();
+        threads.peek().is_some() && threads.all(|t| !t.alive)
+    }
+
+    /// Whether every monitor reader of a node has closed, or `term` returned on its context
+    /// (which means they have), so that its reader thread is returning or gone.
+    pub fn monitor_readers_closed(&self, node: usize) -> bool {
+        self.contexts[self.nodes[node].context].terminated
+            || !self
+                .sockets
+                .iter()
+                .any(|s| s.node == node && s.role == SocketRole::MonitorReader && s.open)
+    }
+}
+
+#[cfg(test)]
+impl RegistryState {
+    /// For tests: the registry as setup leaves it for `scenario`, its contexts and nodes, each
+    /// node's sockets open (an endpoint node's one socket, a proxy's XSUB and XPUB) and the
+    /// thread of each node that has one running; a node opened by a step has neither.
+    pub fn at_setup(scenario: &crate::scenario::Scenario) -> RegistryState {
+        let mut state = RegistryState::default();
+        for c in &scenario.contexts {
+            state.contexts.push(ContextEntry {
+                name: c.name.clone(),
+                terminated: false,
+                ended_in: None,
+            });
+        }
+        for (i, node) in scenario.nodes.iter().enumerate() {
+            let entry = NodeEntry::at_setup(node, Arc::default());
+            if node.open != crate::scenario::OpenAt::Setup {
+                // Opened by a step: neither sockets nor a thread yet.
+                state.nodes.push(entry);
+                continue;
+            }
+            if entry.owner != OwnerState::Main {
+                state.threads.push(ThreadEntry {
+                    tid: 1000 + i as i32,
+                    name: entry.owner_thread.clone(),
+                    purpose: String::new(),
+                    of: ThreadOf::Node(i),
+                    alive: true,
+                });
+            }
+            state.nodes.push(entry);
+            let sockets = match node.endpoint() {
+                Some(e) => vec![(SocketRole::Socket, e.socket_type)],
+                None => vec![
+                    (SocketRole::Frontend, SocketType::Xsub),
+                    (SocketRole::Backend, SocketType::Xpub),
+                ],
+            };
+            for (role, socket_type) in sockets {
+                state.sockets.push(SocketEntry {
+                    node: i,
+                    role,
+                    socket_type,
+                    endpoints: Vec::new(),
+                    linger_ms: Some(-1),
+                    context: node.context,
+                    open: true,
+                    closed_by: None,
+                });
+            }
+        }
+        state
+    }
 }
 
 /// The shared registry.
@@ -210,6 +429,15 @@ pub struct Registry {
 /// The current thread's kernel tid.
 pub fn current_tid() -> i32 {
     nix::unistd::gettid().as_raw()
+}
+
+/// Linux limits thread names to 15 bytes.
+pub fn thread_name(node: &str) -> String {
+    let mut name = node.to_owned();
+    while name.len() > 15 {
+        name.pop();
+    }
+    name
 }
 
 /// The current thread's name, or `main` for the main thread.
@@ -226,9 +454,9 @@ impl Registry {
     }
 
     /// Records the calling thread as started.
-    pub fn thread_started(&self, purpose: String, node: Option<usize>) {
+    pub fn thread_started(&self, purpose: String, of: ThreadOf) {
         let mut state = self.lock();
-        let node_name = node.map(|n| state.nodes[n].name.clone());
+        let node_name = of.node().map(|n| state.nodes[n].name.clone());
         lifecycle!(
             EventKind::ThreadStarted,
             node = node_name,
@@ -238,7 +466,7 @@ impl Registry {
             tid: current_tid(),
             name: current_thread_name(),
             purpose,
-            node,
+            of,
             alive: true,
         });
     }
@@ -250,7 +478,7 @@ impl Registry {
         let RegistryState { threads, nodes, .. } = &mut *state;
         if let Some(t) = threads.iter_mut().find(|t| t.tid == tid && t.alive) {
             t.alive = false;
-            let node_name = t.node.map(|n| nodes[n].name.as_str());
+            let node_name = t.of.node().map(|n| nodes[n].name.as_str());
             lifecycle!(EventKind::ThreadExited, node = node_name);
         }
     }
@@ -308,7 +536,7 @@ impl Registry {
         lifecycle!(
             EventKind::SocketClosed,
             node = nodes[entry.node].name.as_str(),
-            role = entry.role,
+            role = entry.role.as_str(),
             socket_type = %entry.socket_type
         );
     }
@@ -321,7 +549,7 @@ impl Registry {
         lifecycle!(
             EventKind::LingerSet,
             node = nodes[sockets[id].node].name.as_str(),
-            role = sockets[id].role,
+            role = sockets[id].role.as_str(),
             linger_ms = linger_ms.map(i64::from)
         );
     }
@@ -332,7 +560,7 @@ impl Registry {
         lifecycle!(
             EventKind::SocketCreated,
             node = state.nodes[entry.node].name.as_str(),
-            role = entry.role,
+            role = entry.role.as_str(),
             socket_type = %entry.socket_type
         );
         state.sockets.push(entry);
@@ -344,15 +572,18 @@ impl Registry {
         let mut state = self.lock();
         let RegistryState { sockets, nodes, .. } = &mut *state;
         let entry = &mut sockets[id];
-        let (event, verb) = match kind {
-            EndpointKind::Bind => (EventKind::Bound, "bind"),
-            EndpointKind::Connect => (EventKind::Connected, "connect"),
+        let event = match kind {
+            EndpointKind::Bind => EventKind::Bound,
+            EndpointKind::Connect => EventKind::Connected,
         };
-        entry.endpoints.push(format!("{verb} {endpoint}"));
+        entry.endpoints.push(SocketEndpoint {
+            how: kind,
+            address: endpoint.to_owned(),
+        });
         lifecycle!(
             event,
             node = nodes[entry.node].name.as_str(),
-            role = entry.role,
+            role = entry.role.as_str(),
             endpoint = endpoint
         );
     }
@@ -394,41 +625,49 @@ impl Registry {
             );
         }
         // A monitor's reader closes on its own, when libzmq tells it: not part of the record.
-        let watched = |s: &&SocketEntry| s.role != MONITOR_READER_ROLE;
+        let watched = |s: &&SocketEntry| s.role != SocketRole::MonitorReader;
         for socket in state.sockets.iter().filter(|s| s.open).filter(watched) {
             let node = &state.nodes[socket.node];
             lifecycle!(
                 EventKind::SocketStillOpen,
                 node = node.name.as_str(),
-                role = socket.role,
+                role = socket.role.as_str(),
                 socket_type = %socket.socket_type,
                 owner = node.owner.describe()
             );
         }
     }
 
-    /// Whether a node's loop has ended, or will end at once: its owner says so, or `term`
-    /// returned on its context (so every socket there, the loop's included, is closed). Either
-    /// way its thread is returning or gone.
+    /// See [`RegistryState::loop_ended`].
     pub fn loop_ended(&self, node: usize) -> bool {
-        let state = self.lock();
-        let entry = &state.nodes[node];
-        state.contexts[entry.context].terminated
-            || matches!(
-                entry.owner,
-                OwnerState::ThreadEnded | OwnerState::ThreadEndedKeeping
-            )
+        self.lock().loop_ended(node)
     }
 
-    /// Whether every monitor reader of a node has closed, or `term` returned on its context
-    /// (which means they have), so that its reader thread is returning or gone.
+    /// See [`RegistryState::monitor_readers_closed`].
     pub fn monitor_readers_closed(&self, node: usize) -> bool {
-        let state = self.lock();
-        state.contexts[state.nodes[node].context].terminated
-            || !state
-                .sockets
-                .iter()
-                .any(|s| s.node == node && s.role == MONITOR_READER_ROLE && s.open)
+        self.lock().monitor_readers_closed(node)
+    }
+
+    /// Records that an async node's receive task has handled ETERM.
+    pub fn eterm_handled(&self, node: usize) {
+        self.lock().nodes[node].eterm_handled = true;
+    }
+
+    /// Records why the running step can never finish.
+    pub fn prove(&self, proof: Proof) {
+        if let Some(active) = &mut self.lock().active {
+            active.proof = Some(proof);
+        }
+    }
+
+    /// The proof of the running step, if it had one (taken: the step is over).
+    pub fn take_proof(&self) -> Option<Proof> {
+        self.lock().active.as_mut().and_then(|a| a.proof.take())
+    }
+
+    /// Records where the traffic phase is.
+    pub fn traffic_stage(&self, stage: TrafficStage) {
+        self.lock().traffic = stage;
     }
 
     /// Starts the watchdog's clock on a phase or step.
@@ -439,6 +678,7 @@ impl Registry {
             step,
             started,
             timeout,
+            proof: None,
         });
         started
     }
@@ -446,5 +686,121 @@ impl Registry {
     /// Stops the watchdog's clock.
     pub fn end(&self) {
         self.lock().active = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry_with_one_node() -> Registry {
+        let registry = Registry::default();
+        {
+            let mut state = registry.lock();
+            state.contexts.push(ContextEntry {
+                name: "main".to_owned(),
+                terminated: false,
+                ended_in: None,
+            });
+            state.nodes.push(NodeEntry {
+                name: "sub".to_owned(),
+                mode: Some(Mode::Async),
+                is_proxy: false,
+                owner: OwnerState::RuntimeRunning {
+                    task_cancelled: false,
+                },
+                owner_thread: "sub".to_owned(),
+                counters: Arc::default(),
+                to_send: 0,
+                expected: None,
+                context: 0,
+                terminate_sent_in: None,
+                eterm_handled: false,
+            });
+        }
+        registry
+    }
+
+    fn socket(role: SocketRole) -> SocketEntry {
+        SocketEntry {
+            node: 0,
+            role,
+            socket_type: SocketType::Sub,
+            endpoints: Vec::new(),
+            linger_ms: Some(-1),
+            context: 0,
+            open: true,
+            closed_by: None,
+        }
+    }
+
+    #[test]
+    fn endpoints_are_kept_typed_in_order_and_closing_records_the_thread() {
+        let registry = registry_with_one_node();
+        let id = registry.socket_created(socket(SocketRole::Socket));
+        registry.socket_endpoint(id, EndpointKind::Bind, "inproc://a");
+        registry.socket_endpoint(id, EndpointKind::Connect, "tcp://127.0.0.1:5");
+        registry.socket_closed(id);
+        let state = registry.lock();
+        let entry = &state.sockets[id];
+        let shown: Vec<String> = entry.endpoints.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["bind inproc://a", "connect tcp://127.0.0.1:5"]);
+        assert!(!entry.open);
+        assert_eq!(entry.closed_by, Some(current_thread_name()));
+    }
+
+    #[test]
+    fn a_cancelled_task_stays_cancelled_when_the_runtime_stops() {
+        let registry = registry_with_one_node();
+        registry.task_cancelled(0);
+        registry.runtime_stopped(0);
+        assert_eq!(
+            registry.lock().nodes[0].owner,
+            OwnerState::RuntimeStopped {
+                task_cancelled: true
+            }
+        );
+    }
+
+    #[test]
+    fn the_first_step_that_ends_a_context_is_its_cause() {
+        let registry = registry_with_one_node();
+        registry.lock().contexts[0].ended_in = Some(Phase::Step(1));
+        registry.context_ending(0);
+        registry.terminate_sent(0);
+        assert_eq!(registry.end_cause(0, false), Some(Phase::Step(1)));
+        assert_eq!(registry.end_cause(0, true), Some(current_phase()));
+        let registry = registry_with_one_node();
+        assert_eq!(registry.end_cause(0, true), None);
+    }
+
+    #[test]
+    fn a_loop_has_ended_when_its_thread_did_or_its_context_was_termed() {
+        let registry = registry_with_one_node();
+        assert!(!registry.loop_ended(0));
+        registry.set_owner(0, OwnerState::ThreadEndedKeeping);
+        assert!(registry.loop_ended(0));
+        registry.set_owner(0, OwnerState::ThreadRunning);
+        registry.lock().contexts[0].terminated = true;
+        assert!(registry.loop_ended(0));
+    }
+
+    #[test]
+    fn monitor_readers_count_as_closed_once_none_is_open() {
+        let registry = registry_with_one_node();
+        registry.socket_created(socket(SocketRole::Socket));
+        let reader = registry.socket_created(socket(SocketRole::MonitorReader));
+        assert!(!registry.monitor_readers_closed(0));
+        registry.socket_closed(reader);
+        assert!(registry.monitor_readers_closed(0));
+    }
+
+    #[test]
+    fn thread_names_are_cut_to_15_bytes_on_a_character_boundary() {
+        assert_eq!(thread_name("sub"), "sub");
+        assert_eq!(thread_name("a-very-long-node-name"), "a-very-long-nod");
+        // 'é' is two bytes: 7 of them are 14 bytes, an 8th would make 16.
+        assert_eq!(thread_name("éééééééé"), "ééééééé");
+        assert!(thread_name("ñandú-ñandú-ñandú").len() <= 15);
     }
 }

@@ -9,22 +9,19 @@ use std::sync::Arc;
 
 use super::fail;
 use super::monitor::{self, MonitorReader, MonitorThread};
-use super::nodes::Note;
 use super::nodes::{
-    Latch, NodeEnv, NodeHandle, OwnedSocket, ProxySockets, start_async, start_endpoint_thread,
-    start_proxy_thread,
+    Latch, NodeEnv, NodeHandle, Note, OwnedSocket, ProxySockets, start_async,
+    start_endpoint_thread, start_proxy_thread,
 };
-use super::registry::{
-    ContextEntry, EndpointKind, NodeCounters, NodeEntry, OwnerState, Registry, SocketEntry,
-};
+use super::registry::{ContextEntry, EndpointKind, NodeCounters, NodeEntry, Registry, SocketEntry};
 use super::zmq_ctx::ZmqContext;
 use crate::forwarder::ForwarderStats;
 use crate::lifecycle;
 use crate::scenario::{
-    BindSpec, ConnectTarget, Endpoint, Engine, Mode, NodeBody, OpenAt, ProxySide, Scenario,
-    SocketOptions, SocketType, Transport,
+    BindSpec, ConnectTarget, Endpoint, EndpointSpec, Engine, Mode, NodeBody, OpenAt, ProxySide,
+    Scenario, SocketOptions, SocketType, Transport,
 };
-use crate::trace::EventKind;
+use crate::trace::{EventKind, SocketRole};
 
 /// Everything the scenario built.
 pub struct Topology {
@@ -124,13 +121,13 @@ struct NodePlace<'a> {
 fn make_socket(
     registry: &Registry,
     place: &mut NodePlace<'_>,
-    role: &'static str,
+    role: SocketRole,
     socket_type: SocketType,
     options: &SocketOptions,
 ) -> Result<OwnedSocket, String> {
     let (context, node) = (place.context, place.node);
     let socket = place.ctx.socket(socket_type, options).map_err(|e| {
-        let which = if role == "socket" {
+        let which = if role == SocketRole::Socket {
             socket_type.to_string()
         } else {
             format!("{role} {socket_type}")
@@ -188,93 +185,22 @@ fn bind(
 }
 
 /// Builds the scenario's topology: every socket bound before any connects, threads last.
+/// Nodes opened by a step are left without sockets (an empty [`NodeHandle::Main`]) until it.
 pub fn build(
     scenario: &Scenario,
     registry: &Arc<Registry>,
     run_dir: &Path,
 ) -> Result<Topology, String> {
-    let mut contexts = Vec::new();
-    for spec in &scenario.contexts {
-        contexts.push(ZmqContext::new(spec)?);
-        registry.lock().contexts.push(ContextEntry {
-            name: spec.name.clone(),
-            terminated: false,
-            ended_in: None,
-        });
-    }
-    let counters: Vec<Arc<NodeCounters>> = scenario.nodes.iter().map(|_| Arc::default()).collect();
-    for (i, node) in scenario.nodes.iter().enumerate() {
-        let (owner, mode) = match &node.body {
-            NodeBody::Proxy { .. } => (OwnerState::ThreadRunning, None),
-            NodeBody::Endpoint(e) => (
-                match e.mode {
-                    Mode::Idle => OwnerState::Main,
-                    Mode::Async => OwnerState::RuntimeRunning {
-                        task_cancelled: false,
-                    },
-                    Mode::Blocking | Mode::Poll | Mode::Stream => OwnerState::ThreadRunning,
-                },
-                Some(e.mode),
-            ),
-        };
-        let owner_thread = if owner == OwnerState::Main {
-            "main".to_owned()
-        } else {
-            node.name.chars().take(15).collect()
-        };
-        let endpoint = node.endpoint();
-        registry.lock().nodes.push(NodeEntry {
-            name: node.name.clone(),
-            mode,
-            is_proxy: endpoint.is_none(),
-            owner,
-            owner_thread,
-            counters: Arc::clone(&counters[i]),
-            to_send: endpoint.map_or(0, |e| e.send),
-            expected: endpoint.and_then(|e| e.expect_messages),
-            context: node.context,
-            terminate_sent_in: None,
-        });
-    }
-
-    // Pass 1: create every socket and bind the binders (nodes opened by a step wait for it).
-    let mut bound: Bound = HashMap::new();
-    let mut made: Vec<Vec<OwnedSocket>> = Vec::new();
-    let mut monitor_readers: Vec<Option<Vec<MonitorReader>>> = Vec::new();
-    for (i, node) in scenario.nodes.iter().enumerate() {
-        let (sockets, readers) = if node.open == OpenAt::Setup {
-            make_node(
-                scenario,
-                registry,
-                &contexts[node.context],
-                i,
-                run_dir,
-                &mut bound,
-            )?
-        } else {
-            (Vec::new(), None)
-        };
-        made.push(sockets);
-        monitor_readers.push(readers);
-    }
-
-    // Pass 2: connect, now that every bound endpoint is known.
-    for (i, sockets) in made.iter().enumerate() {
-        if scenario.nodes[i].open == OpenAt::Setup {
-            connect_node(scenario, registry, i, sockets, &bound)?;
-        }
-    }
-
-    // Pass 3: hand each node's sockets to their owner.
+    let contexts = create_contexts(scenario, registry)?;
+    let counters = register_nodes(scenario, registry);
+    let Made {
+        sockets,
+        bound,
+        monitor_readers,
+    } = create_and_bind(scenario, registry, &contexts, run_dir)?;
+    connect_all(scenario, registry, &sockets, &bound)?;
     let go = Arc::new(Latch::default());
-    let mut nodes = Vec::new();
-    for (i, sockets) in made.into_iter().enumerate() {
-        nodes.push(if scenario.nodes[i].open == OpenAt::Setup {
-            start_node(scenario, registry, i, sockets, &counters[i], &go)?
-        } else {
-            NodeHandle::Main(Vec::new())
-        });
-    }
+    let nodes = hand_over(scenario, registry, &counters, &go, sockets)?;
     let monitors = monitor_readers
         .into_iter()
         .enumerate()
@@ -294,10 +220,70 @@ pub fn build(
     })
 }
 
-/// Makes one node's sockets (options, subscriptions, monitors) and binds its binders.
+/// Creates every context with its options and enters it in the registry.
+fn create_contexts(scenario: &Scenario, registry: &Registry) -> Result<Vec<ZmqContext>, String> {
+    let mut contexts = Vec::new();
+    for spec in &scenario.contexts {
+        contexts.push(ZmqContext::new(spec)?);
+        registry.lock().contexts.push(ContextEntry {
+            name: spec.name.clone(),
+            terminated: false,
+            ended_in: None,
+        });
+    }
+    Ok(contexts)
+}
+
+/// Enters every node in the registry with its initial owner; returns its counters.
+fn register_nodes(scenario: &Scenario, registry: &Registry) -> Vec<Arc<NodeCounters>> {
+    let counters: Vec<Arc<NodeCounters>> = scenario.nodes.iter().map(|_| Arc::default()).collect();
+    let mut state = registry.lock();
+    for (node, counters) in scenario.nodes.iter().zip(&counters) {
+        state
+            .nodes
+            .push(NodeEntry::at_setup(node, Arc::clone(counters)));
+    }
+    counters
+}
+
+/// What the first pass made: each node's sockets, where each binder is bound, and monitor
+/// readers of monitored nodes.
+struct Made {
+    sockets: Vec<Vec<OwnedSocket>>,
+    bound: Bound,
+    monitor_readers: Vec<Option<Vec<MonitorReader>>>,
+}
+
+/// Creates every socket and binds the binders (nodes opened by a step wait for it).
+fn create_and_bind(
+    scenario: &Scenario,
+    registry: &Registry,
+    contexts: &[ZmqContext],
+    run_dir: &Path,
+) -> Result<Made, String> {
+    let mut made = Made {
+        sockets: Vec::new(),
+        bound: HashMap::new(),
+        monitor_readers: Vec::new(),
+    };
+    for (i, node) in scenario.nodes.iter().enumerate() {
+        let (sockets, readers) = if node.open == OpenAt::Setup {
+            let ctx = &contexts[node.context];
+            make_node(scenario, registry, ctx, i, run_dir, &mut made.bound)?
+        } else {
+            (Vec::new(), None)
+        };
+        made.sockets.push(sockets);
+        made.monitor_readers.push(readers);
+    }
+    Ok(made)
+}
+
+/// Makes one node's sockets (options, subscriptions, monitors) and binds its binders; returns
+/// them with the node's monitor readers when it is monitored.
 fn make_node(
     scenario: &Scenario,
-    registry: &Arc<Registry>,
+    registry: &Registry,
     ctx: &ZmqContext,
     i: usize,
     run_dir: &Path,
@@ -311,106 +297,166 @@ fn make_node(
         name: &node.name,
         monitors: node.monitor.then(Vec::new),
     };
-    let mut sockets = Vec::new();
-    match &node.body {
-        NodeBody::Proxy { engine, capture } => {
-            let frontend_options = SocketOptions {
-                nodrop: None,
-                ..node.options.clone()
-            };
-            let frontend = make_socket(
-                registry,
-                &mut place,
-                "frontend",
-                SocketType::Xsub,
-                &frontend_options,
-            )?;
-            let backend = make_socket(
-                registry,
-                &mut place,
-                "backend",
-                SocketType::Xpub,
-                &node.options,
-            )?;
-            for (made, side) in [
-                (&frontend, ProxySide::Frontend),
-                (&backend, ProxySide::Backend),
-            ] {
-                let endpoint = auto_endpoint(scenario.transport, run_dir, &node.name, Some(side))?;
-                bound.insert(
-                    (i, Some(side)),
-                    bind(registry, made, &endpoint, &node.name)?,
-                );
-            }
-            sockets.extend([frontend, backend]);
-            if *engine == Engine::Steerable {
-                let plain = SocketOptions::default();
-                let control =
-                    make_socket(registry, &mut place, "control", SocketType::Pair, &plain)?;
-                let steer = make_socket(registry, &mut place, "steer", SocketType::Pair, &plain)?;
-                let endpoint = bind(
-                    registry,
-                    &control,
-                    &format!("inproc://{}-control", node.name),
-                    &node.name,
-                )?;
-                steer.socket.connect(&endpoint).map_err(|e| {
-                    format!("cannot connect the control pair of `{}`: {e}", node.name)
-                })?;
-                registry.socket_endpoint(steer.id, EndpointKind::Connect, &endpoint);
-                sockets.extend([control, steer]);
-            }
-            if let Some(capture_type) = capture {
-                let capture = make_socket(
-                    registry,
-                    &mut place,
-                    "capture",
-                    *capture_type,
-                    &SocketOptions::default(),
-                )?;
-                let endpoint = auto_endpoint(
-                    scenario.transport,
-                    run_dir,
-                    &node.name,
-                    Some(ProxySide::Capture),
-                )?;
-                bound.insert(
-                    (i, Some(ProxySide::Capture)),
-                    bind(registry, &capture, &endpoint, &node.name)?,
-                );
-                sockets.push(capture);
-            }
-        }
+    let sockets = match &node.body {
+        NodeBody::Proxy { engine, capture } => make_proxy(
+            scenario,
+            registry,
+            &mut place,
+            (*engine, *capture),
+            run_dir,
+            bound,
+        )?,
         NodeBody::Endpoint(e) => {
-            let socket = make_socket(registry, &mut place, "socket", e.socket_type, &node.options)?;
-            if e.socket_type.subscribes() {
-                for topic in &e.subscribe {
-                    socket
-                        .socket
-                        .set_subscribe(topic.as_bytes())
-                        .map_err(|err| format!("node `{}` cannot subscribe: {err}", node.name))?;
-                    lifecycle!(
-                        EventKind::Subscribed,
-                        node = node.name.as_str(),
-                        role = "socket",
-                        topic = topic.as_str()
-                    );
-                }
-            }
-            if let Some(spec) = &e.bind {
-                let endpoint = match spec {
-                    BindSpec::Auto => auto_endpoint(scenario.transport, run_dir, &node.name, None)?,
-                    BindSpec::Explicit(endpoint) => endpoint.to_string(),
-                };
-                bound.insert((i, None), bind(registry, &socket, &endpoint, &node.name)?);
-            }
-            if scenario.monitor_is_read(i) {
-                monitor::start_for_scenario_reader(&socket, &node.name)?;
-            }
-            sockets.push(socket);
+            vec![make_endpoint(
+                scenario, registry, &mut place, e, run_dir, bound,
+            )?]
+        }
+    };
+    Ok((sockets, place.monitors.take()))
+}
+
+/// A proxy's XSUB and XPUB, bound, the control pair of a steerable one, and its capture
+/// socket, bound, when it has one.
+fn make_proxy(
+    scenario: &Scenario,
+    registry: &Registry,
+    place: &mut NodePlace<'_>,
+    (engine, capture): (Engine, Option<SocketType>),
+    run_dir: &Path,
+    bound: &mut Bound,
+) -> Result<Vec<OwnedSocket>, String> {
+    let node = &scenario.nodes[place.node];
+    let frontend_options = SocketOptions {
+        nodrop: None,
+        ..node.options.clone()
+    };
+    let frontend = make_socket(
+        registry,
+        place,
+        SocketRole::Frontend,
+        SocketType::Xsub,
+        &frontend_options,
+    )?;
+    let backend = make_socket(
+        registry,
+        place,
+        SocketRole::Backend,
+        SocketType::Xpub,
+        &node.options,
+    )?;
+    for (made, side) in [
+        (&frontend, ProxySide::Frontend),
+        (&backend, ProxySide::Backend),
+    ] {
+        let endpoint = auto_endpoint(scenario.transport, run_dir, &node.name, Some(side))?;
+        bound.insert(
+            (place.node, Some(side)),
+            bind(registry, made, &endpoint, &node.name)?,
+        );
+    }
+    let mut sockets = vec![frontend, backend];
+    if engine == Engine::Steerable {
+        let plain = SocketOptions::default();
+        let control = make_socket(
+            registry,
+            place,
+            SocketRole::Control,
+            SocketType::Pair,
+            &plain,
+        )?;
+        let steer = make_socket(registry, place, SocketRole::Steer, SocketType::Pair, &plain)?;
+        let endpoint = bind(
+            registry,
+            &control,
+            &format!("inproc://{}-control", node.name),
+            &node.name,
+        )?;
+        steer
+            .socket
+            .connect(&endpoint)
+            .map_err(|e| format!("cannot connect the control pair of `{}`: {e}", node.name))?;
+        registry.socket_endpoint(steer.id, EndpointKind::Connect, &endpoint);
+        sockets.extend([control, steer]);
+    }
+    if let Some(capture_type) = capture {
+        let capture = make_socket(
+            registry,
+            place,
+            SocketRole::Capture,
+            capture_type,
+            &SocketOptions::default(),
+        )?;
+        let side = ProxySide::Capture;
+        let endpoint = auto_endpoint(scenario.transport, run_dir, &node.name, Some(side))?;
+        bound.insert(
+            (place.node, Some(side)),
+            bind(registry, &capture, &endpoint, &node.name)?,
+        );
+        sockets.push(capture);
+    }
+    Ok(sockets)
+}
+
+/// An endpoint node's socket, subscribed and, if it binds, bound.
+fn make_endpoint(
+    scenario: &Scenario,
+    registry: &Registry,
+    place: &mut NodePlace<'_>,
+    e: &EndpointSpec,
+    run_dir: &Path,
+    bound: &mut Bound,
+) -> Result<OwnedSocket, String> {
+    let node = &scenario.nodes[place.node];
+    let socket = make_socket(
+        registry,
+        place,
+        SocketRole::Socket,
+        e.socket_type,
+        &node.options,
+    )?;
+    if e.socket_type.subscribes() {
+        for topic in &e.subscribe {
+            socket
+                .socket
+                .set_subscribe(topic.as_bytes())
+                .map_err(|err| format!("node `{}` cannot subscribe: {err}", node.name))?;
+            lifecycle!(
+                EventKind::Subscribed,
+                node = node.name.as_str(),
+                role = SocketRole::Socket.as_str(),
+                topic = topic.as_str()
+            );
         }
     }
-    Ok((sockets, place.monitors.take()))
+    if let Some(spec) = &e.bind {
+        let endpoint = match spec {
+            BindSpec::Auto => auto_endpoint(scenario.transport, run_dir, &node.name, None)?,
+            BindSpec::Explicit(endpoint) => endpoint.to_string(),
+        };
+        bound.insert(
+            (place.node, None),
+            bind(registry, &socket, &endpoint, &node.name)?,
+        );
+    }
+    if scenario.monitor_is_read(place.node) {
+        monitor::start_for_scenario_reader(&socket, &node.name)?;
+    }
+    Ok(socket)
+}
+
+/// Connects every connecting node opened at setup, now that every bound endpoint is known.
+fn connect_all(
+    scenario: &Scenario,
+    registry: &Registry,
+    sockets: &[Vec<OwnedSocket>],
+    bound: &Bound,
+) -> Result<(), String> {
+    for (i, made) in sockets.iter().enumerate() {
+        if scenario.nodes[i].open == OpenAt::Setup {
+            connect_node(scenario, registry, i, made, bound)?;
+        }
+    }
+    Ok(())
 }
 
 /// Connects one node's connecting socket to its target.
@@ -450,8 +496,26 @@ fn connect_node(
     Ok(())
 }
 
-/// Hands one node's sockets to their owner: the main thread, a thread of the node's own, or an
-/// async runtime.
+/// Hands each node's sockets to their owner; a node opened by a step has none yet.
+fn hand_over(
+    scenario: &Scenario,
+    registry: &Arc<Registry>,
+    counters: &[Arc<NodeCounters>],
+    go: &Arc<Latch>,
+    sockets: Vec<Vec<OwnedSocket>>,
+) -> Result<Vec<NodeHandle>, String> {
+    let mut nodes = Vec::new();
+    for (i, sockets) in sockets.into_iter().enumerate() {
+        nodes.push(if scenario.nodes[i].open == OpenAt::Setup {
+            start_node(scenario, registry, i, sockets, &counters[i], go)?
+        } else {
+            NodeHandle::Main(Vec::new())
+        });
+    }
+    Ok(nodes)
+}
+
+/// Hands one node's sockets to their owner: the main thread, a node thread, or a runtime.
 fn start_node(
     scenario: &Scenario,
     registry: &Arc<Registry>,
@@ -478,7 +542,7 @@ fn start_node(
                     node.name
                 ));
             };
-            // Made in this order in pass 1: control pair (steerable), then capture.
+            // Made in this order by `make_proxy`: the control pair (steerable), then capture.
             let (control, steer) = if *engine == Engine::Steerable {
                 (owned.next(), owned.next())
             } else {
@@ -513,4 +577,111 @@ fn start_node(
         }
     };
     Ok(handle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::child::registry::{OwnerState, SocketEndpoint};
+
+    #[test]
+    fn every_socket_is_registered_with_its_role_and_endpoints_binds_first() {
+        let scenario = crate::scenario::parse(
+            Path::new("t.toml"),
+            r#"
+            expect = "clean"
+            transport = "inproc"
+            [[nodes]]
+            name = "pub"
+            kind = "publisher"
+            connect = "bus"
+            [[nodes]]
+            name = "bus"
+            kind = "proxy"
+            engine = "steerable"
+            [[nodes]]
+            name = "sub"
+            kind = "subscriber"
+            mode = "idle"
+            connect = "bus"
+            "#,
+            "t",
+        )
+        .expect("valid scenario");
+        let registry = Arc::new(Registry::default());
+        let topology = build(&scenario, &registry, Path::new("/nonexistent")).expect("built");
+        let state = registry.lock();
+        let sockets: Vec<(&str, SocketRole, String, Vec<String>)> = state
+            .sockets
+            .iter()
+            .map(|s| {
+                (
+                    state.nodes[s.node].name.as_str(),
+                    s.role,
+                    s.socket_type.to_string(),
+                    s.endpoints.iter().map(SocketEndpoint::to_string).collect(),
+                )
+            })
+            .collect();
+        let strings = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            sockets,
+            [
+                (
+                    "pub",
+                    SocketRole::Socket,
+                    "PUB".to_owned(),
+                    strings(&["connect inproc://bus-frontend"])
+                ),
+                (
+                    "bus",
+                    SocketRole::Frontend,
+                    "XSUB".to_owned(),
+                    strings(&["bind inproc://bus-frontend"])
+                ),
+                (
+                    "bus",
+                    SocketRole::Backend,
+                    "XPUB".to_owned(),
+                    strings(&["bind inproc://bus-backend"])
+                ),
+                (
+                    "bus",
+                    SocketRole::Control,
+                    "PAIR".to_owned(),
+                    strings(&["bind inproc://bus-control"])
+                ),
+                (
+                    "bus",
+                    SocketRole::Steer,
+                    "PAIR".to_owned(),
+                    strings(&["connect inproc://bus-control"])
+                ),
+                (
+                    "sub",
+                    SocketRole::Socket,
+                    "SUB".to_owned(),
+                    strings(&["connect inproc://bus-backend"])
+                ),
+            ]
+        );
+        let owners: Vec<(OwnerState, &str)> = state
+            .nodes
+            .iter()
+            .map(|n| (n.owner, n.owner_thread.as_str()))
+            .collect();
+        assert_eq!(
+            owners,
+            [
+                (OwnerState::Main, "main"),
+                (OwnerState::ThreadRunning, "bus"),
+                (OwnerState::Main, "main"),
+            ]
+        );
+        assert!(topology.main_socket(0).is_some() && topology.main_socket(1).is_none());
+        drop(state);
+        // The proxy's thread stays in its proxy call; terming here would wait for it, so the
+        // topology is left to the end of the test process, as the child leaves it to `_exit`.
+        std::mem::forget(topology);
+    }
 }

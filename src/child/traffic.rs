@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::fail;
 use super::nodes::{NodeHandle, send_messages};
-use super::registry::NodeCounters;
+use super::registry::{NodeCounters, Registry, TrafficStage};
 use super::topology::Topology;
 use super::zmq_ctx::{PROBE, message_frames};
 use crate::scenario::{
@@ -92,8 +92,12 @@ pub fn probe_plan(scenario: &Scenario) -> ProbePlan {
 }
 
 /// Runs the traffic phase on the main thread; it ends once every socket monitor has caught up.
-pub fn run(scenario: &Scenario, topology: &mut Topology) {
+pub fn run(scenario: &Scenario, registry: &Registry, topology: &mut Topology) {
     let plan = probe_plan(scenario);
+    registry.traffic_stage(TrafficStage::Probing {
+        publishers: plan.publishers.clone(),
+        subscribers: plan.subscribers.clone(),
+    });
     let probes: Vec<(usize, Vec<Vec<u8>>)> = plan
         .publishers
         .iter()
@@ -125,6 +129,7 @@ pub fn run(scenario: &Scenario, topology: &mut Topology) {
         }
         std::thread::sleep(PROBE_INTERVAL);
     }
+    registry.traffic_stage(TrafficStage::Sending);
     topology.go.open();
     for (i, node) in scenario.nodes.iter().enumerate() {
         let Some(e) = node.endpoint() else { continue };
@@ -138,6 +143,7 @@ pub fn run(scenario: &Scenario, topology: &mut Topology) {
             fail(format!("node `{}`: send failed: {err}", node.name));
         }
     }
+    registry.traffic_stage(TrafficStage::Delivering);
     let done = |i: usize| {
         let Some(e) = scenario.nodes[i].endpoint() else {
             return true;

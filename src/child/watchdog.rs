@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::diagnose::hang_diagnostics;
+use super::proof::EarlyVerdicts;
 use super::protocol::{ChildMessage, Emitter};
-use super::registry::Registry;
+use super::registry::{ActiveStep, Proof, Registry, ThreadOf};
 use crate::lifecycle;
 use crate::scenario::Scenario;
 use crate::trace::layer::caused_by;
@@ -20,23 +21,27 @@ pub const HANG_EXIT: i32 = 3;
 
 /// Starts the watchdog thread; returns once it has entered itself in the registry, so that
 /// every run's trace and hang report list it.
-pub fn start(scenario: Arc<Scenario>, registry: Arc<Registry>) {
+pub fn start(scenario: Arc<Scenario>, registry: Arc<Registry>, early: EarlyVerdicts) {
     let (started, has_started) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new()
         .name("watchdog".to_owned())
         .spawn(move || {
             registry.thread_started(
                 "termwatch watchdog (checks deadlines, reads /proc)".to_owned(),
-                None,
+                ThreadOf::Harness,
             );
             let _ = started.send(());
             loop {
                 std::thread::sleep(TICK);
                 let state = registry.lock();
+                let proven = |a: &ActiveStep| {
+                    early == EarlyVerdicts::On
+                        && a.proof.as_ref().is_some_and(|p| p.settled(&state))
+                };
                 let Some(active) = state
                     .active
                     .clone()
-                    .filter(|a| a.started.elapsed() > a.timeout)
+                    .filter(|a| a.started.elapsed() > a.timeout || proven(a))
                 else {
                     continue;
                 };
@@ -49,7 +54,7 @@ pub fn start(scenario: Arc<Scenario>, registry: Arc<Registry>) {
                     elapsed_us = elapsed_us
                 );
                 drop(in_hung_step);
-                let diagnostics = hang_diagnostics(&scenario, &state, &active);
+                let diagnostics = hang_diagnostics(&scenario, &state, &active, elapsed);
                 drop(state);
                 let _end = caused_by(Phase::End);
                 registry.trace_final_state();
@@ -58,6 +63,7 @@ pub fn start(scenario: Arc<Scenario>, registry: Arc<Registry>) {
                     step: active.step,
                     elapsed_us,
                     diagnostics,
+                    proof: active.proof.as_ref().map(Proof::words),
                 });
                 // SAFETY: ends the process without running destructors, which could block on
                 // exactly the sockets that hang.

@@ -20,9 +20,9 @@
 //! let probe = ProbeSetup::new(run_dir.path())?;
 //! let mut command = std::process::Command::new("python3");
 //! command.arg("app.py");
-//! probe.configure(&mut command); // after any env_clear(): LD_PRELOAD is appended
+//! probe.configure(&mut command)?; // after any env_clear(): LD_PRELOAD is appended
 //! let mut child = command.spawn()?;
-//! let monitor = probe.start()?; // closes the program's ends here, starts reading
+//! let monitor = probe.start(child.id())?; // closes the program's ends here, starts reading
 //! // ... the program outlives its deadline: before killing it,
 //! let report = monitor.report(|_view| {}); // the closure may add py-spy thread names
 //! println!("{report}");

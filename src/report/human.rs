@@ -159,11 +159,16 @@ pub fn result_line(result: &ScenarioResult) -> String {
         (true, _) => "PASS",
         (false, _) => "FAIL",
     };
+    let got = match result.proven {
+        Some(true) => format!("{} (proven)", result.got()),
+        Some(false) => format!("{} (timed out)", result.got()),
+        None => result.got(),
+    };
     format!(
         "{status}  {:<44} expected {:<22} got {:<22} {:>8.1} ms",
         escaped(&result.name),
         escaped(&result.expected()),
-        escaped(&result.got()),
+        escaped(&got),
         result.duration_ms
     )
 }
@@ -323,6 +328,7 @@ mod tests {
 
     fn result(name: &str) -> ScenarioResult {
         ScenarioResult {
+            proven: None,
             name: name.to_owned(),
             file: format!("{name}.toml"),
             expect: Expect::Clean,

@@ -3,6 +3,8 @@
 //! Every scenario verdict is `{"type": "scenario", "version": 1, "name", "file", "expect",
 //! "expect_hang_at", "outcome", "hang_step", "passed", "failures", "duration_ms", "steps",
 //! "diagnostics": {"summary", "open_sockets", "threads", "nodes", "stderr"}, "leaks"}`, plus
+//! `"proven"` on a hang (`true`: proven when its step started; `false`: its deadline passed),
+//! plus
 //! `"snapshot": {"path", "status", "diff"}` when its lifecycle trace was compared with its
 //! snapshot (`status`: `matched`, `changed`, `missing`, `written`; see `docs/traces.md`); the
 //! last line is `{"type": "summary", "version": 1, "total", "passed", "failed", "flaky",

@@ -221,6 +221,7 @@ mod tests {
 
     fn attempt(outcome: Outcome, passed: bool) -> ScenarioResult {
         ScenarioResult {
+            proven: None,
             name: "shutdown/linger <&> \"quoted\"".to_owned(),
             file: "scenarios/shutdown/linger.toml".to_owned(),
             expect: Expect::Clean,

@@ -266,6 +266,7 @@ mod tests {
 
     fn result(name: &str, passed: bool) -> ScenarioResult {
         ScenarioResult {
+            proven: None,
             name: name.to_owned(),
             file: format!("{name}.toml"),
             expect: Expect::Clean,

@@ -21,6 +21,7 @@ use std::sync::Mutex;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+use crate::child::proof::EarlyVerdicts;
 use crate::child::protocol::{self, ChildArgs, ChildMessage, PROTOCOL_VERSION};
 use crate::events::RunEvent;
 use crate::outcome::{Diagnostics, Outcome, ScenarioResult, StepTiming};
@@ -49,6 +50,8 @@ pub struct RunOptions {
     pub executable: PathBuf,
     /// Whether and where each run's trace is compared with its snapshot.
     pub snapshots: SnapshotOptions,
+    /// Whether the child proves hangs at the start of their step.
+    pub early: EarlyVerdicts,
 }
 
 /// Runs every scenario, `jobs` at a time, calling `on_event` on the calling thread in the
@@ -112,6 +115,8 @@ struct Running {
 struct Hung {
     label: String,
     diagnostics: Diagnostics,
+    /// Whether the child proved it rather than waiting out the deadline.
+    proven: bool,
 }
 
 /// Everything the child said, gathered.
@@ -162,6 +167,7 @@ pub fn run_one(
         timeout: options.timeout,
         run_dir: run_dir.path().to_owned(),
         protocol: PROTOCOL_VERSION,
+        early: options.early,
     };
     let mut command = Command::new(&options.executable);
     command
@@ -298,7 +304,7 @@ fn listen(
                 }
                 t.trace.redactions.pid = Some(pid);
             }
-            ChildMessage::Trace { event } => t.trace.events.push(event),
+            ChildMessage::Trace { event } => t.trace.events.push(*event),
             ChildMessage::PhaseStarted {
                 label,
                 step: _,
@@ -340,6 +346,7 @@ fn listen(
                 step,
                 elapsed_us,
                 diagnostics,
+                proof,
             } => {
                 let duration_ms = elapsed_us as f64 / 1000.0;
                 t.steps.push(StepTiming {
@@ -349,7 +356,11 @@ fn listen(
                     expect_at_least_ms: at_least_ms(scenario, step),
                 });
                 t.current = None;
-                t.hang = Some(Hung { label, diagnostics });
+                t.hang = Some(Hung {
+                    label,
+                    diagnostics,
+                    proven: proof.is_some(),
+                });
                 return t;
             }
             ChildMessage::Finished {
@@ -513,6 +524,11 @@ fn observe(scenario: &Scenario, t: Transcript, ending: Ending) -> ScenarioResult
         stderr,
         ..Diagnostics::default()
     };
+    let proven = match (&t.hang, t.parent_declared_hang) {
+        (Some(hung), _) => Some(hung.proven),
+        (None, true) => Some(false),
+        (None, false) => None,
+    };
     let (outcome, hang_step, diagnostics) = if let Some(hung) = t.hang {
         (Outcome::Hang, Some(hung.label), hung.diagnostics)
     } else if let Some(diagnostics) = t.finished.filter(|_| status.is_some_and(|s| s.success())) {
@@ -566,6 +582,7 @@ fn observe(scenario: &Scenario, t: Transcript, ending: Ending) -> ScenarioResult
         expect: scenario.expect,
         expect_hang_at: scenario.expect_hang_at.clone(),
         outcome,
+        proven: proven.filter(|_| outcome == Outcome::Hang),
         hang_step,
         passed: false,
         failures: Vec::new(),
@@ -683,6 +700,7 @@ mod tests {
             hang: Some(Hung {
                 label: label.to_owned(),
                 diagnostics: Diagnostics::default(),
+                proven: false,
             }),
             ..Transcript::default()
         };

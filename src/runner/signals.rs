@@ -100,8 +100,9 @@ pub fn install() -> std::io::Result<()> {
 }
 
 /// For commands that start no scenario process groups (`bench`): the first SIGINT or SIGTERM
-/// removes `folder` and exits at once with 128 + the signal. Their helper processes exit by
-/// themselves when this process's pipes to them close.
+/// kills every registered process group, removes `folder` and exits at once with 128 + the
+/// signal. Their other helper processes exit by themselves when this process's pipes to them
+/// close.
 pub fn remove_on_interrupt(folder: PathBuf) -> std::io::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
@@ -109,6 +110,9 @@ pub fn remove_on_interrupt(folder: PathBuf) -> std::io::Result<()> {
         .name("signals".to_owned())
         .spawn(move || {
             if let Some(signal) = signals.forever().next() {
+                for &pgid in lock(&ACTIVE_GROUPS).iter() {
+                    kill_group(pgid);
+                }
                 let _ = std::fs::remove_dir_all(&folder);
                 eprintln!("termwatch: interrupted; removed {}", folder.display());
                 std::process::exit(128 + signal);

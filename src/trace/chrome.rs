@@ -33,7 +33,7 @@ pub fn render(events: &[LifecycleEvent], pid: u32, title: &str, hang_step: Optio
     let mut open_step: Option<&LifecycleEvent> = None;
     let mut hang_seen = false;
     for e in events {
-        let label = e.field("label").unwrap_or_default();
+        let label = e.fields.label.clone().unwrap_or_default();
         match e.kind {
             EventKind::StepStarted => open_step = Some(e),
             EventKind::StepFinished | EventKind::StepHung => {
@@ -48,7 +48,7 @@ pub fn render(events: &[LifecycleEvent], pid: u32, title: &str, hang_step: Optio
                     &label,
                     start,
                     e.t_us,
-                    e.field("note"),
+                    e.fields.note.clone(),
                     hung,
                 ));
                 if hung {
@@ -61,7 +61,7 @@ pub fn render(events: &[LifecycleEvent], pid: u32, title: &str, hang_step: Optio
                 if let Some(node) = &e.node {
                     args.insert("node".to_owned(), node.clone().into());
                 }
-                args.extend(e.fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+                args.extend(e.fields.entries());
                 let name = match &e.node {
                     Some(node) => format!("{}: {}", node, kind.words()),
                     None => kind.words(),
@@ -75,7 +75,7 @@ pub fn render(events: &[LifecycleEvent], pid: u32, title: &str, hang_step: Optio
     }
     // A child killed before it could report: the step still open is where it hung.
     if let Some(step) = open_step {
-        let label = step.field("label").unwrap_or_default();
+        let label = step.fields.label.clone().unwrap_or_default();
         let hung = hang_step.is_some();
         trace_events.push(step_slice(
             pid, step.tid, &label, step.t_us, last_ts, None, hung,

@@ -9,7 +9,6 @@
 //! memory does not grow with the length of a run.
 
 use std::cell::Cell;
-use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -20,7 +19,7 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry};
 
-use super::{EventKind, LIFECYCLE_TARGET, LifecycleEvent, Phase};
+use super::{EventFields, EventKind, LIFECYCLE_TARGET, LifecycleEvent, Phase};
 
 /// The phase the main thread is running, encoded by [`encode`].
 static CURRENT_PHASE: AtomicU64 = AtomicU64::new(0);
@@ -105,7 +104,7 @@ impl LifecycleLayer {
 struct FieldCollector {
     kind: Option<String>,
     node: Option<String>,
-    fields: BTreeMap<String, serde_json::Value>,
+    fields: serde_json::Map<String, serde_json::Value>,
 }
 
 impl FieldCollector {
@@ -142,10 +141,16 @@ impl<S: tracing::Subscriber> Layer<S> for LifecycleLayer {
     fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
         let mut collected = FieldCollector::default();
         event.record(&mut collected);
-        let Some(kind) = collected.kind.as_deref().and_then(EventKind::parse) else {
-            tracing::warn!(kind = ?collected.kind, "lifecycle event of unknown kind dropped");
-            return;
+        // `lifecycle!` always writes a kind by its name: anything else is a bug of the harness,
+        // reported (through the panic hook) rather than dropped.
+        let kind: EventKind = match collected.kind.as_deref().map(str::parse) {
+            Some(Ok(kind)) => kind,
+            Some(Err(e)) => panic!("lifecycle event: {e}"),
+            None => panic!("lifecycle event without a kind"),
         };
+        let fields: EventFields =
+            serde_json::from_value(serde_json::Value::Object(collected.fields))
+                .unwrap_or_else(|e| panic!("lifecycle event `{kind}`: {e}"));
         let phase = CAUSE.with(Cell::get).unwrap_or_else(current_phase);
         let thread = std::thread::current();
         let mut next_seq = self
@@ -165,7 +170,7 @@ impl<S: tracing::Subscriber> Layer<S> for LifecycleLayer {
             node: collected.node,
             phase,
             kind,
-            fields: collected.fields,
+            fields,
         };
         *next_seq += 1;
         // Still under the lock, so the sink sees events in `seq` order.
@@ -228,11 +233,15 @@ mod tests {
         assert_eq!(events[0].kind, EventKind::Bound);
         assert_eq!(events[0].node.as_deref(), Some("bus"));
         assert_eq!(
-            events[0].field("endpoint").as_deref(),
+            events[0].fields.endpoint.as_deref(),
             Some("tcp://127.0.0.1:5555")
         );
+        assert_eq!(
+            events[0].fields.role,
+            Some(crate::trace::SocketRole::Frontend)
+        );
         assert_eq!(events[1].seq, 1);
-        assert_eq!(events[1].fields["received"], serde_json::json!(7));
+        assert_eq!(events[1].fields.received, Some(7));
     }
 
     #[test]

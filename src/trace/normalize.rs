@@ -15,11 +15,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{EventKind, LifecycleEvent, Phase, value_text};
+use super::{EventKind, LifecycleEvent, Phase, SocketRole, value_text};
 use crate::scenario::Scenario;
-
-/// The registry role of a monitor's reader socket.
-pub const MONITOR_READER_ROLE: &str = "monitor reader";
 
 /// Run-specific values that must not reach a snapshot.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,9 +179,11 @@ const TIMING_DEPENDENT_MONITOR_EVENTS: [&str; 5] = [
 fn is_stable(event: &LifecycleEvent) -> bool {
     match event.kind {
         EventKind::MonitorEvent => !event
-            .field("event")
-            .is_some_and(|name| TIMING_DEPENDENT_MONITOR_EVENTS.contains(&name.as_str())),
-        EventKind::SocketClosed => event.field("role").as_deref() != Some(MONITOR_READER_ROLE),
+            .fields
+            .event
+            .as_deref()
+            .is_some_and(|name| TIMING_DEPENDENT_MONITOR_EVENTS.contains(&name)),
+        EventKind::SocketClosed => event.fields.role != Some(SocketRole::MonitorReader),
         _ => true,
     }
 }
@@ -200,14 +199,14 @@ fn monitor_rank(event: &NormalizedEvent) -> (u8, String) {
 }
 
 fn normalize_event(event: &LifecycleEvent, redactions: &Redactions) -> NormalizedEvent {
-    let context = event.field("context");
-    let scope = match (&event.node, &context) {
+    let scope = match (&event.node, &event.fields.context) {
         (Some(node), _) => node.clone(),
         (None, Some(context)) => format!("context {context}"),
         (None, None) => HARNESS_SCOPE.to_owned(),
     };
     let fields = event
         .fields
+        .entries()
         .iter()
         .filter(|(name, _)| !is_volatile(name))
         .filter(|(name, _)| {
@@ -248,7 +247,7 @@ pub fn normalize(
         match event.kind {
             EventKind::StepStarted => last_started = Some(event.phase),
             EventKind::StepFinished => {
-                group.note = event.field("note").map(|n| redactions.apply(&n))
+                group.note = event.fields.note.as_deref().map(|n| redactions.apply(n))
             }
             EventKind::StepHung => group.hung = true,
             _ => group.events.push(normalize_event(event, redactions)),
@@ -315,14 +314,14 @@ mod tests {
             node: node.map(str::to_owned),
             phase,
             kind,
-            fields: BTreeMap::new(),
+            fields: Default::default(),
         }
     }
 
     #[test]
     fn groups_by_step_then_scope_keeping_each_scopes_order() {
         let mut term_entered = event(3, "main", None, Phase::Step(0), EventKind::TermEntered);
-        term_entered.fields.insert("context".into(), "main".into());
+        term_entered.fields.context = Some("main".into());
         let events = vec![
             event(0, "main", None, Phase::Step(0), EventKind::StepStarted),
             event(1, "sub", Some("sub"), Phase::Step(0), EventKind::EtermSeen),

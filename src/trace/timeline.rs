@@ -11,28 +11,29 @@ pub fn render(events: &[LifecycleEvent]) -> String {
     let mut out = String::new();
     for e in events {
         let ms = e.t_us as f64 / 1000.0;
-        let label = e.field("label").unwrap_or_default();
+        let label = e.fields.label.as_deref().unwrap_or_default();
         let what = match e.kind {
             EventKind::StepStarted => format!("▶ {label}"),
             EventKind::StepFinished => {
-                let took = e.fields.get("duration_us").and_then(|d| d.as_u64());
+                let took = e.fields.duration_us;
                 let took = took.map_or(String::new(), |us| {
                     format!(" ({:.2} ms)", us as f64 / 1000.0)
                 });
-                match e.field("note") {
+                match &e.fields.note {
                     Some(note) => format!("✓ {label}{took}: {note}"),
                     None => format!("✓ {label}{took}"),
                 }
             }
             EventKind::StepHung => format!("✗ {label} HUNG: did not finish within its deadline"),
             kind => {
-                let scope = match (&e.node, e.field("context")) {
+                let scope = match (&e.node, &e.fields.context) {
                     (Some(node), _) => node.clone(),
                     (None, Some(context)) => format!("context {context}"),
                     (None, None) => "harness".to_owned(),
                 };
                 let fields: Vec<String> = e
                     .fields
+                    .entries()
                     .iter()
                     .filter(|(k, _)| !(e.node.is_none() && k.as_str() == "context"))
                     .map(|(k, v)| format!("{k}={}", super::value_text(v)))

@@ -138,10 +138,12 @@ impl Sandbox {
     }
 
     /// `command` (termwatch, or a shell that ends in it) given the arguments that run the
-    /// sandbox's scenarios, TMPDIR in the sandbox, its output piped.
+    /// sandbox's scenarios, TMPDIR in the sandbox, its output piped. Hangs wait for their
+    /// deadlines (`--no-early`): these tests need scenario processes that are still hanging.
     fn as_run(&self, mut command: Command) -> Command {
         command
             .arg("run")
+            .arg("--no-early")
             .arg(self.scenarios())
             .arg("--root")
             .arg(self.scenarios())

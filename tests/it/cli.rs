@@ -291,12 +291,20 @@ fn the_timeout_flag_overrides_every_deadline() {
         &HANGS_BUT_EXPECTS_CLEAN.replace("200ms", "30s"),
     );
     let output = termwatch()
-        .args(["run", "--format", "json", "--timeout", "100ms"])
+        .args([
+            "run",
+            "--no-early",
+            "--format",
+            "json",
+            "--timeout",
+            "100ms",
+        ])
         .arg(&file)
         .output()
         .expect("runs");
     let line = first_json_line(&output.stdout);
     assert_eq!(line["hang_step"], "term");
+    assert_eq!(line["proven"], false);
     assert!(
         line["diagnostics"]["summary"]
             .as_str()

@@ -216,3 +216,78 @@ fn publisher_lingering_for_a_dead_subscriber_is_named() {
 fn publisher_with_zero_linger_is_clean() {
     expect_clean("linger_publisher.py", &["zero"]);
 }
+
+/// Errors pass through unchanged, a forked child reports as its own process, and the probe
+/// loads with every symbol bound at once (`LD_BIND_NOW`).
+#[test]
+fn errno_passes_through_and_a_forked_child_is_its_own_process() {
+    let Some(python) = python("probe fork test") else {
+        return;
+    };
+    let script = r#"
+import os, zmq
+ctx = zmq.Context()
+a = ctx.socket(zmq.PULL)
+port = a.bind_to_random_port("tcp://127.0.0.1")
+b = ctx.socket(zmq.PULL)
+try:
+    b.bind(f"tcp://127.0.0.1:{port}")
+    raise SystemExit("second bind worked")
+except zmq.ZMQError as e:
+    assert e.errno == zmq.EADDRINUSE, e.errno
+try:
+    a.recv(zmq.NOBLOCK)
+    raise SystemExit("recv worked")
+except zmq.Again:
+    pass
+pid = os.fork()
+if pid == 0:
+    c = zmq.Context()
+    s = c.socket(zmq.PUSH)
+    s.close()
+    c.term()
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+assert status == 0, status
+print(pid, flush=True)
+a.close(); b.close(); ctx.term()
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let probe = ProbeSetup::new(dir.path()).unwrap();
+    let mut command = Command::new(python);
+    command
+        .args(["-c", script])
+        .env("LD_BIND_NOW", "1")
+        .stdout(Stdio::piped());
+    command.process_group(0);
+    probe.configure(&mut command).unwrap();
+    let mut group = Group(command.spawn().unwrap());
+    let monitor = probe.start(group.0.id()).unwrap();
+    let pid = group.0.id() as i32;
+    let (tx, rx) = mpsc::channel();
+    let mut stdout = BufReader::new(group.0.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = stdout.read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(STARTUP).expect("the script finishes");
+    let child: i32 = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("script failed: {line:?}"));
+    drop(group);
+    let state = monitor.finish(Duration::from_secs(5));
+    let parent = &state.processes[&pid];
+    assert_eq!(parent.sockets.len(), 2);
+    assert!(
+        parent.sockets[1].endpoints.is_empty(),
+        "the failed bind is no endpoint"
+    );
+    let forked = &state.processes[&child];
+    assert_eq!(forked.origin, termwatch::probe::state::Origin::Forked);
+    assert_eq!(forked.ppid, pid);
+    assert_eq!(forked.sockets.len(), 1);
+    assert!(forked.sockets[0].closed.is_some());
+    assert_eq!(state.malformed, 0);
+}

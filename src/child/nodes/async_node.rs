@@ -140,8 +140,9 @@ async fn receive_task(env: NodeEnv, slot: Arc<Mutex<Option<OwnedSocket>>>) {
             }
         }
         Err(e) => unexpected(&env, "recv", e),
-        Ok(()) => {}
+        Ok(()) => return,
     }
+    env.registry.eterm_handled(env.node);
 }
 
 /// Reads while ZMQ_EVENTS says there is something to read. `Ok` when drained or closed.

@@ -24,7 +24,7 @@ pub use endpoint::{send_messages, start_endpoint_thread};
 pub use latch::Latch;
 pub use owned::{OwnedSocket, close_owned};
 pub use proxy::{ProxySockets, start_proxy_thread};
-pub use threaded::{ThreadedNode, thread_name};
+pub use threaded::ThreadedNode;
 
 use super::registry::{NodeCounters, Registry};
 use crate::scenario::{OnEterm, SteerCommand};

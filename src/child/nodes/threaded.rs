@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crate::child::fail;
-use crate::child::registry::{OwnerState, Registry};
+use crate::child::registry::{OwnerState, Registry, ThreadOf, thread_name};
 use crate::lifecycle;
 use crate::scenario::{OnEterm, SteerCommand};
 use crate::trace::EventKind;
@@ -47,15 +47,6 @@ pub struct ThreadedNode {
     pub(super) steer: Option<Arc<Mutex<Option<OwnedSocket>>>>,
 }
 
-/// Linux limits thread names to 15 bytes.
-pub fn thread_name(node: &str) -> String {
-    let mut name = node.to_owned();
-    while name.len() > 15 {
-        name.pop();
-    }
-    name
-}
-
 /// Starts a node's thread, which enters itself in the registry (`purpose`) before `body`;
 /// returns once it has, so that every thread of a node has started by the end of setup.
 pub(super) fn spawn_node_thread(
@@ -68,7 +59,7 @@ pub(super) fn spawn_node_thread(
     let thread = std::thread::Builder::new()
         .name(thread_name(&env.name))
         .spawn(move || {
-            registry.thread_started(purpose, Some(node));
+            registry.thread_started(purpose, ThreadOf::Node(node));
             let _ = started.send(());
             body();
         })
