@@ -18,8 +18,10 @@ use crate::child::proof::EarlyVerdicts;
 use crate::child::{self, ChildArgs};
 use crate::errors::{Ending, InputErrors, exit_code};
 use crate::events::RunEvent;
+use crate::exec::{ExecPlan, StopWhen};
 use crate::outcome::{Outcome, in_words};
 use crate::partition::Partition;
+use crate::program::{ProgramSpec, StopHow};
 use crate::report::catalogue;
 use crate::report::human::{self, HumanSink};
 use crate::report::json::{self, JsonSink};
@@ -27,10 +29,11 @@ use crate::report::junit::JunitSink;
 use crate::report::output::{Document, Target};
 use crate::report::{Reporter, RunSummary, Sink};
 use crate::runner::{self, RunOptions, signals, stress::Stress};
-use crate::scenario::{Scenario, discover::discover};
+use crate::scenario::{Expect, Scenario, discover::discover};
 use crate::trace::layer::install_subscriber;
 use crate::trace::snapshot::{self, SnapshotMode, SnapshotOptions};
 use crate::trace::{chrome, timeline};
+use std::str::FromStr;
 
 /// termwatch: run ZeroMQ bus scenarios in isolated processes and turn shutdown hangs into
 /// verdicts with diagnostics.
@@ -68,6 +71,64 @@ enum Command {
     /// Internal: one process of a benchmark sample.
     #[command(name = bench::ROLE_SUBCOMMAND, hide = true)]
     BenchRole(bench::RoleArgs),
+    /// Run one program under a deadline and give it a verdict, with the stacks of every
+    /// thread and the sockets still open when it hangs.
+    Exec(ExecArgs),
+}
+
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ExpectFlag {
+    /// The program and everything it started exit with code 0 within the deadline.
+    Clean,
+    /// It outlives its deadline.
+    Hang,
+}
+
+#[derive(Debug, Args)]
+struct ExecArgs {
+    /// How long the program may take to exit: after the stop is sent, or from the start with
+    /// `--stop wait`.
+    #[arg(long, value_parser = deadline, default_value = "10s")]
+    deadline: Duration,
+    /// How it is asked to end: `wait` (it ends by itself), `signal:NAME` (to its process
+    /// group), `stdin-close`.
+    #[arg(long, value_parser = StopHow::from_str, default_value = "wait")]
+    stop: StopHow,
+    /// Send the stop this long after the start [default: at once].
+    #[arg(long, value_parser = deadline, conflicts_with = "stop_on_line")]
+    stop_after: Option<Duration>,
+    /// Send the stop at the first stdout line matching this regular expression (which must
+    /// come within the deadline).
+    #[arg(long)]
+    stop_on_line: Option<String>,
+    /// Turn the run into a regression check: exit 0 when the outcome is this, 1 when not
+    /// [default: clean].
+    #[arg(long, value_enum)]
+    expect: Option<ExpectFlag>,
+    /// Run it this many times and count the verdicts; one that varies is flaky (exit 1).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    repeat: u32,
+    #[command(flatten)]
+    report: ReportArgs,
+    /// A variable for the program, `KEY=VALUE` (repeatable).
+    #[arg(long, value_parser = parse_env)]
+    env: Vec<(String, String)>,
+    /// The program's working folder.
+    #[arg(long)]
+    cwd: Option<PathBuf>,
+    /// With `--repeat`, every attempt's line.
+    #[arg(long, short)]
+    verbose: bool,
+    /// The program and its arguments (after `--`).
+    #[arg(required = true, last = true)]
+    command: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -306,6 +367,7 @@ pub fn main() -> i32 {
         Command::Compare(args) => bench::run_compare(&args),
         Command::Proxy(args) => bench::run_proxy_command(&args),
         Command::BenchRole(args) => bench::run_bench_role(&args),
+        Command::Exec(args) => Ok(exec(&args)),
     };
     exit_code(ending)
 }
@@ -737,6 +799,75 @@ fn trace(args: &TraceArgs) -> Ending {
     let mut reporter = Reporter::new(vec![scenario.name.clone()], 1, Vec::new());
     reporter.on_event(&RunEvent::ScenarioFinished(Box::new(result)));
     run_ending(&reporter.finish(&[]))
+}
+
+/// `termwatch exec`: one program, `--repeat` times, reported like a scenario by the same sinks.
+fn exec(args: &ExecArgs) -> Ending {
+    let when = match (&args.stop_on_line, args.stop_after) {
+        (Some(_), _) | (_, Some(_)) if args.stop == StopHow::Wait => {
+            eprintln!(
+                "error: --stop-after and --stop-on-line need --stop signal:NAME or --stop stdin-close (with `wait` the deadline counts from the start)"
+            );
+            return Ending::BadInput;
+        }
+        (Some(pattern), _) => match regex::Regex::new(pattern) {
+            Ok(re) => StopWhen::OnLine(re),
+            Err(e) => {
+                eprintln!("error: --stop-on-line: {e}");
+                return Ending::BadInput;
+            }
+        },
+        (None, after) => StopWhen::After(after.unwrap_or_default()),
+    };
+    let plan = ExecPlan {
+        name: args.command.join(" "),
+        spec: ProgramSpec {
+            command: args.command.clone(),
+            env: args.env.clone(),
+            cwd: args.cwd.clone(),
+        },
+        deadline: args.deadline,
+        stop: args.stop,
+        when,
+        expect: match args.expect {
+            Some(ExpectFlag::Hang) => Expect::Hang,
+            Some(ExpectFlag::Clean) | None => Expect::Clean,
+        },
+    };
+    let executable = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("error: cannot find termwatch's own executable (the janitor runs it): {e}");
+            return Ending::BadInput;
+        }
+    };
+    if let Err(e) = signals::install() {
+        eprintln!("error: cannot install the Ctrl-C handler: {e}");
+        return Ending::BadInput;
+    }
+    crate::program::become_subreaper();
+    let repeat = args.repeat as usize;
+    let properties = common_properties(1, args.repeat);
+    let (mut sinks, human_on_stdout) = attempt!(report_sinks(&args.report, repeat > 1, properties));
+    sinks.insert(
+        0,
+        Box::new(HumanSink::new(human_on_stdout, args.verbose, repeat)),
+    );
+    let reporter = std::cell::RefCell::new(Reporter::new(vec![plan.name.clone()], repeat, sinks));
+    for _ in 0..repeat {
+        let send = |event: RunEvent| reporter.borrow_mut().on_event(&event);
+        match crate::exec::run_once(&plan, &executable, &send) {
+            Ok(result) => send(RunEvent::ScenarioFinished(Box::new(result))),
+            Err(message) => {
+                eprintln!("error: {message}");
+                return Ending::BadInput;
+            }
+        }
+        if signals::interrupted_by().is_some() || reporter.borrow().stdout_closed() {
+            break;
+        }
+    }
+    run_ending(&reporter.into_inner().finish(&[]))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::scenario::Expect;
+use crate::stacks::StackCapture;
 use crate::trace::RecordedTrace;
 
 /// How a scenario's run ended.
@@ -139,6 +140,54 @@ pub struct Diagnostics {
     pub nodes: Vec<NodeReport>,
     /// The child's stderr (tail), when it crashed or failed.
     pub stderr: Option<String>,
+    /// Programs under test (`termwatch exec`, `program` nodes): how each ended, its output and,
+    /// at a hang, the stacks of every thread.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub programs: Vec<ProgramReport>,
+}
+
+/// How a program's process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum ProgramExit {
+    /// It exited with this code.
+    Code {
+        /// The exit code.
+        code: i32,
+    },
+    /// A signal ended it.
+    Signal {
+        /// The signal's number.
+        signal: i32,
+        /// Whether it dumped core.
+        core_dumped: bool,
+    },
+}
+
+/// A program under test, as it ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramReport {
+    /// Its node, or `program` for `termwatch exec`.
+    pub name: String,
+    /// The command line it ran.
+    pub command: Vec<String>,
+    /// Its pid (also its process group).
+    pub pid: i32,
+    /// How it ended, in words (`exited with code 0`, `was killed by SIGKILL`).
+    pub exit: String,
+    /// How it ended, as data; `None` when it could not be waited for.
+    pub exit_status: Option<ProgramExit>,
+    /// The tail of its stdout.
+    pub stdout: String,
+    /// The tail of its stderr.
+    pub stderr: String,
+    /// Every thread of it and of what it started, captured at the hang before it was killed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stacks: Option<StackCapture>,
+    /// At the hang, the preloaded probe's report (contexts, terms in progress, every socket
+    /// still open with its type, endpoints, linger and creating thread), as JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<serde_json::Value>,
 }
 
 /// How long one phase or step took.

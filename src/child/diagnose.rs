@@ -4,13 +4,13 @@
 
 use std::time::Duration;
 
-use super::procfs::{self, ProcThread, Syscall};
 use super::registry::{
     ActiveStep, EndpointKind, NodeCounters, OwnerState, RegistryState, SocketEntry, ThreadOf,
     TrafficStage,
 };
 use crate::outcome::{Diagnostics, NodeReport, SocketReport, ThreadReport};
-use crate::scenario::{Action, Engine, Mode, NodeBody, OnEterm, Scenario, TRAFFIC_LABEL};
+use crate::procfs::{self, ProcThread, Syscall};
+use crate::scenario::{Action, Engine, Mode, NodeBody, OnEterm, Scenario, StopHow, TRAFFIC_LABEL};
 use crate::trace::SocketRole;
 
 fn linger_words(linger_ms: Option<i32>) -> String {
@@ -286,6 +286,15 @@ fn hang_summary(
             "the receive task of node `{}` did not end after abort.",
             node_name(*node)
         ),
+        Some(Action::Stop { node, how }) => format!(
+            "program `{}` did not exit after the stop ({}); what it was doing is below.",
+            node_name(*node),
+            match how {
+                StopHow::Wait => "waiting for it to end by itself".to_owned(),
+                StopHow::Signal(signal) => format!("{signal} sent to its process group"),
+                StopHow::StdinClose => "its stdin closed".to_owned(),
+            }
+        ),
         None if active.label == TRAFFIC_LABEL => traffic_summary(scenario, state, threads, &waited),
         _ => "the phase did not finish.".to_owned(),
     };
@@ -316,6 +325,7 @@ fn owner_cannot_hear(scenario: &Scenario, node: usize) -> String {
             spec.name
         ),
         NodeBody::Endpoint(_) => format!("the owner of node `{}` did not answer.", spec.name),
+        NodeBody::Program(_) => format!("program `{}` takes no step but `stop`.", spec.name),
     }
 }
 
@@ -516,7 +526,7 @@ pub fn hang_diagnostics(
         threads: thread_reports(scenario, state, Some(active), &threads),
         nodes: node_reports(state),
         open_sockets,
-        stderr: None,
+        ..Diagnostics::default()
     }
 }
 
@@ -527,8 +537,8 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::child::procfs::{Call, Wait};
     use crate::child::registry::{SocketEndpoint, ThreadEntry};
+    use crate::procfs::{Call, Wait};
     use crate::scenario::SocketType;
 
     const DEADLINE: Duration = Duration::from_millis(300);

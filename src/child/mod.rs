@@ -15,7 +15,7 @@ mod alarm;
 mod diagnose;
 mod monitor;
 mod nodes;
-mod procfs;
+mod programs;
 pub mod proof;
 pub mod protocol;
 pub mod registry;
@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nodes::Note;
+use programs::Programs;
 use proof::EarlyVerdicts;
 use protocol::{ChildMessage, Emitter};
 use registry::{Proof, Registry};
@@ -142,11 +143,21 @@ pub fn run(args: ChildArgs) -> ! {
         "main thread (runs the steps)".to_owned(),
         registry::ThreadOf::Harness,
     );
-    watchdog::start(Arc::clone(&scenario), Arc::clone(&registry), args.early);
+    let programs = Arc::new(Programs::default());
+    watchdog::start(
+        Arc::clone(&scenario),
+        Arc::clone(&registry),
+        Arc::clone(&programs),
+        args.early,
+    );
 
     let mut topology = phase(&registry, SETUP_LABEL, None, scenario.step_timeout, || {
         let built = topology::build(&scenario, &registry, &args.run_dir);
-        (built.unwrap_or_else(|e| fail(e)), Note::new())
+        let built = built.unwrap_or_else(|e| fail(e));
+        if let Err(e) = programs.start(&scenario, &built.bound, &args.run_dir) {
+            fail(e)
+        }
+        (built, Note::new())
     });
     phase(
         &registry,
@@ -167,10 +178,18 @@ pub fn run(args: ChildArgs) -> ! {
                 .flatten();
             (
                 (),
-                run_step(&scenario, &registry, &mut topology, &step.action, proof),
+                run_step(
+                    &scenario,
+                    &registry,
+                    &mut topology,
+                    &programs,
+                    &step.action,
+                    proof,
+                ),
             )
         });
     }
+    let program_reports = programs.finish();
     topology.join_ended_threads(&registry);
     layer::enter_phase(Phase::End);
     registry.trace_final_state();
@@ -178,6 +197,7 @@ pub fn run(args: ChildArgs) -> ! {
     Emitter.send(&ChildMessage::Finished {
         open_sockets: diagnose::open_sockets(&scenario, &state),
         nodes: diagnose::node_reports(&state),
+        programs: program_reports,
     });
     drop(state);
     // SAFETY: see the module docs: nothing is closed or termed on the way out.
@@ -190,6 +210,7 @@ fn run_step(
     scenario: &scenario::Scenario,
     registry: &Arc<Registry>,
     topology: &mut Topology,
+    programs: &Programs,
     action: &Action,
     proof: Option<Proof>,
 ) -> Note {
@@ -199,6 +220,7 @@ fn run_step(
         }
     };
     match *action {
+        Action::Stop { node, how } => programs.stop(node, how),
         Action::Close { node } => {
             prove();
             topology.nodes[node].close(registry)

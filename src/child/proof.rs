@@ -57,6 +57,9 @@ impl EarlyVerdicts {
 
 /// Decides whether step `step` of `scenario`, about to start, can never finish.
 pub fn prove(scenario: &Scenario, state: &RegistryState, step: usize) -> Option<Proof> {
+    if program_running(scenario, step) {
+        return None;
+    }
     match scenario.steps.get(step)?.action {
         Action::Term { context } => term(scenario, state, step, context),
         Action::Close { node } | Action::SetLinger { node, .. } | Action::Exit { node } => {
@@ -69,7 +72,8 @@ pub fn prove(scenario: &Scenario, state: &RegistryState, step: usize) -> Option<
         | Action::Steer { .. }
         | Action::Open { .. }
         | Action::Alarm { .. }
-        | Action::Sleep { .. } => None,
+        | Action::Sleep { .. }
+        | Action::Stop { .. } => None,
     }
 }
 
@@ -77,6 +81,21 @@ pub fn prove(scenario: &Scenario, state: &RegistryState, step: usize) -> Option<
 /// Until then its registry entry holds the owner it will have, not one it has.
 fn opened(state: &RegistryState, node: usize) -> bool {
     state.sockets.iter().any(|s| s.node == node)
+}
+
+/// Whether a program node may still be running while step `step` runs: one that no earlier
+/// `stop` step saw exit. A program is another process, which may connect, send, take messages
+/// or end at any moment, so no step that runs beside it is ever proven.
+fn program_running(scenario: &Scenario, step: usize) -> bool {
+    scenario.nodes.iter().enumerate().any(|(n, node)| {
+        matches!(node.body, NodeBody::Program(_))
+            && earlier_step(
+                scenario,
+                step,
+                |a| matches!(*a, Action::Stop { node, .. } if node == n),
+            )
+            .is_none()
+    })
 }
 
 /// The label of the last step before `step` that matches `what`.
@@ -203,7 +222,7 @@ fn unheard(scenario: &Scenario, state: &RegistryState, node: usize) -> Option<Pr
             "in a blocking recv or poll (a REQ waits there for its reply or for ever)".to_owned()
         }
         NodeBody::Endpoint(e) if e.mode == Mode::Blocking => "in a blocking recv".to_owned(),
-        NodeBody::Endpoint(_) => return None,
+        NodeBody::Endpoint(_) | NodeBody::Program(_) => return None,
     };
     Some(Proof {
         reasons: vec![format!(
@@ -566,5 +585,37 @@ mod tests {
         assert!(!proof.settled(&state));
         state.threads[0].alive = false;
         assert!(proof.settled(&state));
+    }
+
+    #[test]
+    fn no_step_is_proven_while_a_program_may_still_run() {
+        let text = r#"
+            expect = "hang"
+            [[nodes]]
+            name = "pub"
+            kind = "publisher"
+            bind = "auto"
+            [[nodes]]
+            name = "app"
+            kind = "program"
+            command = ["sh", "-c", "read line"]
+            [[steps]]
+            FIRST
+            [[steps]]
+            action = "term"
+        "#;
+        let running = scenario(&text.replace("FIRST", "action = \"sleep\"\nfor = \"1ms\""));
+        let state = RegistryState::at_setup(&running);
+        assert_eq!(prove(&running, &state, 1), None);
+        let stopped = scenario(&text.replace(
+            "FIRST",
+            "action = \"stop\"\nnode = \"app\"\nhow = \"stdin-close\"",
+        ));
+        assert_eq!(prove(&stopped, &state, 0), None, "a stop is never proven");
+        let proof = prove(&stopped, &state, 1).expect("proven once the program has exited");
+        assert_eq!(
+            proof.words(),
+            "PUB socket of node `pub` is open; it belongs to the main thread, which is inside this term, so no `close pub` step can run"
+        );
     }
 }

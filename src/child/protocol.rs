@@ -14,11 +14,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::proof::EarlyVerdicts;
-use crate::outcome::{Diagnostics, NodeReport, SocketReport};
+use crate::outcome::{Diagnostics, NodeReport, ProgramReport, SocketReport};
 use crate::trace::LifecycleEvent;
 
 /// Bumped whenever a message or an argument changes shape.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// The hidden subcommand that runs one scenario in this process.
 pub const RUN_SCENARIO: &str = "__run-scenario";
@@ -136,6 +136,9 @@ pub enum ChildMessage {
         open_sockets: Vec<SocketReport>,
         /// Traffic counters.
         nodes: Vec<NodeReport>,
+        /// Program nodes, as they ended.
+        #[serde(default)]
+        programs: Vec<ProgramReport>,
     },
     /// The scenario could not be set up or run.
     Failed {

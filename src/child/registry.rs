@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::lifecycle;
-use crate::scenario::{Mode, NodeSpec, SocketType};
+use crate::scenario::{Mode, NodeBody, NodeSpec, SocketType};
 use crate::trace::layer::current_phase;
 use crate::trace::{EventKind, Phase, SocketRole};
 
@@ -119,21 +119,24 @@ pub struct NodeEntry {
 
 impl NodeEntry {
     /// A node's entry as setup makes it: owned as its mode says (publishers and idle sockets by
-    /// the main thread, loops and proxies by their thread, async nodes by their runtime).
+    /// the main thread, loops and proxies by their thread, async nodes by their runtime;
+    /// programs, which have no socket here, by the main thread that starts and stops them).
     pub fn at_setup(node: &NodeSpec, counters: Arc<NodeCounters>) -> NodeEntry {
         let endpoint = node.endpoint();
         let mode = endpoint.map(|e| e.mode);
-        let owner = match mode {
-            None | Some(Mode::Blocking | Mode::Poll | Mode::Stream) => OwnerState::ThreadRunning,
-            Some(Mode::Idle) => OwnerState::Main,
-            Some(Mode::Async) => OwnerState::RuntimeRunning {
+        let owner = match (&node.body, mode) {
+            (NodeBody::Program(_), _) | (_, Some(Mode::Idle)) => OwnerState::Main,
+            (_, None | Some(Mode::Blocking | Mode::Poll | Mode::Stream)) => {
+                OwnerState::ThreadRunning
+            }
+            (_, Some(Mode::Async)) => OwnerState::RuntimeRunning {
                 task_cancelled: false,
             },
         };
         NodeEntry {
             name: node.name.clone(),
             mode,
-            is_proxy: endpoint.is_none(),
+            is_proxy: matches!(node.body, NodeBody::Proxy { .. }),
             owner,
             owner_thread: if owner == OwnerState::Main {
                 "main".to_owned()
@@ -396,9 +399,10 @@ impl RegistryState {
                 });
             }
             state.nodes.push(entry);
-            let sockets = match node.endpoint() {
-                Some(e) => vec![(SocketRole::Socket, e.socket_type)],
-                None => vec![
+            let sockets = match &node.body {
+                NodeBody::Endpoint(e) => vec![(SocketRole::Socket, e.socket_type)],
+                NodeBody::Program(_) => vec![],
+                NodeBody::Proxy { .. } => vec![
                     (SocketRole::Frontend, SocketType::Xsub),
                     (SocketRole::Backend, SocketType::Xpub),
                 ],

@@ -25,8 +25,6 @@ use crate::trace::{EventKind, SocketRole};
 
 /// Everything the scenario built.
 pub struct Topology {
-    /// Where each node (or proxy side) is bound, for nodes opened later by a step.
-    bound: Bound,
     /// The run's temporary folder (automatic ipc endpoints).
     run_dir: PathBuf,
     /// Contexts by index; `None` once termed.
@@ -39,6 +37,9 @@ pub struct Topology {
     pub go: Arc<Latch>,
     /// Monitor reader threads.
     pub monitors: Vec<MonitorThread>,
+    /// Where each node (or proxy side) is bound, as resolved: what program commands name, and
+    /// what nodes opened later by a step connect to.
+    pub bound: Bound,
 }
 
 impl Topology {
@@ -107,7 +108,7 @@ impl Topology {
 }
 
 /// Where a node (or a proxy side) is bound.
-type Bound = HashMap<(usize, Option<ProxySide>), String>;
+pub type Bound = HashMap<(usize, Option<ProxySide>), String>;
 
 /// The node whose sockets are being made, and its monitor readers when it is monitored.
 struct NodePlace<'a> {
@@ -311,6 +312,7 @@ fn make_node(
                 scenario, registry, &mut place, e, run_dir, bound,
             )?]
         }
+        NodeBody::Program(_) => Vec::new(),
     };
     Ok((sockets, place.monitors.take()))
 }
@@ -575,6 +577,8 @@ fn start_node(
                 Mode::Async => NodeHandle::Async(start_async(env, socket)),
             }
         }
+        // A program's process is started and owned by the child's program set.
+        NodeBody::Program(_) => NodeHandle::Main(Vec::new()),
     };
     Ok(handle)
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::diagnose::hang_diagnostics;
+use super::programs::Programs;
 use super::proof::EarlyVerdicts;
 use super::protocol::{ChildMessage, Emitter};
 use super::registry::{ActiveStep, Proof, Registry, ThreadOf};
@@ -21,7 +22,12 @@ pub const HANG_EXIT: i32 = 3;
 
 /// Starts the watchdog thread; returns once it has entered itself in the registry, so that
 /// every run's trace and hang report list it.
-pub fn start(scenario: Arc<Scenario>, registry: Arc<Registry>, early: EarlyVerdicts) {
+pub fn start(
+    scenario: Arc<Scenario>,
+    registry: Arc<Registry>,
+    programs: Arc<Programs>,
+    early: EarlyVerdicts,
+) {
     let (started, has_started) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new()
         .name("watchdog".to_owned())
@@ -54,8 +60,13 @@ pub fn start(scenario: Arc<Scenario>, registry: Arc<Registry>, early: EarlyVerdi
                     elapsed_us = elapsed_us
                 );
                 drop(in_hung_step);
-                let diagnostics = hang_diagnostics(&scenario, &state, &active, elapsed);
+                let mut diagnostics = hang_diagnostics(&scenario, &state, &active, elapsed);
                 drop(state);
+                let (reports, words, _programs_held) = programs.at_hang();
+                for line in words {
+                    diagnostics.summary.push_str(&format!("\n{line}"));
+                }
+                diagnostics.programs = reports;
                 let _end = caused_by(Phase::End);
                 registry.trace_final_state();
                 Emitter.send(&ChildMessage::Hang {

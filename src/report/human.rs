@@ -8,7 +8,7 @@ use std::io::{self, Write};
 
 use super::{RunState, Sink, Summary};
 use crate::events::RunEvent;
-use crate::outcome::{Diagnostics, Outcome, ScenarioResult, SnapshotStatus};
+use crate::outcome::{Diagnostics, Outcome, ProgramReport, ScenarioResult, SnapshotStatus};
 use crate::repeat::{Status, Tally};
 
 /// The report for people, as a [`Sink`]: a line per scenario as it finishes (with `verbose`
@@ -286,10 +286,65 @@ fn write_diagnostics(out: &mut (impl Write + ?Sized), d: &Diagnostics) -> std::i
             )?;
         }
     }
+    for program in &d.programs {
+        write_program(out, program)?;
+    }
     if let Some(stderr) = &d.stderr {
         writeln!(out, "  stderr of the scenario's process:")?;
         for line in stderr.lines() {
             writeln!(out, "    | {}", escaped_block(line, ""))?;
+        }
+    }
+    Ok(())
+}
+
+/// How many frames of each stack are shown (the innermost ones).
+const FRAMES_SHOWN: usize = 12;
+
+/// A program under test: how it ended, its stacks at the hang, the tail of its output.
+fn write_program(out: &mut (impl Write + ?Sized), p: &ProgramReport) -> std::io::Result<()> {
+    writeln!(out, "  program `{}` (pid {}) {}", p.name, p.pid, p.exit)?;
+    if let Some(stacks) = &p.stacks {
+        for note in &stacks.notes {
+            writeln!(out, "    note: {note}")?;
+        }
+        for process in &stacks.processes {
+            writeln!(
+                out,
+                "    process {}: {}",
+                process.pid,
+                escaped(&process.command)
+            )?;
+            for t in &process.threads {
+                writeln!(
+                    out,
+                    "      thread {} `{}` {} [syscall {}, wchan {}]",
+                    t.tid,
+                    t.display_name(),
+                    t.state,
+                    t.syscall,
+                    if t.wchan.is_empty() { "-" } else { &t.wchan }
+                )?;
+                for f in t.python.iter().take(FRAMES_SHOWN) {
+                    writeln!(out, "        py  {f}")?;
+                }
+                // Below the Python frames, only the native ones under the interpreter.
+                let native = t.native.iter().take_while(|f| {
+                    t.python.is_empty()
+                        || !f.function.contains("PyEval_") && !f.function.contains("PyObject_")
+                });
+                for f in native.take(FRAMES_SHOWN) {
+                    writeln!(out, "        native {f}")?;
+                }
+            }
+        }
+    }
+    for (stream, text) in [("stdout", &p.stdout), ("stderr", &p.stderr)] {
+        if !text.trim().is_empty() {
+            writeln!(out, "    {stream} (tail):")?;
+            for line in text.lines() {
+                writeln!(out, "    | {}", escaped(line))?;
+            }
         }
     }
     Ok(())

@@ -66,11 +66,16 @@ enum Notice {
     Group { pgid: i32 },
     /// The process group is reaped and killed.
     ForgetGroup { pgid: i32 },
+    /// A process a program under test started, which may have left its group.
+    Process { pid: i32 },
+    /// That process is reaped.
+    ForgetProcess { pid: i32 },
 }
 
 /// The parent's end of the janitor's pipe.
 pub struct Janitor {
     pipe: Mutex<ChildStdin>,
+    pid: i32,
 }
 
 static JANITOR_PROCESS: OnceLock<Option<Janitor>> = OnceLock::new();
@@ -103,10 +108,12 @@ impl Janitor {
             .take()
             .ok_or_else(|| std::io::Error::other("no pipe to the janitor"))?;
         tracing::debug!(pid = child.id(), "janitor started");
+        let pid = child.id() as i32;
         // Never waited for: it outlives this process by design and exits when the pipe closes.
         drop(child);
         Ok(Janitor {
             pipe: Mutex::new(pipe),
+            pid,
         })
     }
 
@@ -119,6 +126,11 @@ impl Janitor {
         if let Err(e) = pipe.write_all(&line) {
             tracing::warn!("cannot reach the janitor: {e}");
         }
+    }
+
+    /// The janitor's pid (a child of this process that is no one else's business).
+    pub fn pid(&self) -> i32 {
+        self.pid
     }
 
     /// A run folder was made.
@@ -143,6 +155,16 @@ impl Janitor {
     /// A scenario's process group is gone.
     pub fn forget_group(&self, pgid: i32) {
         self.tell(&Notice::ForgetGroup { pgid });
+    }
+
+    /// A process a program started (killed with the groups if the parent dies).
+    pub fn process(&self, pid: i32) {
+        self.tell(&Notice::Process { pid });
+    }
+
+    /// The process is reaped.
+    pub fn forget_process(&self, pid: i32) {
+        self.tell(&Notice::ForgetProcess { pid });
     }
 }
 
@@ -222,6 +244,7 @@ pub fn janitor_main() -> anyhow::Result<crate::errors::Ending> {
     }
     let mut folders: Vec<PathBuf> = Vec::new();
     let mut groups: Vec<i32> = Vec::new();
+    let mut processes: Vec<i32> = Vec::new();
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
         match serde_json::from_str(&line) {
@@ -229,11 +252,16 @@ pub fn janitor_main() -> anyhow::Result<crate::errors::Ending> {
             Ok(Notice::ForgetFolder { path }) => folders.retain(|f| f != &path),
             Ok(Notice::Group { pgid }) => groups.push(pgid),
             Ok(Notice::ForgetGroup { pgid }) => groups.retain(|&g| g != pgid),
+            Ok(Notice::Process { pid }) => processes.push(pid),
+            Ok(Notice::ForgetProcess { pid }) => processes.retain(|&p| p != pid),
             Err(e) => tracing::warn!("janitor: unreadable notice {line:?}: {e}"),
         }
     }
     for pgid in groups {
         super::signals::kill_group(pgid);
+    }
+    for pid in processes {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
     }
     for folder in folders {
         let _ = std::fs::remove_dir_all(folder);
@@ -256,6 +284,8 @@ mod tests {
             },
             Notice::Group { pgid: 12 },
             Notice::ForgetGroup { pgid: 12 },
+            Notice::Process { pid: 13 },
+            Notice::ForgetProcess { pid: 13 },
         ] {
             let line = serde_json::to_string(&notice).unwrap();
             assert_eq!(serde_json::from_str::<Notice>(&line).unwrap(), notice);

@@ -32,6 +32,8 @@ use crate::trace::snapshot::{self, SnapshotOptions};
 
 /// Time a child gets after its deadline to report, and after its report to exit.
 const GRACE: Duration = Duration::from_millis(1000);
+/// Time the child gets to capture its programs' stacks at a hang (gdb and py-spy, bounded).
+const STACK_CAPTURE: Duration = Duration::from_secs(60);
 /// Time a child gets to start and say hello.
 const STARTUP: Duration = Duration::from_secs(10);
 /// How much of a child's stderr is kept.
@@ -282,6 +284,12 @@ fn listen(
     send: &dyn Fn(RunEvent),
 ) -> Transcript {
     let mut t = Transcript::default();
+    // Program nodes' stacks are captured before the hang report is sent.
+    let grace = if scenario.has_programs() {
+        GRACE + STACK_CAPTURE
+    } else {
+        GRACE
+    };
     let mut backstop = Instant::now() + STARTUP;
     loop {
         let message = match rx.recv_timeout(backstop.saturating_duration_since(Instant::now())) {
@@ -310,7 +318,7 @@ fn listen(
                 step: _,
                 timeout_ms,
             } => {
-                backstop = Instant::now() + Duration::from_millis(timeout_ms) + GRACE;
+                backstop = Instant::now() + Duration::from_millis(timeout_ms) + grace;
                 t.current = Some(Running {
                     label: label.clone(),
                     started: Instant::now(),
@@ -328,7 +336,7 @@ fn listen(
             } => {
                 let duration_ms = duration_us as f64 / 1000.0;
                 t.current = None;
-                backstop = Instant::now() + scenario.step_timeout + GRACE;
+                backstop = Instant::now() + scenario.step_timeout + grace;
                 t.steps.push(StepTiming {
                     label: label.clone(),
                     duration_ms,
@@ -366,6 +374,7 @@ fn listen(
             ChildMessage::Finished {
                 open_sockets,
                 nodes,
+                programs,
             } => {
                 let summary = if open_sockets.is_empty() {
                     "every step finished within its deadline".to_owned()
@@ -380,7 +389,8 @@ fn listen(
                     open_sockets,
                     threads: Vec::new(),
                     nodes,
-                    stderr: None,
+                    programs,
+                    ..Diagnostics::default()
                 });
                 return t;
             }
@@ -400,6 +410,33 @@ fn at_least_ms(scenario: &Scenario, step: Option<usize>) -> Option<f64> {
     step.and_then(|i| scenario.steps.get(i))
         .and_then(|s| s.expect_at_least)
         .map(|d| d.as_secs_f64() * 1000.0)
+}
+
+/// A clean run whose program nodes did not all exit with code 0 is not clean: death by a
+/// signal is a crash, another code an error (the summary says which program and how).
+fn programs_outcome(diagnostics: &mut Diagnostics) -> Outcome {
+    use crate::outcome::ProgramExit;
+    let mut outcome = Outcome::Clean;
+    let mut problems = Vec::new();
+    for p in &diagnostics.programs {
+        match p.exit_status {
+            Some(ProgramExit::Code { code: 0 }) => {}
+            Some(ProgramExit::Signal { .. }) => {
+                outcome = Outcome::Crash;
+                problems.push(format!("program `{}` {}", p.name, p.exit));
+            }
+            _ => {
+                if outcome == Outcome::Clean {
+                    outcome = Outcome::Error;
+                }
+                problems.push(format!("program `{}` {}: not a clean exit", p.name, p.exit));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        diagnostics.summary = format!("{}; {}", problems.join("; "), diagnostics.summary);
+    }
+    outcome
 }
 
 /// Waits for the child to exit, at most [`GRACE`] (a hanging child is killed at once).
@@ -459,7 +496,7 @@ fn leftover_explicit_ipc(scenario: &Scenario) -> Vec<String> {
                 Some(BindSpec::Explicit(ep)) => ep.ipc_file().map(Path::to_owned),
                 _ => None,
             },
-            NodeBody::Proxy { .. } => None,
+            NodeBody::Proxy { .. } | NodeBody::Program(_) => None,
         })
         .filter(|path: &PathBuf| path.exists())
         .map(|path| {
@@ -531,8 +568,10 @@ fn observe(scenario: &Scenario, t: Transcript, ending: Ending) -> ScenarioResult
     };
     let (outcome, hang_step, diagnostics) = if let Some(hung) = t.hang {
         (Outcome::Hang, Some(hung.label), hung.diagnostics)
-    } else if let Some(diagnostics) = t.finished.filter(|_| status.is_some_and(|s| s.success())) {
-        (Outcome::Clean, None, diagnostics)
+    } else if let Some(mut diagnostics) = t.finished.filter(|_| status.is_some_and(|s| s.success()))
+    {
+        let outcome = programs_outcome(&mut diagnostics);
+        (outcome, None, diagnostics)
     } else if let Some(message) = t.failed {
         let summary = format!("the scenario could not run: {message}");
         (Outcome::Error, None, failed(summary, stderr_if_any))

@@ -26,6 +26,7 @@ pub use raw::{
 pub use endpoint::Endpoint;
 
 use crate::errors::{InputError, Position};
+pub use crate::program::StopHow;
 
 /// The label of the traffic phase, which runs before the steps.
 pub const TRAFFIC_LABEL: &str = "traffic";
@@ -124,6 +125,48 @@ pub enum NodeBody {
     },
     /// A single socket: publishers, subscribers and `socket` nodes.
     Endpoint(EndpointSpec),
+    /// A program under test.
+    Program(ProgramNode),
+}
+
+/// A program node: a process of its own, started at the end of setup.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProgramNode {
+    /// The program and its arguments, each a list of literal text and endpoints.
+    pub command: Vec<Vec<CommandPart>>,
+    /// Variables added to its environment.
+    pub env: Vec<(String, String)>,
+    /// Its working folder, resolved against the scenario file's folder.
+    pub cwd: Option<PathBuf>,
+    /// When it counts as started.
+    pub ready: Readiness,
+    /// Stdout lines matching this regular expression become trace events.
+    pub trace_lines: Option<String>,
+}
+
+/// A piece of a program's argument: text, or the endpoint a node is bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandPart {
+    /// Used as written.
+    Text(String),
+    /// `{node}` or `{proxy.frontend}`: the bound endpoint, as resolved at setup.
+    Endpoint {
+        /// Index into [`Scenario::nodes`].
+        node: usize,
+        /// For a proxy, which side.
+        side: Option<ProxySide>,
+    },
+}
+
+/// When a program node counts as started (setup waits for it).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Readiness {
+    /// As soon as it is spawned.
+    Spawned,
+    /// At its first stdout line matching this regular expression.
+    Line(String),
+    /// This long after it is spawned.
+    After(Duration),
 }
 
 /// A node with one socket.
@@ -236,6 +279,8 @@ pub enum Action {
     Alarm { after: Duration },
     /// Make the node's sockets and hand them to their owner (a node with `open = "step"`).
     Open { node: usize },
+    /// Ask a program node to end (`how`), and wait until it and everything it started exit.
+    Stop { node: usize, how: StopHow },
 }
 
 impl Action {
@@ -249,7 +294,8 @@ impl Action {
             | Action::Exit { node }
             | Action::Open { node }
             | Action::Steer { node, .. }
-            | Action::SetLinger { node, .. } => Some(node),
+            | Action::SetLinger { node, .. }
+            | Action::Stop { node, .. } => Some(node),
             Action::Term { .. }
             | Action::Shutdown { .. }
             | Action::Sleep { .. }
@@ -264,6 +310,7 @@ impl NodeSpec {
         match &self.body {
             NodeBody::Proxy { .. } => true,
             NodeBody::Endpoint(e) => e.mode != Mode::Idle,
+            NodeBody::Program(_) => false,
         }
     }
 
@@ -277,6 +324,7 @@ impl NodeSpec {
                 2 + control_pair + usize::from(capture.is_some())
             }
             NodeBody::Endpoint(_) => 1,
+            NodeBody::Program(_) => 0,
         };
         if self.monitor { sockets * 3 } else { sockets }
     }
@@ -285,7 +333,7 @@ impl NodeSpec {
     pub fn endpoint(&self) -> Option<&EndpointSpec> {
         match &self.body {
             NodeBody::Endpoint(e) => Some(e),
-            NodeBody::Proxy { .. } => None,
+            NodeBody::Proxy { .. } | NodeBody::Program(_) => None,
         }
     }
 }
@@ -297,6 +345,13 @@ impl Scenario {
             n.endpoint()
                 .is_some_and(|e| e.connect == Some(ConnectTarget::Monitor { node: i }))
         })
+    }
+
+    /// Whether some node is a program (its hang report takes longer: stacks are captured).
+    pub fn has_programs(&self) -> bool {
+        self.nodes
+            .iter()
+            .any(|n| matches!(n.body, NodeBody::Program(_)))
     }
 
     /// Replaces every deadline (the CLI's `--timeout`).

@@ -73,6 +73,12 @@ pub struct RawNode {
     pub poll_ms: Option<Spanned<Int>>,
     pub on_eterm: Option<Spanned<OnEterm>>,
     pub open: Option<Spanned<OpenAt>>,
+    pub command: Option<Spanned<Vec<String>>>,
+    pub env: Option<Spanned<std::collections::BTreeMap<String, String>>>,
+    pub cwd: Option<Spanned<String>>,
+    pub ready_line: Option<Spanned<String>>,
+    pub ready_after: Option<Spanned<String>>,
+    pub trace_lines: Option<Spanned<String>>,
 }
 
 /// A `[[steps]]` table.
@@ -90,6 +96,7 @@ pub struct RawStep {
     pub after: Option<Spanned<String>>,
     pub linger_ms: Option<Spanned<Int>>,
     pub expect_at_least: Option<Spanned<String>>,
+    pub how: Option<Spanned<String>>,
 }
 
 /// An integer as written, whatever its size: the second pass checks it against the field's
@@ -173,6 +180,8 @@ keyword_enum!(
         Subscriber => "subscriber",
         /// Any socket type.
         Socket => "socket",
+        /// A program under test, run as a process of its own.
+        Program => "program",
     }
 );
 
@@ -235,6 +244,8 @@ keyword_enum!(
         Sleep => "sleep",
         /// Set ZMQ_LINGER on a node's sockets.
         SetLinger => "set_linger",
+        /// Ask a program node to end, and wait for it to exit.
+        Stop => "stop",
         /// Ask a node's thread to leave its loop and end.
         Exit => "exit",
         /// Interrupt the main thread with SIGALRM a while from now.

@@ -219,6 +219,12 @@ named_enum! {
         MonitorEvent = "monitor_event",
         /// A monitor's reader closed its socket (`role`, `reason`).
         MonitorReaderClosed = "monitor_reader_closed",
+        /// A program node's process started (`command`).
+        ProgramStarted = "program_started",
+        /// A program node printed a line matching its `trace_lines` (`line`).
+        ProgramLine = "program_line",
+        /// A program node's process ended (`exit`, in words).
+        ProgramExited = "program_exited",
     }
 }
 
@@ -279,7 +285,7 @@ pub struct EventFields {
     /// How many sockets a loop kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sockets: Option<u64>,
-    /// A steer command.
+    /// A steer command, or the command line a program was started with.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
     /// The context's name.
@@ -298,6 +304,12 @@ pub struct EventFields {
     /// Why a socket was refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A line a program printed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<String>,
+    /// How a program ended, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit: Option<String>,
 }
 
 impl EventFields {

@@ -17,6 +17,7 @@
 //! ```
 
 mod nodes;
+mod programs;
 mod steps;
 #[cfg(test)]
 mod tests;
@@ -218,6 +219,7 @@ impl Validator<'_> {
             .map(|n| self.node(n, &contexts, scenario_monitor))
             .collect();
         self.connects(&raw.nodes, &mut nodes, &node_index);
+        self.program_commands(&raw.nodes, &mut nodes, &node_index);
         self.machine_limits(&raw, transport, &contexts, &nodes);
         let steps: Vec<StepSpec> = raw
             .steps
@@ -420,7 +422,7 @@ impl Validator<'_> {
             let side = match &node.body {
                 NodeBody::Proxy { .. } => Some(ProxySide::Frontend),
                 NodeBody::Endpoint(e) if e.bind == Some(BindSpec::Auto) => None,
-                NodeBody::Endpoint(_) => continue,
+                NodeBody::Endpoint(_) | NodeBody::Program(_) => continue,
             };
             let path = auto_ipc_path(&self.environment.temp_dir, &node.name, side);
             let len = path.as_os_str().len();

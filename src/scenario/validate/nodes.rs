@@ -39,7 +39,11 @@ impl Validator<'_> {
     ) -> NodeSpec {
         let kind = *n.kind.get_ref();
         let what = format!("a {kind} node");
+        if kind != NodeKindName::Program {
+            self.reject_program_fields(n, &what);
+        }
         let body = match kind {
+            NodeKindName::Program => self.program_node(n, &what),
             NodeKindName::Proxy => self.proxy(n, &what),
             NodeKindName::Publisher => self.publisher(n, &what),
             NodeKindName::Subscriber => self.subscriber(n, &what),
@@ -48,7 +52,11 @@ impl Validator<'_> {
         if let NodeBody::Endpoint(e) = &body {
             self.endpoint_rules(n, e);
         }
-        let open = n.open.as_ref().map_or(OpenAt::Setup, |v| *v.get_ref());
+        // A program is started at setup's end whatever it says (its `open` is rejected above).
+        let open = match (&body, &n.open) {
+            (NodeBody::Program(_), _) | (_, None) => OpenAt::Setup,
+            (_, Some(v)) => *v.get_ref(),
+        };
         if open == OpenAt::Step {
             self.opened_by_step_rules(n);
         }
@@ -528,6 +536,9 @@ impl Validator<'_> {
                     "say which side of proxy `{target_name}` a {other} socket connects to: \"{target_name}.frontend\" or \"{target_name}.backend\""
                 ),
             },
+            (NodeBody::Program(_), _) => format!(
+                "node `{target_name}` is a program: termwatch does not know where it binds (connect to its endpoint written out, e.g. \"tcp://127.0.0.1:5555\")"
+            ),
             (NodeBody::Endpoint(_), Some(side)) => {
                 format!("node `{target_name}` is not a proxy, so it has no side `{side}`")
             }

@@ -88,6 +88,7 @@ impl Validator<'_> {
                 field("linger_ms", &s.linger_ms),
             ),
             unless(action == ActionName::Alarm, field("after", &s.after)),
+            unless(action == ActionName::Stop, field("how", &s.how)),
         ]
         .into_iter()
         .flatten()
@@ -153,7 +154,21 @@ impl Validator<'_> {
         nodes: &[NodeSpec],
     ) -> Option<Action> {
         let node = target.node;
-        match *s.action.get_ref() {
+        let action = *s.action.get_ref();
+        if let Some(n) = node
+            && is_program(&nodes[n])
+            && action != ActionName::Stop
+        {
+            self.node_error(
+                s,
+                format!(
+                    "`{}` is a program: the only step it takes is `stop`",
+                    nodes[n].name
+                ),
+            );
+            return None;
+        }
+        match action {
             ActionName::Close => node.map(|node| Action::Close { node }),
             ActionName::Cancel => self
                 .async_node(s, node, nodes)
@@ -174,6 +189,7 @@ impl Validator<'_> {
             ActionName::Exit => self.exit(s, node, nodes),
             ActionName::Open => self.open(s, node, nodes),
             ActionName::Alarm => self.alarm(s),
+            ActionName::Stop => self.stop(s, node, nodes),
         }
     }
 
@@ -215,6 +231,33 @@ impl Validator<'_> {
         };
         self.duration(a, "after")
             .map(|after| Action::Alarm { after })
+    }
+
+    /// `stop`: a program node, and how it is asked to end.
+    fn stop(&mut self, s: &RawStep, node: Option<usize>, nodes: &[NodeSpec]) -> Option<Action> {
+        if let Some(n) = node
+            && !is_program(&nodes[n])
+        {
+            self.node_error(
+                s,
+                format!(
+                    "`stop` applies only to program nodes; `{}` is not one",
+                    nodes[n].name
+                ),
+            );
+            return None;
+        }
+        let how = match &s.how {
+            Some(h) => match h.get_ref().parse::<StopHow>() {
+                Ok(how) => how,
+                Err(message) => {
+                    self.error(h.span(), message);
+                    return None;
+                }
+            },
+            None => StopHow::Wait,
+        };
+        node.map(|node| Action::Stop { node, how })
     }
 
     /// The node of `cancel` and `stop_runtime`, which must be async.
@@ -395,4 +438,8 @@ fn default_label(action: ActionName, node: Option<&str>, context: Option<&str>) 
         (None, Some(context)) if context != MAIN_CONTEXT => format!("{action} {context}"),
         _ => action.as_str().to_owned(),
     }
+}
+
+fn is_program(node: &NodeSpec) -> bool {
+    matches!(node.body, NodeBody::Program(_))
 }

@@ -1,6 +1,7 @@
-//! Reading this process's threads from /proc: name, scheduler state, wchan and the system call
+//! Reading a process's threads from /proc: name, scheduler state, wchan and the system call
 //! each one is in, decoded into words ("poll on 1 fd, no timeout"). /proc gives no user-space
-//! stack, so the step that hung names the call; this corroborates it.
+//! stack: the scenario child reads its own threads to corroborate the step that hung, and
+//! [`crate::stacks`] reads a program's threads beside its native and Python frames.
 
 use std::fs;
 
@@ -150,18 +151,29 @@ impl Syscall {
 
 /// Every thread of this process, lowest tid first.
 pub fn threads() -> Vec<ProcThread> {
-    let Ok(entries) = fs::read_dir("/proc/self/task") else {
+    threads_in("/proc/self")
+}
+
+/// Every thread of process `pid`, lowest tid first; empty when it is gone.
+pub fn threads_of(pid: i32) -> Vec<ProcThread> {
+    threads_in(&format!("/proc/{pid}"))
+}
+
+fn threads_in(process: &str) -> Vec<ProcThread> {
+    let Ok(entries) = fs::read_dir(format!("{process}/task")) else {
         return Vec::new();
     };
     let mut tids: Vec<i32> = entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
         .collect();
     tids.sort_unstable();
-    tids.into_iter().filter_map(read_thread).collect()
+    tids.into_iter()
+        .filter_map(|tid| read_thread(process, tid))
+        .collect()
 }
 
-fn read_thread(tid: i32) -> Option<ProcThread> {
-    let dir = format!("/proc/self/task/{tid}");
+fn read_thread(process: &str, tid: i32) -> Option<ProcThread> {
+    let dir = format!("{process}/task/{tid}");
     let comm = fs::read_to_string(format!("{dir}/comm"))
         .ok()?
         .trim_end()

@@ -1,0 +1,411 @@
+//! Programs under test: one user program started in a process group of its own with its stdin
+//! a pipe and its stdout/stderr captured (bounded, the tail kept), every process it starts
+//! tracked, and everything killed and reaped at the end: also when termwatch itself dies, by
+//! the kernel (the parent-death signal) and by the run's janitor, told the program's group
+//! and every process it started (see [`crate::runner::guard`]).
+//!
+//! ```text
+//! termwatch (child subreaper) ─spawn─▶ program (own pgid, PDEATHSIG) ─fork─▶ its children
+//!      └──pipe: group, processes ──▶ janitor (own group): at EOF kill them
+//! ```
+//! Both `termwatch exec` and `kind = "program"` scenario nodes run programs through this.
+
+mod tree;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+
+use crate::probe::{ProbeMonitor, ProbeReport, ProbeSetup};
+use crate::runner::guard::{Janitor, die_with_parent};
+use crate::stacks::StackCapture;
+
+/// How much of each output stream is kept.
+pub const OUTPUT_TAIL: usize = 16 * 1024;
+
+/// What to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramSpec {
+    /// The program and its arguments.
+    pub command: Vec<String>,
+    /// Variables added to termwatch's environment.
+    pub env: Vec<(String, String)>,
+    /// Its working folder (default: termwatch's).
+    pub cwd: Option<PathBuf>,
+}
+
+impl ProgramSpec {
+    /// The command line as one string, for reports.
+    pub fn display(&self) -> String {
+        self.command.join(" ")
+    }
+}
+
+/// How the program is asked to end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopHow {
+    /// Not at all: it ends by itself.
+    Wait,
+    /// A signal to its process group.
+    Signal(Signal),
+    /// Its stdin is closed.
+    StdinClose,
+}
+
+impl StopHow {
+    /// The label of `termwatch exec`'s step that waits for the program to exit.
+    pub fn label(self) -> String {
+        match self {
+            StopHow::Wait => "exit".to_owned(),
+            StopHow::Signal(s) => format!("stop ({s})"),
+            StopHow::StdinClose => "stop (stdin-close)".to_owned(),
+        }
+    }
+}
+
+impl std::str::FromStr for StopHow {
+    type Err = String;
+
+    /// `wait`, `stdin-close`, `signal:NAME` (`SIGINT` or `INT`).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "wait" => Ok(StopHow::Wait),
+            "stdin-close" => Ok(StopHow::StdinClose),
+            _ => {
+                let name = text.strip_prefix("signal:").ok_or_else(|| {
+                    format!("`{text}` is not a stop: use wait, signal:NAME (e.g. signal:SIGINT) or stdin-close")
+                })?;
+                let full = if name.starts_with("SIG") {
+                    name.to_owned()
+                } else {
+                    format!("SIG{name}")
+                };
+                full.parse::<Signal>()
+                    .map(StopHow::Signal)
+                    .map_err(|_| format!("`{name}` is not a signal name (e.g. SIGINT, SIGTERM)"))
+            }
+        }
+    }
+}
+
+/// Makes this process the reaper of every orphan among its descendants, so that a process a
+/// program started and left behind is still seen, killed and reaped here.
+pub fn become_subreaper() {
+    // SAFETY: prctl with integer arguments only.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+}
+
+/// The processes this process started on purpose (programs and their guards): a process
+/// reparented here that is not one of them was left behind by a program.
+static OWN_CHILDREN: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+
+/// The bounded tail of one output stream.
+#[derive(Debug, Default)]
+struct Tail(Vec<u8>);
+
+impl Tail {
+    fn push(&mut self, bytes: &[u8]) {
+        self.0.extend_from_slice(bytes);
+        if self.0.len() > OUTPUT_TAIL {
+            self.0.drain(..self.0.len() - OUTPUT_TAIL);
+        }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0).into_owned()
+    }
+}
+
+/// A line the program wrote on stdout.
+pub type Line = String;
+
+/// A running program.
+pub struct Program {
+    child: Child,
+    /// Its pid, which is also its process group id.
+    pub pid: i32,
+    stdin: Option<ChildStdin>,
+    stdout: Arc<Mutex<Tail>>,
+    stderr: Arc<Mutex<Tail>>,
+    lines: Receiver<Line>,
+    /// Every process seen in its tree or group, the program itself included.
+    seen: BTreeSet<i32>,
+    status: Option<ExitStatus>,
+    janitor: Option<&'static Janitor>,
+    /// Whether everything was killed and reaped.
+    done: bool,
+    probe: Option<ProbeMonitor>,
+    /// Why the probe is not loaded, when it is not.
+    pub probe_note: Option<String>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Copies one stream into its tail; stdout lines also go to `lines`.
+fn drain(
+    mut pipe: impl Read + Send + 'static,
+    tail: Arc<Mutex<Tail>>,
+    lines: Option<Sender<Line>>,
+) {
+    std::thread::spawn(move || match lines {
+        Some(lines) => {
+            let mut reader = BufReader::new(pipe);
+            let mut line = Vec::new();
+            while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                lock(&tail).push(&line);
+                let text = String::from_utf8_lossy(&line)
+                    .trim_end_matches(['\n', '\r'])
+                    .to_owned();
+                let _ = lines.send(text);
+                line.clear();
+            }
+        }
+        None => {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                lock(&tail).push(&buf[..n]);
+            }
+        }
+    });
+}
+
+impl Program {
+    /// Starts `spec` with the probe preloaded; `exe` is this binary (the janitor runs it);
+    /// `run_dir` is a private folder the probe library is written to. An error means nothing
+    /// runs.
+    pub fn spawn(spec: &ProgramSpec, exe: &Path, run_dir: &Path) -> std::io::Result<Program> {
+        let (program, args) = spec
+            .command
+            .split_first()
+            .ok_or_else(|| std::io::Error::other("the command is empty"))?;
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        if let Some(cwd) = &spec.cwd {
+            command.current_dir(cwd);
+        }
+        die_with_parent(&mut command);
+        let parent = std::process::id() as libc::c_ulong;
+        // SAFETY: only prctl(2), async-signal-safe, runs between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                // Our descendants (gdb, py-spy) may trace it under Yama's default scope.
+                libc::prctl(libc::PR_SET_PTRACER, parent, 0, 0, 0);
+                Ok(())
+            });
+        }
+        let janitor = Janitor::get(exe);
+        if let Some(janitor) = janitor {
+            lock(&OWN_CHILDREN).insert(janitor.pid());
+        }
+        let probe = ProbeSetup::new(run_dir).and_then(|probe| {
+            probe.configure(&mut command)?;
+            Ok(probe)
+        });
+        let mut child = command.spawn()?;
+        let pid = child.id() as i32;
+        lock(&OWN_CHILDREN).insert(pid);
+        let (probe, probe_note) = match probe.and_then(|p| p.start(pid as u32)) {
+            Ok(monitor) => (Some(monitor), None),
+            Err(e) => (
+                None,
+                Some(format!(
+                    "the probe could not be loaded: {e}; no socket report"
+                )),
+            ),
+        };
+        if let Some(janitor) = janitor {
+            janitor.group(pid);
+        }
+        let (stdout, stderr) = (Arc::default(), Arc::default());
+        let (tx, lines) = mpsc::channel();
+        if let Some(pipe) = child.stdout.take() {
+            drain(pipe, Arc::clone(&stdout), Some(tx));
+        }
+        if let Some(pipe) = child.stderr.take() {
+            drain(pipe, Arc::clone(&stderr), None);
+        }
+        Ok(Program {
+            stdin: child.stdin.take(),
+            child,
+            pid,
+            stdout,
+            stderr,
+            lines,
+            seen: BTreeSet::from([pid]),
+            status: None,
+            janitor,
+            done: false,
+            probe,
+            probe_note,
+        })
+    }
+
+    /// Stdout lines written since the last call.
+    pub fn new_lines(&self) -> Vec<Line> {
+        self.lines.try_iter().collect()
+    }
+
+    /// The program's own exit status, once it has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().ok().flatten();
+        }
+        self.status
+    }
+
+    /// Processes of the program still alive: itself and every process it started (in its group
+    /// or below it), lowest pid first. Reaps those that ended and were reparented here.
+    pub fn alive(&mut self) -> Vec<i32> {
+        self.exited();
+        let known = self.seen.len();
+        let own = lock(&OWN_CHILDREN).clone();
+        let alive = tree::alive_descendants(self.pid, &mut self.seen, &own);
+        if self.seen.len() > known
+            && let Some(janitor) = self.janitor
+        {
+            for &pid in alive.iter().filter(|&&p| p != self.pid) {
+                janitor.process(pid);
+            }
+        }
+        tree::reap_orphans(&self.seen, self.pid);
+        alive
+    }
+
+    /// Sends `signal` to the program's process group (as a terminal's Ctrl-C would).
+    pub fn signal(&self, signal: Signal) -> nix::Result<()> {
+        killpg(Pid::from_raw(self.pid), signal)
+    }
+
+    /// Closes the program's stdin.
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Writes to the program's stdin; an error when it was closed or the program is gone.
+    pub fn write_stdin(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match &mut self.stdin {
+            Some(stdin) => stdin.write_all(bytes),
+            None => Err(std::io::Error::other("stdin is closed")),
+        }
+    }
+
+    /// Kills every process of the program and reaps it; returns the program's status and the
+    /// processes that were still alive (`pid (comm)`), the program itself left out.
+    pub fn kill_all(&mut self) -> (Option<ExitStatus>, Vec<String>) {
+        let alive = self.alive();
+        let others: Vec<String> = alive
+            .iter()
+            .filter(|&&p| p != self.pid)
+            .map(|&p| format!("{p} ({})", tree::comm(p)))
+            .collect();
+        let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);
+        for &pid in &alive {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        if self.status.is_none() {
+            self.status = self.child.wait().ok();
+        }
+        // Orphans end a moment after the kill; reap them before saying what is left.
+        for _ in 0..200 {
+            if self.alive().is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if let Some(probe) = self.probe.take() {
+            probe.finish(Duration::from_millis(200));
+        }
+        if let Some(janitor) = self.janitor {
+            janitor.forget_group(self.pid);
+            for &pid in self.seen.iter().filter(|&&p| p != self.pid) {
+                janitor.forget_process(pid);
+            }
+        }
+        lock(&OWN_CHILDREN).remove(&self.pid);
+        self.done = true;
+        (self.status, others)
+    }
+
+    /// What the probe knows now, with the Python thread names of `stacks`; `None` without a
+    /// probe.
+    pub fn probe_report(&self, stacks: &StackCapture) -> Option<ProbeReport> {
+        self.probe.as_ref().map(|monitor| {
+            monitor.report(|view| {
+                for process in &stacks.processes {
+                    for thread in &process.threads {
+                        if let Some(name) = &thread.python_name {
+                            view.name_thread(process.pid, thread.tid, name.clone());
+                        }
+                    }
+                }
+            })
+        })
+    }
+
+    /// The tails of stdout and stderr so far.
+    pub fn output(&self) -> (String, String) {
+        (lock(&self.stdout).text(), lock(&self.stderr).text())
+    }
+}
+
+impl Drop for Program {
+    fn drop(&mut self) {
+        if !self.done {
+            self.kill_all();
+        }
+    }
+}
+
+/// An exit status as data.
+pub fn exit_of(status: ExitStatus) -> crate::outcome::ProgramExit {
+    match status.code() {
+        Some(code) => crate::outcome::ProgramExit::Code { code },
+        None => crate::outcome::ProgramExit::Signal {
+            signal: status.signal().unwrap_or(0),
+            core_dumped: status.core_dumped(),
+        },
+    }
+}
+
+/// An exit status in words: `exited with code 3`, `was killed by SIGSEGV (core dumped)`.
+pub fn describe_status(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with code {code}"),
+        (None, Some(signal)) => format!(
+            "was killed by {}{}",
+            signal_name(signal),
+            if status.core_dumped() {
+                " (core dumped)"
+            } else {
+                ""
+            }
+        ),
+        (None, None) => "ended".to_owned(),
+    }
+}
+
+/// `SIGINT`, or `signal 42`.
+pub fn signal_name(signal: i32) -> String {
+    Signal::try_from(signal).map_or_else(|_| format!("signal {signal}"), |s| s.as_str().to_owned())
+}

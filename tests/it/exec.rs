@@ -1,0 +1,241 @@
+//! `termwatch exec`: programs that misbehave in every way a shutdown can (ignore SIGINT, exit
+//! with an error code, crash, print nothing, leave a child running) each get a clear verdict,
+//! and nothing they started is left running afterwards, also when termwatch itself is killed.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{termwatch, termwatch_process};
+
+/// Runs `exec --format json ARGS`; returns the exit code and the scenario line.
+fn exec_json(args: &[&str]) -> (i32, Value) {
+    let out = termwatch()
+        .arg("exec")
+        .args(["--format", "json"])
+        .args(args)
+        .output()
+        .expect("termwatch ran");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().next().unwrap_or_else(|| {
+        panic!(
+            "no JSON line; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (
+        out.status.code().unwrap_or(-1),
+        serde_json::from_str(line).expect("JSON"),
+    )
+}
+
+fn is_alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().to_owned())
+        })
+        .is_some_and(|rest| !rest.starts_with('Z') && !rest.starts_with('X'))
+}
+
+/// Waits (bounded) until none of `pids` runs any more.
+fn assert_all_gone(pids: &[i32]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pids.iter().any(|&p| is_alive(p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let alive: Vec<i32> = pids.iter().copied().filter(|&p| is_alive(p)).collect();
+    assert!(alive.is_empty(), "still running: {alive:?}");
+}
+
+/// The pids a test program wrote into `file`, one per line.
+fn pids_in(file: &Path) -> Vec<i32> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+fn program_pid(line: &Value) -> i32 {
+    line["diagnostics"]["programs"][0]["pid"]
+        .as_i64()
+        .expect("pid") as i32
+}
+
+#[test]
+fn a_program_that_ignores_sigint_hangs_at_its_stop_and_is_killed() {
+    let (code, line) = exec_json(&[
+        "--deadline",
+        "500ms",
+        "--stop",
+        "signal:SIGINT",
+        "--stop-on-line",
+        "^ready$",
+        "--expect",
+        "hang",
+        "--",
+        "sh",
+        "-c",
+        "trap '' INT; echo ready; while :; do sleep 1; done",
+    ]);
+    assert_eq!(code, 0, "{line}");
+    assert_eq!(line["type"], "scenario");
+    assert_eq!(line["outcome"], "hang");
+    assert_eq!(line["hang_step"], "stop (SIGINT)");
+    let summary = line["diagnostics"]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("the program was still running"),
+        "{summary}"
+    );
+    let stacks = &line["diagnostics"]["programs"][0]["stacks"];
+    assert!(
+        stacks["processes"][0]["threads"][0]["syscall"].is_string(),
+        "{stacks}"
+    );
+    assert_all_gone(&[program_pid(&line)]);
+}
+
+#[test]
+fn an_error_exit_code_is_an_error_that_names_the_code_and_keeps_stderr() {
+    let (code, line) = exec_json(&["--", "sh", "-c", "echo 'cannot open config' >&2; exit 3"]);
+    assert_eq!(code, 1);
+    assert_eq!(line["outcome"], "error");
+    assert!(
+        line["diagnostics"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("exited with code 3")
+    );
+    assert_eq!(
+        line["diagnostics"]["programs"][0]["stderr"],
+        "cannot open config\n"
+    );
+}
+
+#[test]
+fn death_by_a_signal_is_a_crash_that_names_the_signal() {
+    let (code, line) = exec_json(&["--", "sh", "-c", "kill -SEGV $$"]);
+    assert_eq!(code, 1);
+    assert_eq!(line["outcome"], "crash");
+    let summary = line["diagnostics"]["summary"].as_str().unwrap();
+    assert!(summary.contains("killed by SIGSEGV"), "{summary}");
+}
+
+#[test]
+fn a_silent_program_never_gets_its_stop_line_and_hangs_at_run() {
+    let (code, line) = exec_json(&[
+        "--deadline",
+        "300ms",
+        "--stop",
+        "signal:SIGTERM",
+        "--stop-on-line",
+        "listening",
+        "--",
+        "sleep",
+        "30",
+    ]);
+    assert_eq!(code, 1);
+    assert_eq!(line["hang_step"], "run");
+    let summary = line["diagnostics"]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("never printed a line matching `listening`"),
+        "{summary}"
+    );
+    assert_eq!(line["diagnostics"]["programs"][0]["stdout"], "");
+    assert_all_gone(&[program_pid(&line)]);
+}
+
+#[test]
+fn a_quiet_program_that_exits_zero_is_clean_and_stdin_close_stops_a_reader() {
+    let (code, line) = exec_json(&["--", "true"]);
+    assert_eq!((code, line["outcome"].as_str()), (0, Some("clean")));
+    let (code, line) = exec_json(&["--stop", "stdin-close", "--deadline", "5s", "--", "cat"]);
+    assert_eq!(
+        (code, line["outcome"].as_str()),
+        (0, Some("clean")),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_child_that_outlives_the_program_is_a_hang_that_names_it_and_is_killed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pids = dir.path().join("pids");
+    let script = format!(
+        "sleep 300 & echo $! > {p}; setsid sleep 301 & echo $! >> {p}; exit 0",
+        p = pids.display()
+    );
+    let (code, line) = exec_json(&["--deadline", "500ms", "--", "sh", "-c", &script]);
+    assert_eq!(code, 1);
+    assert_eq!(line["hang_step"], "exit");
+    let summary = line["diagnostics"]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("the program exited with code 0, but what it started was still running")
+            && summary.contains("(sleep)"),
+        "{summary}"
+    );
+    let started = pids_in(&pids);
+    assert_eq!(started.len(), 2);
+    assert_all_gone(&started);
+}
+
+#[test]
+fn nothing_is_left_running_when_termwatch_itself_is_killed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pids = dir.path().join("pids");
+    let script = format!(
+        "echo $$ > {p}; sleep 300 & echo $! >> {p}; setsid sleep 301 & echo $! >> {p}; wait",
+        p = pids.display()
+    );
+    let mut termwatch = termwatch_process()
+        .args(["exec", "--deadline", "60s", "--", "sh", "-c", &script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("termwatch started");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pids_in(&pids).len() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Let termwatch see the process that left the group, then kill it with no chance to clean up.
+    std::thread::sleep(Duration::from_millis(300));
+    termwatch.kill().expect("SIGKILL sent");
+    termwatch.wait().expect("reaped");
+    let started = pids_in(&pids);
+    assert_eq!(started.len(), 3, "the program did not start in time");
+    assert_all_gone(&started);
+}
+
+#[test]
+fn repeat_counts_verdicts_and_bad_usage_is_exit_2() {
+    let (code, line) = exec_json(&["--repeat", "3", "--", "true"]);
+    assert_eq!(code, 0);
+    assert_eq!(line["attempts"], 3);
+    assert_eq!(line["verdicts"][0]["count"], 3);
+    for args in [
+        vec!["exec", "--stop-after", "1s", "--", "true"],
+        vec!["exec", "--stop", "signal:NOPE", "--", "true"],
+        vec!["exec", "--", "/nonexistent/program"],
+        vec![
+            "exec",
+            "--stop",
+            "signal:INT",
+            "--stop-on-line",
+            "(",
+            "--",
+            "true",
+        ],
+    ] {
+        let out = termwatch().args(&args).output().expect("ran");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -1,0 +1,180 @@
+//! `kind = "program"` scenarios: the pyzmq examples under `scenarios/programs/` give their
+//! expected verdicts, and every hang report names the blocked call (from the stacks) and the
+//! sockets still open (from the probe); program nodes are validated like every other node.
+//! The examples need a Python with pyzmq (`TERMWATCH_PYTHON`, set by `.ci/run`, or
+//! `target/venv/bin/python`); without one they are skipped with a note.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::support::{python, termwatch};
+
+/// The folder of a Python with pyzmq, to put first on PATH (the scenarios run `python3`).
+fn python_dir() -> Option<std::path::PathBuf> {
+    python("the program scenarios").and_then(|p| p.parent().map(Path::to_owned))
+}
+
+#[test]
+fn the_pyzmq_examples_give_their_verdicts_and_hangs_name_the_call_and_the_sockets() {
+    let Some(dir) = python_dir() else { return };
+    let path = std::env::join_paths(std::iter::once(dir).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .expect("PATH");
+    let out = termwatch()
+        .env("PATH", path)
+        .args([
+            "run",
+            "scenarios/programs",
+            "--format",
+            "json",
+            "--snapshots",
+            "off",
+        ])
+        .output()
+        .expect("ran");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    let scenarios: Vec<&Value> = lines.iter().filter(|l| l["type"] == "scenario").collect();
+    assert_eq!(scenarios.len(), 7, "{text}");
+    for s in &scenarios {
+        assert_eq!(
+            s["passed"], true,
+            "{}: {}",
+            s["name"], s["diagnostics"]["summary"]
+        );
+        if s["outcome"] != "hang" {
+            continue;
+        }
+        let summary = s["diagnostics"]["summary"].as_str().unwrap();
+        assert!(
+            summary.contains("main thread blocked in zmq_ctx_term (pyzmq `Context.term`"),
+            "{}: {summary}",
+            s["name"]
+        );
+        // The probe: term's wait, and each socket it waits for with type, creator and endpoint.
+        assert!(
+            summary.contains("still open") || summary.contains("waiting for"),
+            "{}: {summary}",
+            s["name"]
+        );
+        assert!(
+            summary.contains(" socket created by ") && summary.contains("tcp://127.0.0.1:"),
+            "{}: {summary}",
+            s["name"]
+        );
+        let program = &s["diagnostics"]["programs"][0];
+        assert!(program["probe"].is_object(), "{program}");
+        assert!(
+            program["stacks"]["processes"]
+                .as_array()
+                .is_some_and(|p| !p.is_empty())
+        );
+    }
+    assert_eq!(out.status.code(), Some(0), "{text}");
+}
+
+#[test]
+fn program_nodes_are_checked_with_positions() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (text, at, message) in [
+        (
+            "expect = \"clean\"\n[[nodes]]\nname = \"app\"\nkind = \"program\"\ncommand = [\"x\"]\nbind = \"auto\"\n",
+            "6:8",
+            "field `bind` does not apply to a program node",
+        ),
+        (
+            "expect = \"clean\"\n[[nodes]]\nname = \"app\"\nkind = \"program\"\ncommand = [\"x\", \"{nope}\"]\n",
+            "5:11",
+            "`{nope}` names no node",
+        ),
+        (
+            "expect = \"clean\"\n[[nodes]]\nname = \"s\"\nkind = \"subscriber\"\nmode = \"idle\"\nconnect = \"tcp://127.0.0.1:1\"\n[[steps]]\naction = \"stop\"\nnode = \"s\"\n",
+            "9:8",
+            "`stop` applies only to program nodes",
+        ),
+        (
+            "expect = \"clean\"\n[[nodes]]\nname = \"app\"\nkind = \"program\"\ncommand = [\"x\"]\n[[steps]]\naction = \"stop\"\nnode = \"app\"\nhow = \"signal:NOPE\"\n",
+            "9:7",
+            "`NOPE` is not a signal name",
+        ),
+        (
+            "expect = \"clean\"\n[[nodes]]\nname = \"app\"\nkind = \"program\"\ncommand = [\"x\"]\nready_line = \"(\"\n",
+            "6:14",
+            "not a regular expression",
+        ),
+        (
+            "expect = \"clean\"\n[[nodes]]\nname = \"app\"\nkind = \"program\"\ncommand = [\"x\"]\nopen = \"step\"\n",
+            "6:8",
+            "field `open` does not apply to a program node",
+        ),
+        (
+            "expect = \"clean\"\ntransport = \"inproc\"\n[[nodes]]\nname = \"late\"\nkind = \"subscriber\"\nbind = \"inproc://late\"\nopen = \"step\"\n[[nodes]]\nname = \"app\"\nkind = \"program\"\ncommand = [\"x\", \"{late}\"]\n[[steps]]\naction = \"open\"\nnode = \"late\"\n",
+            "11:11",
+            "node `late` is opened by a step",
+        ),
+    ] {
+        let file = dir.path().join("s.toml");
+        std::fs::write(&file, text).expect("written");
+        let out = termwatch().arg("check").arg(&file).output().expect("ran");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(&format!("s.toml:{at}: ")) && stderr.contains(message),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_program_reads_the_endpoint_of_a_bound_node_and_its_exit_code_decides() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("s.toml");
+    let scenario = |exit: u8| {
+        format!(
+            "expect = \"clean\"\n[[nodes]]\nname = \"pub\"\nkind = \"publisher\"\nbind = \"auto\"\n[[nodes]]\nname = \"app\"\nkind = \"program\"\ncommand = [\"sh\", \"-c\", \"echo at {{pub}}; read line; exit {exit}\"]\nready_line = \"^at tcp://127.0.0.1:[0-9]+$\"\ntrace_lines = \"^at \"\n[[steps]]\naction = \"stop\"\nnode = \"app\"\nhow = \"stdin-close\"\n[[steps]]\naction = \"close\"\nnode = \"pub\"\n[[steps]]\naction = \"term\"\n"
+        )
+    };
+    std::fs::write(&file, scenario(0)).expect("written");
+    let out = termwatch()
+        .args(["run", "--format", "json", "--snapshots", "off"])
+        .arg(&file)
+        .output()
+        .expect("ran");
+    let line: Value = serde_json::from_str(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .expect("a line"),
+    )
+    .expect("JSON");
+    assert_eq!(line["outcome"], "clean", "{line}");
+    let stdout = line["diagnostics"]["programs"][0]["stdout"]
+        .as_str()
+        .unwrap();
+    assert!(stdout.starts_with("at tcp://127.0.0.1:"), "{stdout}");
+    std::fs::write(&file, scenario(5)).expect("written");
+    let out = termwatch()
+        .args(["run", "--format", "json", "--snapshots", "off"])
+        .arg(&file)
+        .output()
+        .expect("ran");
+    let line: Value = serde_json::from_str(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .expect("a line"),
+    )
+    .expect("JSON");
+    assert_eq!(line["outcome"], "error", "{line}");
+    assert!(
+        line["diagnostics"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("program `app` exited with code 5")
+    );
+}
