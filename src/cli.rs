@@ -22,6 +22,7 @@ use crate::exec::{ExecPlan, StopWhen};
 use crate::outcome::{Outcome, in_words};
 use crate::partition::Partition;
 use crate::program::{ProgramSpec, StopHow};
+use crate::report::catalogue;
 use crate::report::human::{self, HumanSink};
 use crate::report::json::{self, JsonSink};
 use crate::report::junit::JunitSink;
@@ -50,7 +51,7 @@ enum Command {
     /// Validate scenario files without running anything.
     Check(SelectArgs),
     /// List the scenarios that would run.
-    List(SelectArgs),
+    List(ListArgs),
     /// Run one scenario verbosely, again and again, until it hangs (or N runs).
     Repro(ReproArgs),
     /// Run one scenario once and show its lifecycle trace.
@@ -236,6 +237,24 @@ struct SelectArgs {
     partition: Option<Partition>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ListFormat {
+    /// One line per scenario: name, expectation, file (tab-separated).
+    Text,
+    /// The catalogue page: every scenario with its expectation, description and reference,
+    /// grouped by folder.
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+struct ListArgs {
+    #[command(flatten)]
+    select: SelectArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+    format: ListFormat,
+}
+
 /// Proven hangs.
 #[derive(Debug, Clone, Copy, Args)]
 struct EarlyArgs {
@@ -340,7 +359,7 @@ pub fn main() -> i32 {
         Command::RunScenario(args) => child::run(args),
         Command::Janitor => runner::guard::janitor_main(),
         Command::Check(select) => Ok(check(&select)),
-        Command::List(select) => Ok(list(&select)),
+        Command::List(args) => Ok(list(&args)),
         Command::Run(args) => Ok(run(&args)),
         Command::Repro(args) => Ok(repro(&args)),
         Command::Trace(args) => Ok(trace(&args)),
@@ -408,8 +427,12 @@ fn check(select: &SelectArgs) -> Ending {
     print_lines([format!("{} scenario(s) valid", scenarios.len())])
 }
 
-fn list(select: &SelectArgs) -> Ending {
+fn list(args: &ListArgs) -> Ending {
+    let select = &args.select;
     let scenarios = attempt!(load(select).map(|s| shard(s, select.partition)));
+    if args.format == ListFormat::Markdown {
+        return print_lines([catalogue::render_markdown(&scenarios)]);
+    }
     print_lines(scenarios.iter().map(|s| {
         format!(
             "{}\t{}\t{}",

@@ -91,9 +91,10 @@ impl Context {
     }
 
     /// `zmq_ctx_term`, retried on EINTR: waits until every socket of the context is closed and
-    /// has lingered. Consumes the context, whatever the result: libzmq has released it or it
-    /// was never valid, so nothing may use it again.
-    pub fn term(self) -> Result<(), zmq::Error> {
+    /// has lingered; returns how many times a signal interrupted it. Consumes the context,
+    /// whatever the result: libzmq has released it or it was never valid, so nothing may use it
+    /// again.
+    pub fn term(self) -> Result<u32, zmq::Error> {
         let this = ManuallyDrop::new(self);
         term_raw(this.ptr)
     }
@@ -107,16 +108,17 @@ impl Drop for Context {
     }
 }
 
-/// Terms a live context once, retrying on EINTR.
-fn term_raw(ptr: NonNull<c_void>) -> Result<(), zmq::Error> {
+/// Terms a live context once, retrying on EINTR; returns the number of retries.
+fn term_raw(ptr: NonNull<c_void>) -> Result<u32, zmq::Error> {
+    let mut interrupted = 0;
     loop {
         // SAFETY: callers pass a live context and never use it again afterwards (`term`
         // consumes the `Context` without dropping it; `drop` runs at most once).
         if unsafe { zmq_sys::zmq_ctx_term(ptr.as_ptr()) } == 0 {
-            return Ok(());
+            return Ok(interrupted);
         }
         match last_error() {
-            zmq::Error::EINTR => continue,
+            zmq::Error::EINTR => interrupted += 1,
             e => return Err(e),
         }
     }

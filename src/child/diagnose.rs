@@ -149,7 +149,7 @@ fn thread_report(
             .map(|i| &scenario.steps[i].action);
         let blocked = match action {
             Some(Action::Term { .. }) if waits_forever => "zmq_ctx_term: waiting, with no timeout, for every socket of the context to be closed".to_owned(),
-            Some(Action::Close { .. } | Action::SetLinger { .. }) => "waiting for the node's owner to answer the request".to_owned(),
+            Some(Action::Close { .. } | Action::SetLinger { .. } | Action::Exit { .. }) => "waiting for the node's owner to answer the request".to_owned(),
             Some(Action::Join { .. } | Action::StopRuntime { .. }) => "waiting for the node's thread to end".to_owned(),
             _ => t.syscall.describe(),
         };
@@ -163,6 +163,7 @@ fn thread_report(
         let is_proxy = own_node.is_some_and(|n| matches!(n.body, NodeBody::Proxy { .. }));
         let blocked = match (&t.syscall, node_mode) {
             (Syscall::Blocked(_), Some(Mode::Blocking)) if waits_forever => "zmq_recv, blocking with no timeout: only a message or ETERM wakes it".to_owned(),
+            (Syscall::Blocked(_), Some(Mode::Stream)) if waits_forever => "zmq_send, blocking with no timeout: its pipes are full or it has none; only room in a pipe or ETERM wakes it".to_owned(),
             (Syscall::Blocked(_), Some(Mode::Async)) => format!("the tokio runtime, waiting for events ({})", t.syscall.describe()),
             (Syscall::Blocked(_), _) if is_proxy && waits_forever => "the proxy call, waiting for messages with no timeout: only ETERM (or TERMINATE) ends it".to_owned(),
             _ => t.syscall.describe(),
@@ -265,7 +266,7 @@ fn hang_summary(
                 )
             }
         }
-        Some(Action::Close { node } | Action::SetLinger { node, .. }) => {
+        Some(Action::Close { node } | Action::SetLinger { node, .. } | Action::Exit { node }) => {
             owner_cannot_hear(scenario, *node)
         }
         Some(Action::Join { node }) => format!(
@@ -304,7 +305,7 @@ fn hang_summary(
 fn owner_cannot_hear(scenario: &Scenario, node: usize) -> String {
     let spec = &scenario.nodes[node];
     match &spec.body {
-        NodeBody::Proxy { engine } => {
+        NodeBody::Proxy { engine, .. } => {
             let how = if *engine == Engine::Steerable {
                 "`shutdown`/`term`, or `steer` TERMINATE"
             } else {
@@ -317,6 +318,10 @@ fn owner_cannot_hear(scenario: &Scenario, node: usize) -> String {
         }
         NodeBody::Endpoint(e) if e.mode == Mode::Blocking => format!(
             "the thread of node `{}` is blocked in a blocking recv and cannot hear the request; only a message or ETERM (from `shutdown` or `term`) wakes it.",
+            spec.name
+        ),
+        NodeBody::Endpoint(e) if e.mode == Mode::Stream => format!(
+            "the thread of node `{}` hears requests only between sends, and is blocked in one (its pipes are full or it has none); only room in a pipe or ETERM (from `shutdown` or `term`) wakes it.",
             spec.name
         ),
         NodeBody::Endpoint(_) => format!("the owner of node `{}` did not answer.", spec.name),

@@ -11,6 +11,7 @@
 //! The child never terms or closes anything on its way out: it ends with `_exit`, so a context
 //! the scenario never termed is not a hang.
 
+mod alarm;
 mod diagnose;
 mod monitor;
 mod nodes;
@@ -177,7 +178,14 @@ pub fn run(args: ChildArgs) -> ! {
                 .flatten();
             (
                 (),
-                run_step(&registry, &mut topology, &programs, &step.action, proof),
+                run_step(
+                    &scenario,
+                    &registry,
+                    &mut topology,
+                    &programs,
+                    &step.action,
+                    proof,
+                ),
             )
         });
     }
@@ -199,6 +207,7 @@ pub fn run(args: ChildArgs) -> ! {
 /// Carries out one step on the main thread; returns a note on what it found. A `proof` that
 /// the step can never finish is handed to the watchdog just before the call that blocks.
 fn run_step(
+    scenario: &scenario::Scenario,
     registry: &Arc<Registry>,
     topology: &mut Topology,
     programs: &Programs,
@@ -232,7 +241,19 @@ fn run_step(
             prove();
             topology.nodes[node].join()
         }
+        Action::Exit { node } => {
+            prove();
+            topology.nodes[node].exit()
+        }
+        Action::Open { node } => topology.open(scenario, registry, node),
         Action::Steer { node, command } => topology.nodes[node].steer(registry, node, command),
+        Action::Alarm { after } => {
+            alarm::arm(after);
+            format!(
+                "SIGALRM due for the main thread in {}",
+                humantime::format_duration(after)
+            )
+        }
         Action::Sleep { duration } => {
             std::thread::sleep(duration);
             "slept".to_owned()
@@ -257,11 +278,21 @@ fn run_step(
                 let name = registry.lock().contexts[context].name.clone();
                 lifecycle!(EventKind::TermEntered, context = name.as_str());
                 prove();
-                ctx.term()
+                let interrupted = ctx
+                    .term()
                     .unwrap_or_else(|e| fail(format!("zmq_ctx_term failed: {e}")));
                 registry.lock().contexts[context].terminated = true;
-                lifecycle!(EventKind::TermReturned, context = name.as_str());
-                "zmq_ctx_term returned".to_owned()
+                lifecycle!(
+                    EventKind::TermReturned,
+                    context = name.as_str(),
+                    interrupted = (interrupted > 0).then_some(u64::from(interrupted))
+                );
+                match interrupted {
+                    0 => "zmq_ctx_term returned".to_owned(),
+                    n => format!(
+                        "zmq_ctx_term returned, after {n} interruption(s) by a signal (EINTR), each retried"
+                    ),
+                }
             }
             None => "context already termed".to_owned(),
         },

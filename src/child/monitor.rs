@@ -102,6 +102,29 @@ pub fn attach(
     })
 }
 
+/// The monitor endpoint of a node whose monitor a scenario node reads
+/// (`connect = "<node>.monitor"`).
+pub fn scenario_read_endpoint(node_name: &str) -> String {
+    format!("inproc://{node_name}-monitor")
+}
+
+/// Starts monitoring a node's socket for a reader the scenario declares: the application's
+/// PAIR end of a monitor, an ordinary socket that the scenario itself must close.
+pub fn start_for_scenario_reader(watched: &OwnedSocket, node_name: &str) -> Result<(), String> {
+    let endpoint = scenario_read_endpoint(node_name);
+    watched
+        .socket
+        .monitor(&endpoint, ALL_EVENTS)
+        .map_err(|e| format!("cannot monitor the socket of `{node_name}`: {e}"))?;
+    lifecycle!(
+        EventKind::MonitorStarted,
+        node = node_name,
+        role = SocketRole::Socket.as_str(),
+        endpoint = endpoint.as_str()
+    );
+    Ok(())
+}
+
 /// A node's monitor reader thread, and the channel the main thread asks it to catch up on.
 pub struct MonitorThread {
     /// The node's index.

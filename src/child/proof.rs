@@ -1,5 +1,5 @@
-//! Proven hangs: when a step that can block forever starts (`term`, a `close` or `set_linger`
-//! that waits for a node's thread, a `join`), decide from the registry, the nodes' states and
+//! Proven hangs: when a step that can block forever starts (`term`, a `close`, `set_linger`
+//! or `exit` that waits for a node's thread, a `join`), decide from the registry, the nodes' states and
 //! the scenario whether it can ever finish. Where it cannot, the [`Proof`] says why in plain
 //! words, and the watchdog declares the hang at once instead of at the deadline.
 //!
@@ -8,8 +8,9 @@
 //! libzmq can still change anything. A hang is proven only from sockets or threads nothing
 //! left can close or end; whatever might still end (a finite linger, messages a peer may take,
 //! a loop or a receive task that closes its socket on ETERM, a proxy that closes on return, a
-//! monitor reader, which closes itself) is never part of a proof. When unsure, there is no
-//! proof, and the deadline decides as before.
+//! monitor reader, which closes itself) is never part of a proof. A node opened by a later
+//! `open` step (or whose `open` was refused) has no sockets and no owner yet, so it proves
+//! nothing. When unsure, there is no proof, and the deadline decides as before.
 //!
 //! A proof also lists what the step still causes ([`Settle`]): the loops that ETERM wakes and
 //! the monitor readers of the context. The verdict waits until they have acted, so that the
@@ -18,7 +19,7 @@
 
 use super::registry::{OwnerState, RegistryState, SocketEntry, ThreadOf};
 use super::registry::{Proof, Settle};
-use crate::scenario::{Action, Mode, NodeBody, OnEterm, Scenario};
+use crate::scenario::{Action, Mode, NodeBody, OnEterm, Scenario, SocketType};
 use crate::trace::SocketRole;
 
 /// Whether and how hangs are proven (`--no-early`, `--verify-proofs`).
@@ -61,15 +62,25 @@ pub fn prove(scenario: &Scenario, state: &RegistryState, step: usize) -> Option<
     }
     match scenario.steps.get(step)?.action {
         Action::Term { context } => term(scenario, state, step, context),
-        Action::Close { node } | Action::SetLinger { node, .. } => unheard(scenario, state, node),
+        Action::Close { node } | Action::SetLinger { node, .. } | Action::Exit { node } => {
+            unheard(scenario, state, node)
+        }
         Action::Join { node } => join(scenario, state, node),
         Action::Shutdown { .. }
         | Action::Cancel { .. }
         | Action::StopRuntime { .. }
         | Action::Steer { .. }
+        | Action::Open { .. }
+        | Action::Alarm { .. }
         | Action::Sleep { .. }
         | Action::Stop { .. } => None,
     }
+}
+
+/// Whether the node's sockets were made: at setup, or by an `open` step that was not refused.
+/// Until then its registry entry holds the owner it will have, not one it has.
+fn opened(state: &RegistryState, node: usize) -> bool {
+    state.sockets.iter().any(|s| s.node == node)
 }
 
 /// Whether a program node may still be running while step `step` runs: one that no earlier
@@ -101,7 +112,7 @@ fn term(scenario: &Scenario, state: &RegistryState, step: usize, context: usize)
     let alive = |of: ThreadOf| state.threads.iter().any(|t| t.of == of && t.alive);
     let mut settle = Vec::new();
     for (n, node) in state.nodes.iter().enumerate() {
-        if node.context != context {
+        if node.context != context || !opened(state, n) {
             continue;
         }
         match node.owner {
@@ -194,17 +205,22 @@ fn never_closed(
     }
 }
 
-/// `close` or `set_linger` of a node whose thread never reads requests: a blocking receive
-/// loop or a proxy call, which only ETERM (or TERMINATE, also sent by the main thread) ends.
+/// `close`, `set_linger` or `exit` of a node whose thread never reads requests: a blocking
+/// receive loop (a REQ's blocking wait for a reply or a request) or a proxy call, which only
+/// ETERM (or TERMINATE, also sent by the main thread) ends. A poll or stream loop hears
+/// requests between two turns, so it proves nothing.
 fn unheard(scenario: &Scenario, state: &RegistryState, node: usize) -> Option<Proof> {
     let entry = &state.nodes[node];
     let context = &state.contexts[entry.context];
     let can_end = context.ended_in.is_some() || entry.terminate_sent_in.is_some();
-    if entry.owner != OwnerState::ThreadRunning || can_end {
+    if entry.owner != OwnerState::ThreadRunning || can_end || !opened(state, node) {
         return None;
     }
     let inside = match &scenario.nodes[node].body {
-        NodeBody::Proxy { engine } => format!("inside the proxy call ({engine})"),
+        NodeBody::Proxy { engine, .. } => format!("inside the proxy call ({engine})"),
+        NodeBody::Endpoint(e) if e.mode == Mode::Blocking && e.socket_type == SocketType::Req => {
+            "in a blocking recv or poll (a REQ waits there for its reply or for ever)".to_owned()
+        }
         NodeBody::Endpoint(e) if e.mode == Mode::Blocking => "in a blocking recv".to_owned(),
         NodeBody::Endpoint(_) | NodeBody::Program(_) => return None,
     };
@@ -222,10 +238,15 @@ fn join(scenario: &Scenario, state: &RegistryState, node: usize) -> Option<Proof
     let entry = &state.nodes[node];
     let context = &state.contexts[entry.context];
     let can_end = context.ended_in.is_some() || entry.terminate_sent_in.is_some();
+    if !opened(state, node) {
+        return None;
+    }
     let reason = match entry.owner {
         OwnerState::ThreadRunning if !can_end => {
             let or_close = match &scenario.nodes[node].body {
-                NodeBody::Endpoint(e) if e.mode == Mode::Poll => " or a `close` request",
+                NodeBody::Endpoint(e) if matches!(e.mode, Mode::Poll | Mode::Stream) => {
+                    " or a `close` or `exit` request"
+                }
                 _ => "",
             };
             format!(
@@ -396,6 +417,129 @@ mod tests {
         assert_eq!(prove(&s, &state, 1), None, "a poll loop hears requests");
         state.contexts[0].ended_in = Some(Phase::Step(0));
         assert_eq!(prove(&s, &state, 0), None, "ETERM ends the loop");
+    }
+
+    #[test]
+    fn a_node_opened_by_a_step_proves_nothing_until_its_sockets_are_made() {
+        let text = r#"
+            expect = "hang"
+            [[nodes]]
+            name = "late"
+            kind = "subscriber"
+            bind = "auto"
+            open = "step"
+            [[steps]]
+            action = "open"
+            node = "late"
+            [[steps]]
+            action = "close"
+            node = "late"
+            [[steps]]
+            action = "join"
+            node = "late"
+        "#;
+        let s = scenario(text);
+        let mut state = RegistryState::at_setup(&s);
+        assert!(state.sockets.is_empty() && state.threads.is_empty());
+        // Before the `open` step runs, or after one that was refused: nothing to wait for.
+        for step in 0..3 {
+            assert_eq!(prove(&s, &state, step), None, "step {step}");
+        }
+        // What the `open` step makes: the socket, and the thread in its blocking recv.
+        let made_at_setup = text
+            .replace("open = \"step\"", "")
+            .replace("action = \"open\"", "action = \"close\"");
+        let opened = RegistryState::at_setup(&scenario(&made_at_setup));
+        state.sockets = opened.sockets;
+        state.threads = opened.threads;
+        assert_eq!(prove(&s, &state, 0), None);
+        assert!(
+            prove(&s, &state, 1).is_some(),
+            "a blocking recv cannot hear it"
+        );
+        assert!(prove(&s, &state, 2).is_some(), "only ETERM ends the thread");
+    }
+
+    #[test]
+    fn a_term_before_an_open_step_waits_for_nothing_of_that_node() {
+        let s = scenario(
+            r#"
+            expect = "hang"
+            [[nodes]]
+            name = "idle"
+            kind = "subscriber"
+            mode = "idle"
+            bind = "auto"
+            [[nodes]]
+            name = "late"
+            kind = "subscriber"
+            mode = "async"
+            bind = "auto"
+            open = "step"
+            [[steps]]
+            action = "term"
+            [[steps]]
+            action = "open"
+            node = "late"
+            "#,
+        );
+        let proof = prove(&s, &RegistryState::at_setup(&s), 0).expect("the idle socket");
+        assert!(
+            proof
+                .words()
+                .starts_with("SUB socket of node `idle` is open")
+        );
+        assert!(
+            proof.settle.is_empty(),
+            "no receive task of `late` to wait for"
+        );
+    }
+
+    #[test]
+    fn an_exit_is_proven_like_a_close_and_a_stream_thread_ends_only_on_a_request_or_eterm() {
+        let s = scenario(
+            r#"
+            expect = "hang"
+            [[nodes]]
+            name = "sub"
+            kind = "subscriber"
+            bind = "auto"
+            [[nodes]]
+            name = "poller"
+            kind = "subscriber"
+            mode = "poll"
+            bind = "auto"
+            [[nodes]]
+            name = "streamer"
+            kind = "socket"
+            type = "PUSH"
+            mode = "stream"
+            bind = "auto"
+            [[steps]]
+            action = "exit"
+            node = "sub"
+            [[steps]]
+            action = "exit"
+            node = "poller"
+            [[steps]]
+            action = "exit"
+            node = "streamer"
+            [[steps]]
+            action = "join"
+            node = "streamer"
+            "#,
+        );
+        let state = RegistryState::at_setup(&s);
+        let proof = prove(&s, &state, 0).expect("a blocking recv cannot hear the exit");
+        assert!(proof.words().contains("is in a blocking recv"));
+        assert_eq!(prove(&s, &state, 1), None, "a poll loop hears it");
+        assert_eq!(
+            prove(&s, &state, 2),
+            None,
+            "a stream loop hears it between sends"
+        );
+        let proof = prove(&s, &state, 3).expect("nothing left can end the stream loop");
+        assert!(proof.words().contains("or a `close` or `exit` request"));
     }
 
     #[test]

@@ -126,7 +126,9 @@ impl NodeEntry {
         let mode = endpoint.map(|e| e.mode);
         let owner = match (&node.body, mode) {
             (NodeBody::Program(_), _) | (_, Some(Mode::Idle)) => OwnerState::Main,
-            (_, None | Some(Mode::Blocking | Mode::Poll)) => OwnerState::ThreadRunning,
+            (_, None | Some(Mode::Blocking | Mode::Poll | Mode::Stream)) => {
+                OwnerState::ThreadRunning
+            }
             (_, Some(Mode::Async)) => OwnerState::RuntimeRunning {
                 task_cancelled: false,
             },
@@ -370,7 +372,7 @@ impl RegistryState {
 impl RegistryState {
     /// For tests: the registry as setup leaves it for `scenario`, its contexts and nodes, each
     /// node's sockets open (an endpoint node's one socket, a proxy's XSUB and XPUB) and the
-    /// thread of each node that has one running.
+    /// thread of each node that has one running; a node opened by a step has neither.
     pub fn at_setup(scenario: &crate::scenario::Scenario) -> RegistryState {
         let mut state = RegistryState::default();
         for c in &scenario.contexts {
@@ -382,6 +384,11 @@ impl RegistryState {
         }
         for (i, node) in scenario.nodes.iter().enumerate() {
             let entry = NodeEntry::at_setup(node, Arc::default());
+            if node.open != crate::scenario::OpenAt::Setup {
+                // Opened by a step: neither sockets nor a thread yet.
+                state.nodes.push(entry);
+                continue;
+            }
             if entry.owner != OwnerState::Main {
                 state.threads.push(ThreadEntry {
                     tid: 1000 + i as i32,

@@ -4,26 +4,29 @@
 //! reads the port back, ipc lives in the run's own temporary folder, inproc is per process.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::fail;
 use super::monitor::{self, MonitorReader, MonitorThread};
 use super::nodes::{
-    Latch, NodeEnv, NodeHandle, OwnedSocket, ProxySockets, start_async, start_endpoint_thread,
-    start_proxy_thread,
+    Latch, NodeEnv, NodeHandle, Note, OwnedSocket, ProxySockets, start_async,
+    start_endpoint_thread, start_proxy_thread,
 };
 use super::registry::{ContextEntry, EndpointKind, NodeCounters, NodeEntry, Registry, SocketEntry};
 use super::zmq_ctx::ZmqContext;
 use crate::forwarder::ForwarderStats;
 use crate::lifecycle;
 use crate::scenario::{
-    BindSpec, ConnectTarget, Endpoint, EndpointSpec, Engine, Mode, NodeBody, ProxySide, Scenario,
-    SocketOptions, SocketType, Transport,
+    BindSpec, ConnectTarget, Endpoint, EndpointSpec, Engine, Mode, NodeBody, OpenAt, ProxySide,
+    Scenario, SocketOptions, SocketType, Transport,
 };
 use crate::trace::{EventKind, SocketRole};
 
 /// Everything the scenario built.
 pub struct Topology {
+    /// The run's temporary folder (automatic ipc endpoints).
+    run_dir: PathBuf,
     /// Contexts by index; `None` once termed.
     pub contexts: Vec<Option<ZmqContext>>,
     /// Node handles by index.
@@ -34,7 +37,8 @@ pub struct Topology {
     pub go: Arc<Latch>,
     /// Monitor reader threads.
     pub monitors: Vec<MonitorThread>,
-    /// Where each node (or proxy side) is bound, as resolved: what program commands name.
+    /// Where each node (or proxy side) is bound, as resolved: what program commands name, and
+    /// what nodes opened later by a step connect to.
     pub bound: Bound,
 }
 
@@ -49,6 +53,43 @@ impl Topology {
 }
 
 impl Topology {
+    /// The `open` step: makes, binds and connects the node's sockets and hands them to their
+    /// owner, as setup does for the other nodes. A context already shut down refuses new
+    /// sockets (zmq_socket fails with ETERM): the node then stays without any, and the note
+    /// says why.
+    pub fn open(&mut self, scenario: &Scenario, registry: &Arc<Registry>, i: usize) -> Note {
+        let node = &scenario.nodes[i];
+        let Some(ctx) = &self.contexts[node.context] else {
+            return "its context was already termed; nothing opened".to_owned();
+        };
+        let made = make_node(scenario, registry, ctx, i, &self.run_dir, &mut self.bound);
+        let (sockets, readers) = match made {
+            Ok(made) => made,
+            Err(e) if registry.lock().contexts[node.context].ended_in.is_some() => {
+                lifecycle!(
+                    EventKind::SocketRefused,
+                    node = node.name.as_str(),
+                    error = e.as_str()
+                );
+                return format!("refused (the context is shut down): {e}");
+            }
+            Err(e) => fail(e),
+        };
+        let started = connect_node(scenario, registry, i, &sockets, &self.bound)
+            .and_then(|()| start_node(scenario, registry, i, sockets, &self.counters[i], &self.go));
+        self.nodes[i] = started.unwrap_or_else(|e| fail(e));
+        if let Some(readers) = readers {
+            let name = node.name.clone();
+            self.monitors.push(monitor::start_readers(
+                Arc::clone(registry),
+                i,
+                name,
+                readers,
+            ));
+        }
+        "sockets made and handed to their owner".to_owned()
+    }
+
     /// Waits for the threads of nodes whose loop has ended (see [`NodeHandle::join_if_ended`])
     /// and for monitor readers that have closed, so that what they record on their way out is
     /// in every run's trace.
@@ -87,7 +128,15 @@ fn make_socket(
 ) -> Result<OwnedSocket, String> {
     let (context, node) = (place.context, place.node);
     let socket = place.ctx.socket(socket_type, options).map_err(|e| {
-        format!("cannot create the {role} {socket_type} socket of node #{node}: {e}")
+        let which = if role == SocketRole::Socket {
+            socket_type.to_string()
+        } else {
+            format!("{role} {socket_type}")
+        };
+        format!(
+            "node `{}` cannot create its {which} socket: {e}",
+            place.name
+        )
     })?;
     let linger_ms = socket.get_linger().ok();
     let id = registry.socket_created(SocketEntry {
@@ -137,6 +186,7 @@ fn bind(
 }
 
 /// Builds the scenario's topology: every socket bound before any connects, threads last.
+/// Nodes opened by a step are left without sockets (an empty [`NodeHandle::Main`]) until it.
 pub fn build(
     scenario: &Scenario,
     registry: &Arc<Registry>,
@@ -167,6 +217,7 @@ pub fn build(
         counters,
         go,
         bound,
+        run_dir: run_dir.to_owned(),
     })
 }
 
@@ -204,7 +255,7 @@ struct Made {
     monitor_readers: Vec<Option<Vec<MonitorReader>>>,
 }
 
-/// Creates every socket and binds the binders.
+/// Creates every socket and binds the binders (nodes opened by a step wait for it).
 fn create_and_bind(
     scenario: &Scenario,
     registry: &Registry,
@@ -217,46 +268,62 @@ fn create_and_bind(
         monitor_readers: Vec::new(),
     };
     for (i, node) in scenario.nodes.iter().enumerate() {
-        let mut place = NodePlace {
-            ctx: &contexts[node.context],
-            context: node.context,
-            node: i,
-            name: &node.name,
-            monitors: node.monitor.then(Vec::new),
-        };
-        let sockets = match &node.body {
-            NodeBody::Proxy { engine } => make_proxy(
-                scenario,
-                registry,
-                &mut place,
-                *engine,
-                run_dir,
-                &mut made.bound,
-            )?,
-            NodeBody::Endpoint(e) => {
-                vec![make_endpoint(
-                    scenario,
-                    registry,
-                    &mut place,
-                    e,
-                    run_dir,
-                    &mut made.bound,
-                )?]
-            }
-            NodeBody::Program(_) => Vec::new(),
+        let (sockets, readers) = if node.open == OpenAt::Setup {
+            let ctx = &contexts[node.context];
+            make_node(scenario, registry, ctx, i, run_dir, &mut made.bound)?
+        } else {
+            (Vec::new(), None)
         };
         made.sockets.push(sockets);
-        made.monitor_readers.push(place.monitors.take());
+        made.monitor_readers.push(readers);
     }
     Ok(made)
 }
 
-/// A proxy's XSUB and XPUB, bound, and the control pair of a steerable one.
+/// Makes one node's sockets (options, subscriptions, monitors) and binds its binders; returns
+/// them with the node's monitor readers when it is monitored.
+fn make_node(
+    scenario: &Scenario,
+    registry: &Registry,
+    ctx: &ZmqContext,
+    i: usize,
+    run_dir: &Path,
+    bound: &mut Bound,
+) -> Result<(Vec<OwnedSocket>, Option<Vec<MonitorReader>>), String> {
+    let node = &scenario.nodes[i];
+    let mut place = NodePlace {
+        ctx,
+        context: node.context,
+        node: i,
+        name: &node.name,
+        monitors: node.monitor.then(Vec::new),
+    };
+    let sockets = match &node.body {
+        NodeBody::Proxy { engine, capture } => make_proxy(
+            scenario,
+            registry,
+            &mut place,
+            (*engine, *capture),
+            run_dir,
+            bound,
+        )?,
+        NodeBody::Endpoint(e) => {
+            vec![make_endpoint(
+                scenario, registry, &mut place, e, run_dir, bound,
+            )?]
+        }
+        NodeBody::Program(_) => Vec::new(),
+    };
+    Ok((sockets, place.monitors.take()))
+}
+
+/// A proxy's XSUB and XPUB, bound, the control pair of a steerable one, and its capture
+/// socket, bound, when it has one.
 fn make_proxy(
     scenario: &Scenario,
     registry: &Registry,
     place: &mut NodePlace<'_>,
-    engine: Engine,
+    (engine, capture): (Engine, Option<SocketType>),
     run_dir: &Path,
     bound: &mut Bound,
 ) -> Result<Vec<OwnedSocket>, String> {
@@ -313,6 +380,22 @@ fn make_proxy(
         registry.socket_endpoint(steer.id, EndpointKind::Connect, &endpoint);
         sockets.extend([control, steer]);
     }
+    if let Some(capture_type) = capture {
+        let capture = make_socket(
+            registry,
+            place,
+            SocketRole::Capture,
+            capture_type,
+            &SocketOptions::default(),
+        )?;
+        let side = ProxySide::Capture;
+        let endpoint = auto_endpoint(scenario.transport, run_dir, &node.name, Some(side))?;
+        bound.insert(
+            (place.node, Some(side)),
+            bind(registry, &capture, &endpoint, &node.name)?,
+        );
+        sockets.push(capture);
+    }
     Ok(sockets)
 }
 
@@ -357,42 +440,65 @@ fn make_endpoint(
             bind(registry, &socket, &endpoint, &node.name)?,
         );
     }
+    if scenario.monitor_is_read(place.node) {
+        monitor::start_for_scenario_reader(&socket, &node.name)?;
+    }
     Ok(socket)
 }
 
-/// Connects every connecting node, now that every bound endpoint is known.
+/// Connects every connecting node opened at setup, now that every bound endpoint is known.
 fn connect_all(
     scenario: &Scenario,
     registry: &Registry,
     sockets: &[Vec<OwnedSocket>],
     bound: &Bound,
 ) -> Result<(), String> {
-    for (i, node) in scenario.nodes.iter().enumerate() {
-        let Some(target) = node.endpoint().and_then(|e| e.connect.as_ref()) else {
-            continue;
-        };
-        let endpoint = match target {
-            ConnectTarget::Explicit(endpoint) => endpoint.to_string(),
-            ConnectTarget::Node { node: target, side } => {
-                bound.get(&(*target, *side)).cloned().ok_or_else(|| {
-                    format!(
-                        "node `{}` connects to `{}`, which bound nothing",
-                        node.name, scenario.nodes[*target].name
-                    )
-                })?
-            }
-        };
-        let socket = &sockets[i][0];
-        socket
-            .socket
-            .connect(&endpoint)
-            .map_err(|e| format!("node `{}` cannot connect to {endpoint}: {e}", node.name))?;
-        registry.socket_endpoint(socket.id, EndpointKind::Connect, &endpoint);
+    for (i, made) in sockets.iter().enumerate() {
+        if scenario.nodes[i].open == OpenAt::Setup {
+            connect_node(scenario, registry, i, made, bound)?;
+        }
     }
     Ok(())
 }
 
-/// Hands each node's sockets to their owner: the main thread, a node thread, or a runtime.
+/// Connects one node's connecting socket to its target.
+fn connect_node(
+    scenario: &Scenario,
+    registry: &Registry,
+    i: usize,
+    made: &[OwnedSocket],
+    bound: &Bound,
+) -> Result<(), String> {
+    let node = &scenario.nodes[i];
+    let Some(target) = node.endpoint().and_then(|e| e.connect.as_ref()) else {
+        return Ok(());
+    };
+    let endpoint = match target {
+        ConnectTarget::Explicit(endpoint) => endpoint.to_string(),
+        ConnectTarget::Monitor { node: target } => {
+            monitor::scenario_read_endpoint(&scenario.nodes[*target].name)
+        }
+        ConnectTarget::Node { node: target, side } => {
+            bound.get(&(*target, *side)).cloned().ok_or_else(|| {
+                format!(
+                    "node `{}` connects to `{}`, which bound nothing",
+                    node.name, scenario.nodes[*target].name
+                )
+            })?
+        }
+    };
+    let Some(socket) = made.first() else {
+        return Err(format!("node `{}` has no socket to connect", node.name));
+    };
+    socket
+        .socket
+        .connect(&endpoint)
+        .map_err(|e| format!("node `{}` cannot connect to {endpoint}: {e}", node.name))?;
+    registry.socket_endpoint(socket.id, EndpointKind::Connect, &endpoint);
+    Ok(())
+}
+
+/// Hands each node's sockets to their owner; a node opened by a step has none yet.
 fn hand_over(
     scenario: &Scenario,
     registry: &Arc<Registry>,
@@ -401,56 +507,80 @@ fn hand_over(
     sockets: Vec<Vec<OwnedSocket>>,
 ) -> Result<Vec<NodeHandle>, String> {
     let mut nodes = Vec::new();
-    for ((i, node), sockets) in scenario.nodes.iter().enumerate().zip(sockets) {
-        let env = NodeEnv {
-            registry: Arc::clone(registry),
-            node: i,
-            name: node.name.clone(),
-            counters: Arc::clone(&counters[i]),
-            on_eterm: node.on_eterm,
-            go: Arc::clone(go),
-        };
-        let mut owned = sockets.into_iter();
-        let handle = match &node.body {
-            NodeBody::Proxy { engine } => {
-                let (Some(frontend), Some(backend)) = (owned.next(), owned.next()) else {
-                    return Err(format!(
-                        "proxy `{}` lost its sockets during setup",
-                        node.name
-                    ));
-                };
-                let (control, steer) = (owned.next(), owned.next());
-                let sockets = ProxySockets {
-                    frontend,
-                    backend,
-                    control,
-                    steer,
-                };
-                NodeHandle::Threaded(start_proxy_thread(
-                    env,
-                    *engine,
-                    sockets,
-                    Arc::new(ForwarderStats::default()),
-                ))
-            }
-            NodeBody::Endpoint(e) => {
-                let Some(socket) = owned.next() else {
-                    return Err(format!("node `{}` lost its socket during setup", node.name));
-                };
-                match e.mode {
-                    Mode::Idle => NodeHandle::Main(vec![socket]),
-                    Mode::Blocking | Mode::Poll => {
-                        NodeHandle::Threaded(start_endpoint_thread(env, e.clone(), socket))
-                    }
-                    Mode::Async => NodeHandle::Async(start_async(env, socket)),
-                }
-            }
-            // A program's process is started and owned by the child's program set.
-            NodeBody::Program(_) => NodeHandle::Main(Vec::new()),
-        };
-        nodes.push(handle);
+    for (i, sockets) in sockets.into_iter().enumerate() {
+        nodes.push(if scenario.nodes[i].open == OpenAt::Setup {
+            start_node(scenario, registry, i, sockets, &counters[i], go)?
+        } else {
+            NodeHandle::Main(Vec::new())
+        });
     }
     Ok(nodes)
+}
+
+/// Hands one node's sockets to their owner: the main thread, a node thread, or a runtime.
+fn start_node(
+    scenario: &Scenario,
+    registry: &Arc<Registry>,
+    i: usize,
+    sockets: Vec<OwnedSocket>,
+    counters: &Arc<NodeCounters>,
+    go: &Arc<Latch>,
+) -> Result<NodeHandle, String> {
+    let node = &scenario.nodes[i];
+    let env = NodeEnv {
+        registry: Arc::clone(registry),
+        node: i,
+        name: node.name.clone(),
+        counters: Arc::clone(counters),
+        on_eterm: node.on_eterm,
+        go: Arc::clone(go),
+    };
+    let mut owned = sockets.into_iter();
+    let handle = match &node.body {
+        NodeBody::Proxy { engine, capture } => {
+            let (Some(frontend), Some(backend)) = (owned.next(), owned.next()) else {
+                return Err(format!(
+                    "proxy `{}` lost its sockets during setup",
+                    node.name
+                ));
+            };
+            // Made in this order by `make_proxy`: the control pair (steerable), then capture.
+            let (control, steer) = if *engine == Engine::Steerable {
+                (owned.next(), owned.next())
+            } else {
+                (None, None)
+            };
+            let capture = capture.and_then(|_| owned.next());
+            let sockets = ProxySockets {
+                frontend,
+                backend,
+                control,
+                steer,
+                capture,
+            };
+            NodeHandle::Threaded(start_proxy_thread(
+                env,
+                *engine,
+                sockets,
+                Arc::new(ForwarderStats::default()),
+            ))
+        }
+        NodeBody::Endpoint(e) => {
+            let Some(socket) = owned.next() else {
+                return Err(format!("node `{}` lost its socket during setup", node.name));
+            };
+            match e.mode {
+                Mode::Idle => NodeHandle::Main(vec![socket]),
+                Mode::Blocking | Mode::Poll | Mode::Stream => {
+                    NodeHandle::Threaded(start_endpoint_thread(env, e.clone(), socket))
+                }
+                Mode::Async => NodeHandle::Async(start_async(env, socket)),
+            }
+        }
+        // A program's process is started and owned by the child's program set.
+        NodeBody::Program(_) => NodeHandle::Main(Vec::new()),
+    };
+    Ok(handle)
 }
 
 #[cfg(test)]

@@ -10,7 +10,9 @@ use super::nodes::{NodeHandle, send_messages};
 use super::registry::{NodeCounters, Registry, TrafficStage};
 use super::topology::Topology;
 use super::zmq_ctx::{PROBE, message_frames};
-use crate::scenario::{BindSpec, ConnectTarget, Mode, NodeBody, NodeKindName, ProxySide, Scenario};
+use crate::scenario::{
+    BindSpec, ConnectTarget, Mode, NodeBody, NodeKindName, OpenAt, ProxySide, Scenario,
+};
 
 /// How often the phase re-checks counters; short, since a clean run takes milliseconds.
 const CHECK_INTERVAL: Duration = Duration::from_micros(200);
@@ -54,7 +56,7 @@ pub fn probe_plan(scenario: &Scenario) -> ProbePlan {
             .nodes
             .iter()
             .enumerate()
-            .filter(move |(_, n)| n.kind == kind)
+            .filter(move |(_, n)| n.kind == kind && n.open == OpenAt::Setup)
             .map(|(i, _)| i)
     };
     let mut plan = ProbePlan::default();
@@ -136,7 +138,7 @@ pub fn run(scenario: &Scenario, registry: &Registry, topology: &mut Topology) {
         }
         if let NodeHandle::Main(sockets) = &topology.nodes[i]
             && let Some(owned) = sockets.first()
-            && let Err(err) = send_messages(&owned.socket, e, &counters[i])
+            && let Err(err) = send_messages(&owned.socket, e, &counters[i], || Ok(()))
         {
             fail(format!("node `{}`: send failed: {err}", node.name));
         }

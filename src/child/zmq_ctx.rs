@@ -73,9 +73,9 @@ impl ZmqContext {
         self.raw.shutdown()
     }
 
-    /// `zmq_ctx_term`: waits until every socket is closed and has lingered; consumes the
-    /// context.
-    pub fn term(self) -> Result<(), zmq::Error> {
+    /// `zmq_ctx_term`: waits until every socket is closed and has lingered (retried when a
+    /// signal interrupts it: the result counts those retries); consumes the context.
+    pub fn term(self) -> Result<u32, zmq::Error> {
         self.raw.term()
     }
 }

@@ -10,7 +10,11 @@
 //!                        ▼         ├─▶ JsonSink   (--format json, --json FILE)
 //!                   RunSummary     └─▶ JunitSink  (--format junit, --junit FILE)
 //! ```
+//!
+//! Apart from runs, `catalogue` renders the scenario files themselves as a Markdown page
+//! (`termwatch list --format markdown`).
 
+pub mod catalogue;
 pub mod human;
 pub mod json;
 pub mod junit;

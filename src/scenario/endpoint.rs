@@ -245,6 +245,7 @@ fn auto_name(node: &str, side: Option<ProxySide>) -> String {
         None => "bind",
         Some(ProxySide::Frontend) => "frontend",
         Some(ProxySide::Backend) => "backend",
+        Some(ProxySide::Capture) => "capture",
     };
     format!("{node}-{side}")
 }

@@ -19,7 +19,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use raw::{
-    ActionName, Engine, Expect, Mode, NodeKindName, OnEterm, SocketType, SteerCommand, Transport,
+    ActionName, Engine, Expect, Mode, NodeKindName, OnEterm, OpenAt, SocketType, SteerCommand,
+    Transport,
 };
 
 pub use endpoint::Endpoint;
@@ -91,6 +92,8 @@ pub struct NodeSpec {
     pub on_eterm: OnEterm,
     /// Whether its sockets are watched with zmq_socket_monitor.
     pub monitor: bool,
+    /// When its sockets are made: in setup, or by its `open` step.
+    pub open: OpenAt,
     /// Kind-specific parts.
     pub body: NodeBody,
 }
@@ -117,6 +120,8 @@ pub enum NodeBody {
     Proxy {
         /// How it forwards.
         engine: Engine,
+        /// The type of its capture socket, which gets a copy of every message it forwards.
+        capture: Option<SocketType>,
     },
     /// A single socket: publishers, subscribers and `socket` nodes.
     Endpoint(EndpointSpec),
@@ -207,6 +212,8 @@ pub enum ProxySide {
     Frontend,
     /// The XPUB side, where subscribers connect.
     Backend,
+    /// The capture socket, where a reader of the copies connects.
+    Capture,
 }
 
 /// A connect address.
@@ -221,6 +228,12 @@ pub enum ConnectTarget {
     },
     /// Used as written.
     Explicit(Endpoint),
+    /// The monitor endpoint of another single-socket node: setup starts zmq_socket_monitor on
+    /// that node's socket and this node (a PAIR) is its reader.
+    Monitor {
+        /// Index into [`Scenario::nodes`].
+        node: usize,
+    },
 }
 
 /// One shutdown step.
@@ -259,6 +272,13 @@ pub enum Action {
     Sleep { duration: Duration },
     /// Set ZMQ_LINGER on the node's sockets, on the thread that owns them.
     SetLinger { node: usize, linger_ms: i32 },
+    /// Ask the node's thread to leave its loop and end; `on_eterm` says what it does with its
+    /// sockets on the way out.
+    Exit { node: usize },
+    /// Interrupt the main thread with SIGALRM `after` from now, whatever step runs then.
+    Alarm { after: Duration },
+    /// Make the node's sockets and hand them to their owner (a node with `open = "step"`).
+    Open { node: usize },
     /// Ask a program node to end (`how`), and wait until it and everything it started exit.
     Stop { node: usize, how: StopHow },
 }
@@ -271,10 +291,15 @@ impl Action {
             | Action::Cancel { node }
             | Action::StopRuntime { node }
             | Action::Join { node }
+            | Action::Exit { node }
+            | Action::Open { node }
             | Action::Steer { node, .. }
             | Action::SetLinger { node, .. }
             | Action::Stop { node, .. } => Some(node),
-            Action::Term { .. } | Action::Shutdown { .. } | Action::Sleep { .. } => None,
+            Action::Term { .. }
+            | Action::Shutdown { .. }
+            | Action::Sleep { .. }
+            | Action::Alarm { .. } => None,
         }
     }
 }
@@ -294,10 +319,10 @@ impl NodeSpec {
     /// (libzmq's monitor socket and the reader's).
     pub fn socket_count(&self) -> usize {
         let sockets = match &self.body {
-            NodeBody::Proxy {
-                engine: Engine::Steerable,
-            } => 4,
-            NodeBody::Proxy { .. } => 2,
+            NodeBody::Proxy { engine, capture } => {
+                let control_pair = if *engine == Engine::Steerable { 2 } else { 0 };
+                2 + control_pair + usize::from(capture.is_some())
+            }
             NodeBody::Endpoint(_) => 1,
             NodeBody::Program(_) => 0,
         };
@@ -314,6 +339,14 @@ impl NodeSpec {
 }
 
 impl Scenario {
+    /// Whether some node reads node `i`'s monitor (`connect = "<node>.monitor"`).
+    pub fn monitor_is_read(&self, i: usize) -> bool {
+        self.nodes.iter().any(|n| {
+            n.endpoint()
+                .is_some_and(|e| e.connect == Some(ConnectTarget::Monitor { node: i }))
+        })
+    }
+
     /// Whether some node is a program (its hang report takes longer: stacks are captured).
     pub fn has_programs(&self) -> bool {
         self.nodes

@@ -50,6 +50,7 @@ pub struct RawNode {
     pub name: Spanned<String>,
     pub kind: Spanned<NodeKindName>,
     pub engine: Option<Spanned<Engine>>,
+    pub capture: Option<Spanned<SocketType>>,
     #[serde(rename = "type")]
     pub socket_type: Option<Spanned<SocketType>>,
     pub mode: Option<Spanned<Mode>>,
@@ -71,6 +72,7 @@ pub struct RawNode {
     pub monitor: Option<Spanned<bool>>,
     pub poll_ms: Option<Spanned<Int>>,
     pub on_eterm: Option<Spanned<OnEterm>>,
+    pub open: Option<Spanned<OpenAt>>,
     pub command: Option<Spanned<Vec<String>>>,
     pub env: Option<Spanned<std::collections::BTreeMap<String, String>>>,
     pub cwd: Option<Spanned<String>>,
@@ -91,6 +93,7 @@ pub struct RawStep {
     pub command: Option<Spanned<SteerCommand>>,
     #[serde(rename = "for")]
     pub duration: Option<Spanned<String>>,
+    pub after: Option<Spanned<String>>,
     pub linger_ms: Option<Spanned<Int>>,
     pub expect_at_least: Option<Spanned<String>>,
     pub how: Option<Spanned<String>>,
@@ -205,6 +208,8 @@ keyword_enum!(
         Idle => "idle",
         /// A tokio runtime on a background thread, woken through ZMQ_FD.
         Async => "async",
+        /// A thread that sends without end, hearing requests between sends.
+        Stream => "stream",
     }
 );
 
@@ -241,6 +246,22 @@ keyword_enum!(
         SetLinger => "set_linger",
         /// Ask a program node to end, and wait for it to exit.
         Stop => "stop",
+        /// Ask a node's thread to leave its loop and end.
+        Exit => "exit",
+        /// Interrupt the main thread with SIGALRM a while from now.
+        Alarm => "alarm",
+        /// Make a node's sockets, which setup left for this step.
+        Open => "open",
+    }
+);
+
+keyword_enum!(
+    /// When a node's sockets are made.
+    OpenAt, "lowercase" {
+        /// In the setup phase, with every other node's.
+        Setup => "setup",
+        /// By the node's `open` step.
+        Step => "step",
     }
 );
 

@@ -122,6 +122,8 @@ named_enum! {
         Control = "control",
         /// The end of the control pair `steer` steps send on.
         Steer = "steer",
+        /// A proxy's capture socket, which gets a copy of every message it forwards.
+        Capture = "capture",
         /// The PAIR socket that reads a socket monitor's events.
         MonitorReader = "monitor reader",
     }
@@ -193,6 +195,10 @@ named_enum! {
         SocketClosed = "socket_closed",
         /// A node's loop ended keeping its sockets open (`sockets`).
         SocketsKept = "sockets_kept",
+        /// A node's thread left its loop on an `exit` request.
+        LoopExited = "loop_exited",
+        /// An `open` step's socket was refused because its context is shut down (`error`).
+        SocketRefused = "socket_refused",
         /// An async node's receive task ended (aborted by a `close`).
         ReceiveTaskEnded = "receive_task_ended",
         /// An async node's receive task was aborted by a `cancel`.
@@ -205,7 +211,7 @@ named_enum! {
         ShutdownCalled = "shutdown_called",
         /// `zmq_ctx_term` was entered (`context`).
         TermEntered = "term_entered",
-        /// `zmq_ctx_term` returned (`context`).
+        /// `zmq_ctx_term` returned (`context`; `interrupted`, the EINTRs it retried, if any).
         TermReturned = "term_returned",
         /// A socket monitor was attached (`role`, `endpoint` of its inproc pair).
         MonitorStarted = "monitor_started",
@@ -291,6 +297,13 @@ pub struct EventFields {
     /// Why a monitor's reader closed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// How many times a signal interrupted `zmq_ctx_term` (EINTR) before it returned; absent
+    /// when none did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<u64>,
+    /// Why a socket was refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// A line a program printed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<String>,

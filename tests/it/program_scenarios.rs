@@ -107,6 +107,16 @@ fn program_nodes_are_checked_with_positions() {
             "6:14",
             "not a regular expression",
         ),
+        (
+            "expect = \"clean\"\n[[nodes]]\nname = \"app\"\nkind = \"program\"\ncommand = [\"x\"]\nopen = \"step\"\n",
+            "6:8",
+            "field `open` does not apply to a program node",
+        ),
+        (
+            "expect = \"clean\"\ntransport = \"inproc\"\n[[nodes]]\nname = \"late\"\nkind = \"subscriber\"\nbind = \"inproc://late\"\nopen = \"step\"\n[[nodes]]\nname = \"app\"\nkind = \"program\"\ncommand = [\"x\", \"{late}\"]\n[[steps]]\naction = \"open\"\nnode = \"late\"\n",
+            "11:11",
+            "node `late` is opened by a step",
+        ),
     ] {
         let file = dir.path().join("s.toml");
         std::fs::write(&file, text).expect("written");

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::child::registry::NodeCounters;
 use crate::child::zmq_ctx::{DATA, is_probe, message_frames};
 use crate::lifecycle;
-use crate::scenario::{EndpointSpec, Mode};
+use crate::scenario::{EndpointSpec, Mode, SocketType};
 use crate::trace::EventKind;
 
 use super::NodeEnv;
@@ -24,11 +24,13 @@ pub(super) fn count_received(env: &NodeEnv, frames: &[Vec<u8>]) {
     }
 }
 
-/// Sends a node's traffic-phase messages as blocking sends, paced by `rate`.
+/// Sends a node's traffic-phase messages as blocking sends, paced by `rate`; `after_each`
+/// runs after every send (a REQ receives its reply there).
 pub fn send_messages(
     socket: &zmq::Socket,
     spec: &EndpointSpec,
     counters: &NodeCounters,
+    mut after_each: impl FnMut() -> Result<(), zmq::Error>,
 ) -> Result<(), zmq::Error> {
     let frames = message_frames(spec.socket_type, &spec.topic, DATA, spec.size);
     let started = Instant::now();
@@ -39,15 +41,32 @@ pub fn send_messages(
         }
         socket.send_multipart(frames.iter().map(Vec::as_slice), 0)?;
         NodeCounters::bump(&counters.sent);
+        after_each()?;
+    }
+    Ok(())
+}
+
+/// Counts a received message; a REP answers it (with the same frames), as its state machine
+/// requires before it may receive again.
+fn on_received(
+    env: &NodeEnv,
+    spec: &EndpointSpec,
+    socket: &zmq::Socket,
+    frames: Vec<Vec<u8>>,
+) -> Result<(), zmq::Error> {
+    count_received(env, &frames);
+    if spec.socket_type == SocketType::Rep {
+        socket.send_multipart(frames, 0)?;
+        NodeCounters::bump(&env.counters.sent);
     }
     Ok(())
 }
 
 /// Receives without blocking until nothing is left.
-fn drain(socket: &zmq::Socket, env: &NodeEnv) -> Result<(), zmq::Error> {
+fn drain(socket: &zmq::Socket, spec: &EndpointSpec, env: &NodeEnv) -> Result<(), zmq::Error> {
     loop {
         match socket.recv_multipart(zmq::DONTWAIT) {
-            Ok(frames) => count_received(env, &frames),
+            Ok(frames) => on_received(env, spec, socket, frames)?,
             Err(zmq::Error::EAGAIN) => return Ok(()),
             Err(e) => return Err(e),
         }
@@ -63,7 +82,10 @@ pub fn start_endpoint_thread(
     let (commands, inbox) = channel();
     let kept = Arc::new(Mutex::new(Vec::new()));
     let kept_by_thread = Arc::clone(&kept);
-    let purpose = format!("node `{}` ({} receive loop)", env.name, spec.mode);
+    let purpose = match spec.mode {
+        Mode::Stream => format!("node `{}` (stream send loop)", env.name),
+        mode => format!("node `{}` ({mode} receive loop)", env.name),
+    };
     let thread = spawn_node_thread(&env.clone(), purpose, move || {
         let end = endpoint_loop(&env, &spec, &socket, &inbox);
         finish_loop(&env, end, vec![socket], inbox, &kept_by_thread, None);
@@ -83,45 +105,115 @@ fn endpoint_loop(
     inbox: &Receiver<Command>,
 ) -> LoopEnd {
     let socket = &owned.socket;
+    if spec.mode == Mode::Stream {
+        return stream_loop(env, spec, owned, inbox);
+    }
+    // A REQ alternates: each request is followed by its reply.
+    let is_req = spec.socket_type == SocketType::Req;
     if spec.send > 0 {
         env.go.wait();
-        match send_messages(socket, spec, &env.counters) {
+        let reply = || {
+            if is_req {
+                let frames = socket.recv_multipart(0)?;
+                count_received(env, &frames);
+            }
+            Ok(())
+        };
+        let call = if is_req { "request" } else { "send" };
+        match send_messages(socket, spec, &env.counters, reply) {
             Ok(()) => {}
-            Err(zmq::Error::ETERM) => return LoopEnd::Eterm("send"),
-            Err(e) => unexpected(env, "send", e),
+            Err(zmq::Error::ETERM) => return LoopEnd::Eterm(call),
+            Err(e) => unexpected(env, call, e),
         }
     }
     loop {
-        if spec.mode == Mode::Blocking {
-            match socket.recv_multipart(0) {
-                Ok(frames) => count_received(env, &frames),
+        if spec.mode == Mode::Blocking && !is_req {
+            match socket
+                .recv_multipart(0)
+                .and_then(|frames| on_received(env, spec, socket, frames))
+            {
+                Ok(()) | Err(zmq::Error::EINTR) => {}
                 Err(zmq::Error::ETERM) => return LoopEnd::Eterm("recv"),
-                Err(zmq::Error::EINTR) => {}
                 Err(e) => unexpected(env, "recv", e),
             }
             continue;
         }
-        let timeout_ms = spec
-            .poll_interval
-            .as_millis()
-            .try_into()
-            .unwrap_or(i64::MAX);
-        match socket
-            .poll(zmq::POLLIN, timeout_ms)
-            .and_then(|_| drain(socket, env))
-        {
+        // A REQ with no request outstanding may not receive: it only waits (for ever, when
+        // blocking) until ETERM or, between polls, a request from the main thread.
+        let timeout_ms = match spec.mode {
+            Mode::Blocking => -1,
+            _ => spec
+                .poll_interval
+                .as_millis()
+                .try_into()
+                .unwrap_or(i64::MAX),
+        };
+        let waited = socket.poll(zmq::POLLIN, timeout_ms);
+        match waited.and_then(|_| {
+            if is_req {
+                Ok(())
+            } else {
+                drain(socket, spec, env)
+            }
+        }) {
             Ok(()) | Err(zmq::Error::EINTR) => {}
             Err(zmq::Error::ETERM) => return LoopEnd::Eterm("poll"),
             Err(e) => unexpected(env, "poll", e),
         }
-        while let Ok(command) = inbox.try_recv() {
-            match command {
-                Command::Close(reply) => return LoopEnd::Close(reply),
-                Command::SetLinger(linger_ms, reply) => {
-                    set_linger_owned(&env.registry, owned, linger_ms);
-                    let _ = reply.send(());
-                }
+        if let Some(end) = serve_requests(env, owned, inbox) {
+            return end;
+        }
+    }
+}
+
+/// Serves the requests queued for a loop between two turns of it; `Some` when one ends it.
+fn serve_requests(
+    env: &NodeEnv,
+    owned: &OwnedSocket,
+    inbox: &Receiver<Command>,
+) -> Option<LoopEnd> {
+    while let Ok(command) = inbox.try_recv() {
+        match command {
+            Command::Close(reply) => return Some(LoopEnd::Close(reply)),
+            Command::Exit(reply) => return Some(LoopEnd::Exit(reply)),
+            Command::SetLinger(linger_ms, reply) => {
+                set_linger_owned(&env.registry, owned, linger_ms);
+                let _ = reply.send(());
             }
+        }
+    }
+    None
+}
+
+/// A `stream` node's loop: from the traffic phase on, blocking sends without end (paced by
+/// `rate`), requests heard between sends. A send that cannot complete (pipes full, or none)
+/// blocks until there is room or ETERM.
+fn stream_loop(
+    env: &NodeEnv,
+    spec: &EndpointSpec,
+    owned: &OwnedSocket,
+    inbox: &Receiver<Command>,
+) -> LoopEnd {
+    let frames = message_frames(spec.socket_type, &spec.topic, DATA, spec.size);
+    env.go.wait();
+    let started = Instant::now();
+    let mut sent: u64 = 0;
+    loop {
+        if let Some(end) = serve_requests(env, owned, inbox) {
+            return end;
+        }
+        if let Some(rate) = spec.rate {
+            let due = started + Duration::from_secs_f64(sent as f64 / rate as f64);
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        }
+        match owned
+            .socket
+            .send_multipart(frames.iter().map(Vec::as_slice), 0)
+        {
+            Ok(()) => sent = NodeCounters::bump(&env.counters.sent),
+            Err(zmq::Error::ETERM) => return LoopEnd::Eterm("send"),
+            Err(zmq::Error::EINTR) => {}
+            Err(e) => unexpected(env, "send", e),
         }
     }
 }

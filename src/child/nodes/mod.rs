@@ -83,6 +83,9 @@ impl NodeHandle {
     /// `set_linger`: the owner sets ZMQ_LINGER on the node's sockets; waits for it.
     pub fn set_linger(&mut self, registry: &Arc<Registry>, linger_ms: i32) -> Note {
         match self {
+            NodeHandle::Main(sockets) if sockets.is_empty() => {
+                "already closed; nothing to set it on".to_owned()
+            }
             NodeHandle::Main(sockets) => {
                 sockets
                     .iter()
@@ -91,6 +94,14 @@ impl NodeHandle {
             }
             NodeHandle::Threaded(t) => t.set_linger(registry, linger_ms),
             NodeHandle::Async(a) => a.set_linger(registry, linger_ms),
+        }
+    }
+
+    /// `exit`: the node's thread leaves its loop and ends; waits for it.
+    pub fn exit(&mut self) -> Note {
+        match self {
+            NodeHandle::Threaded(t) => t.exit(),
+            NodeHandle::Main(_) | NodeHandle::Async(_) => "no thread of its own to exit".to_owned(),
         }
     }
 

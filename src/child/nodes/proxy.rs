@@ -21,6 +21,8 @@ pub struct ProxySockets {
     pub control: Option<OwnedSocket>,
     /// The end `steer` steps send on (steerable engine).
     pub steer: Option<OwnedSocket>,
+    /// Where the proxy writes a copy of every message it forwards, bound.
+    pub capture: Option<OwnedSocket>,
 }
 
 /// Starts a proxy node's thread.
@@ -38,20 +40,25 @@ pub fn start_proxy_thread(
         mut frontend,
         mut backend,
         mut control,
+        mut capture,
         ..
     } = sockets;
     let purpose = format!("node `{}` (proxy, {engine})", env.name);
     let thread = spawn_node_thread(&env.clone(), purpose, move || {
-        let result = match (engine, &mut control) {
-            (Engine::Steerable, Some(control)) => zmq::proxy_steerable(
-                &mut frontend.socket,
-                &mut backend.socket,
+        let (front, back) = (&mut frontend.socket, &mut backend.socket);
+        let result = match (engine, &mut control, &mut capture) {
+            (Engine::Steerable, Some(control), Some(capture)) => zmq::proxy_steerable_with_capture(
+                front,
+                back,
+                &mut capture.socket,
                 &mut control.socket,
             ),
-            (Engine::Forwarder, _) => {
-                run_forwarder(&mut frontend.socket, &mut backend.socket, &stats)
+            (Engine::Steerable, Some(control), None) => {
+                zmq::proxy_steerable(front, back, &mut control.socket)
             }
-            _ => zmq::proxy(&frontend.socket, &backend.socket),
+            (Engine::Forwarder, _, _) => run_forwarder(front, back, &stats),
+            (_, _, Some(capture)) => zmq::proxy_with_capture(front, back, &mut capture.socket),
+            _ => zmq::proxy(front, back),
         };
         let end = match result {
             Ok(()) => LoopEnd::Terminated,
@@ -60,6 +67,7 @@ pub fn start_proxy_thread(
         };
         let mut owned = vec![frontend, backend];
         owned.extend(control);
+        owned.extend(capture);
         finish_loop(
             &env,
             end,

@@ -23,6 +23,8 @@ pub enum Command {
     Close(Sender<()>),
     /// Set ZMQ_LINGER on them.
     SetLinger(i32, Sender<()>),
+    /// Leave the loop and end; the reply says whether the sockets were closed or kept.
+    Exit(Sender<OnEterm>),
 }
 
 /// How a node's loop ended.
@@ -33,6 +35,8 @@ pub(super) enum LoopEnd {
     Terminated,
     /// A `close` request.
     Close(Sender<()>),
+    /// An `exit` request.
+    Exit(Sender<OnEterm>),
 }
 
 /// A node whose thread owns its sockets.
@@ -105,6 +109,11 @@ pub(super) fn finish_loop(
     let _cause = match &end {
         // The main thread waits in the `close` step for the reply, but not for what follows it.
         LoopEnd::Close(_) => Some(caused_by(current_phase())),
+        LoopEnd::Exit(_) => {
+            let cause = caused_by(current_phase());
+            lifecycle!(EventKind::LoopExited, node = env.name.as_str());
+            Some(cause)
+        }
         LoopEnd::Eterm(call) => {
             let cause = env.registry.end_cause(env.node, false).map(caused_by);
             lifecycle!(EventKind::EtermSeen, node = env.name.as_str(), call = *call);
@@ -121,19 +130,24 @@ pub(super) fn finish_loop(
             close_all(sockets);
             let _ = reply.send(());
         }
-        LoopEnd::Eterm(_) | LoopEnd::Terminated => match env.on_eterm {
-            OnEterm::Close => close_all(sockets),
-            OnEterm::Keep => {
-                lifecycle!(
-                    EventKind::SocketsKept,
-                    node = env.name.as_str(),
-                    sockets = sockets.len() as u64
-                );
-                lock(kept).extend(sockets);
-                env.registry
-                    .set_owner(env.node, OwnerState::ThreadEndedKeeping);
+        LoopEnd::Eterm(_) | LoopEnd::Terminated | LoopEnd::Exit(_) => {
+            match env.on_eterm {
+                OnEterm::Close => close_all(sockets),
+                OnEterm::Keep => {
+                    lifecycle!(
+                        EventKind::SocketsKept,
+                        node = env.name.as_str(),
+                        sockets = sockets.len() as u64
+                    );
+                    lock(kept).extend(sockets);
+                    env.registry
+                        .set_owner(env.node, OwnerState::ThreadEndedKeeping);
+                }
             }
-        },
+            if let LoopEnd::Exit(reply) = end {
+                let _ = reply.send(env.on_eterm);
+            }
+        }
     }
     env.registry.thread_ended();
     drop(inbox);
@@ -159,6 +173,24 @@ impl ThreadedNode {
             kept.into_iter().chain(steer).collect(),
             "its thread had ended keeping them; closed by the main thread",
         )
+    }
+
+    /// `exit`: the thread leaves its loop between two turns of it and ends, closing or keeping
+    /// its sockets as its `on_eterm` says.
+    pub(super) fn exit(&mut self) -> Note {
+        let (reply, answer) = channel();
+        if self.commands.send(Command::Exit(reply)).is_err() {
+            return "its thread had already ended".to_owned();
+        }
+        match answer.recv() {
+            Ok(OnEterm::Close) => {
+                "its thread left its loop, closed its sockets and ended".to_owned()
+            }
+            Ok(OnEterm::Keep) => {
+                "its thread left its loop and ended, keeping its sockets open".to_owned()
+            }
+            Err(_) => "its thread had already ended".to_owned(),
+        }
     }
 
     /// `set_linger`: the thread sets it between two turns of its loop; when its loop has ended,

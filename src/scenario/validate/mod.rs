@@ -228,6 +228,7 @@ impl Validator<'_> {
             .collect();
         if raw.steps.len() == steps.len() {
             self.expect_hang_at(&raw, &steps);
+            self.open_steps(&raw, &nodes, &steps);
         }
         Scenario {
             name,

@@ -52,15 +52,56 @@ impl Validator<'_> {
         if let NodeBody::Endpoint(e) = &body {
             self.endpoint_rules(n, e);
         }
+        // A program is started at setup's end whatever it says (its `open` is rejected above).
+        let open = match (&body, &n.open) {
+            (NodeBody::Program(_), _) | (_, None) => OpenAt::Setup,
+            (_, Some(v)) => *v.get_ref(),
+        };
+        if open == OpenAt::Step {
+            self.opened_by_step_rules(n);
+        }
+        let monitor = scenario_monitor || n.monitor.as_ref().is_some_and(|m| *m.get_ref());
         NodeSpec {
             name: n.name.get_ref().clone(),
             kind,
             context: self.context_ref(&n.context, contexts),
             options: self.socket_options(n),
             on_eterm: n.on_eterm.as_ref().map_or(OnEterm::Close, |v| *v.get_ref()),
-            monitor: scenario_monitor || n.monitor.as_ref().is_some_and(|m| *m.get_ref()),
+            monitor: monitor && open == OpenAt::Setup,
+            open,
             body,
         }
+    }
+
+    /// A node opened by a step takes no part in the traffic phase and has no monitor.
+    fn opened_by_step_rules(&mut self, n: &RawNode) {
+        let traffic = [
+            field("messages", &n.messages),
+            field("send", &n.send),
+            field("expect_messages", &n.expect_messages),
+            field("monitor", &n.monitor),
+        ];
+        for f in traffic {
+            if let Some(span) = f.span {
+                self.error(span, format!("`{}` does not apply to a node opened by a step (open = \"step\"): the traffic phase and monitors are set up before any step runs", f.name));
+            }
+        }
+    }
+
+    /// A proxy's capture socket type: one zmq_proxy(3) can write copies to, on an engine that
+    /// calls libzmq's proxy.
+    fn capture(&mut self, n: &RawNode, engine: Engine) -> Option<SocketType> {
+        let capture = n.capture.as_ref()?;
+        let socket_type = *capture.get_ref();
+        if engine == Engine::Forwarder {
+            self.error(capture.span(), "`capture` needs engine = \"zmq_proxy\" or \"steerable\" (the forwarder has no capture socket)");
+        } else if !matches!(
+            socket_type,
+            SocketType::Pub | SocketType::Dealer | SocketType::Push | SocketType::Pair
+        ) {
+            self.error(capture.span(), format!("a capture socket is PUB, DEALER, PUSH or PAIR (zmq_proxy(3)), not {socket_type}"));
+        }
+        Some(socket_type)
     }
 
     fn socket_options(&mut self, n: &RawNode) -> SocketOptions {
@@ -91,8 +132,10 @@ impl Validator<'_> {
                 field("poll_ms", &n.poll_ms),
             ],
         );
+        let engine = n.engine.as_ref().map_or(Engine::ZmqProxy, |e| *e.get_ref());
         NodeBody::Proxy {
-            engine: n.engine.as_ref().map_or(Engine::ZmqProxy, |e| *e.get_ref()),
+            engine,
+            capture: self.capture(n, engine),
         }
     }
 
@@ -101,6 +144,7 @@ impl Validator<'_> {
             what,
             &[
                 field("engine", &n.engine),
+                field("capture", &n.capture),
                 field("type", &n.socket_type),
                 field("mode", &n.mode),
                 field("subscribe", &n.subscribe),
@@ -119,6 +163,7 @@ impl Validator<'_> {
             what,
             &[
                 field("engine", &n.engine),
+                field("capture", &n.capture),
                 field("type", &n.socket_type),
                 field("topic", &n.topic),
                 field("messages", &n.messages),
@@ -136,7 +181,11 @@ impl Validator<'_> {
     fn socket(&mut self, n: &RawNode, what: &str) -> NodeBody {
         self.reject_fields(
             what,
-            &[field("engine", &n.engine), field("messages", &n.messages)],
+            &[
+                field("engine", &n.engine),
+                field("capture", &n.capture),
+                field("messages", &n.messages),
+            ],
         );
         let socket_type = match &n.socket_type {
             Some(t) => *t.get_ref(),
@@ -237,23 +286,42 @@ impl Validator<'_> {
         self.loop_rules(n, e);
     }
 
-    /// Send-only types do not read, receive-only types do not send.
+    /// Send-only types do not read (they are idle or stream), receive-only types do not send,
+    /// and REQ/REP sends follow their state machine.
     fn direction_rules(&mut self, n: &RawNode, e: &EndpointSpec) {
         let t = e.socket_type;
-        if matches!(t, SocketType::Pub | SocketType::Push)
-            && e.mode != Mode::Idle
-            && let Some(m) = &n.mode
-        {
-            self.error(
-                m.span(),
-                format!("a {t} socket cannot receive, so its mode must be \"idle\""),
-            );
+        let receive_only = matches!(t, SocketType::Sub | SocketType::Pull);
+        if let Some(m) = &n.mode {
+            if matches!(t, SocketType::Pub | SocketType::Push)
+                && !matches!(e.mode, Mode::Idle | Mode::Stream)
+            {
+                self.error(
+                    m.span(),
+                    format!(
+                        "a {t} socket cannot receive, so its mode must be \"idle\" or \"stream\""
+                    ),
+                );
+            } else if e.mode == Mode::Stream
+                && (receive_only || matches!(t, SocketType::Req | SocketType::Rep))
+            {
+                self.error(
+                    m.span(),
+                    format!("mode \"stream\" sends without end, which a {t} socket cannot do"),
+                );
+            }
         }
-        if matches!(t, SocketType::Sub | SocketType::Pull)
-            && let Some(s) = &n.send
-            && s.get_ref().0 > 0
-        {
+        let Some(s) = n.send.as_ref().filter(|s| s.get_ref().0 > 0) else {
+            return;
+        };
+        if receive_only {
             self.error(s.span(), format!("a {t} socket cannot send"));
+        } else if t == SocketType::Rep {
+            self.error(
+                s.span(),
+                "a REP socket only replies (to each request it receives), so it takes no `send`",
+            );
+        } else if t == SocketType::Req && e.mode == Mode::Idle && s.get_ref().0 > 1 {
+            self.error(s.span(), "an idle REQ sends one request and never reads the reply, so `send` is at most 1 (a REQ with a thread alternates requests and replies)");
         }
     }
 
@@ -288,9 +356,10 @@ impl Validator<'_> {
     /// Fields that need a thread or task that reads.
     fn loop_rules(&mut self, n: &RawNode, e: &EndpointSpec) {
         if let Some(expect) = &n.expect_messages
-            && e.mode == Mode::Idle
+            && matches!(e.mode, Mode::Idle | Mode::Stream)
         {
-            self.error(expect.span(), "expect_messages needs a node that reads (mode blocking, poll or async): nobody reads an idle socket");
+            let article = if e.mode == Mode::Idle { "an" } else { "a" };
+            self.error(expect.span(), format!("expect_messages needs a node that reads (mode blocking, poll or async): nobody reads {article} {} socket", e.mode));
         }
         if let Some(on_eterm) = &n.on_eterm
             && e.mode == Mode::Idle
@@ -324,11 +393,55 @@ impl Validator<'_> {
                 Some((i, target))
             })
             .collect();
+        for (k, (i, target)) in resolved.iter().enumerate() {
+            if let ConnectTarget::Monitor { node } = target
+                && resolved[..k].iter().any(|(_, earlier)| earlier == target)
+                && let Some(connect) = &raw[*i].connect
+            {
+                self.error(
+                    connect.span(),
+                    format!(
+                        "another node already reads the monitor of `{}` (a PAIR has one peer)",
+                        nodes[*node].name
+                    ),
+                );
+            }
+        }
         for (i, target) in resolved {
             if let NodeBody::Endpoint(e) = &mut nodes[i].body {
                 e.connect = Some(target);
             }
         }
+    }
+
+    /// `connect = "<node>.monitor"`: a PAIR reading the monitor of a single-socket node that is
+    /// made in setup and not watched by termwatch's own monitor.
+    fn monitor_target(
+        &mut self,
+        connect: &Spanned<String>,
+        target_name: &str,
+        reader: SocketType,
+        watched: &NodeSpec,
+    ) -> bool {
+        let problem = if reader != SocketType::Pair {
+            format!("a monitor endpoint is read by a PAIR socket, not a {reader}")
+        } else if watched.endpoint().is_none() {
+            format!(
+                "`{target_name}` is a proxy; a monitor endpoint belongs to a node with one socket"
+            )
+        } else if watched.open == OpenAt::Step {
+            format!(
+                "`{target_name}` is opened by a step; its monitor starts with its socket, in setup only"
+            )
+        } else if watched.monitor {
+            format!(
+                "`{target_name}` is already watched by termwatch's monitor (monitor = true), and libzmq keeps one monitor per socket"
+            )
+        } else {
+            return true;
+        };
+        self.error(connect.span(), problem);
+        false
     }
 
     /// What node `from` (of type `from_type`) connects to: an endpoint, or a node's bound one.
@@ -370,6 +483,15 @@ impl Validator<'_> {
             self.error(connect.span(), "a node cannot connect to itself");
             return None;
         }
+        if side_name == Some("monitor") {
+            return self
+                .monitor_target(connect, target_name, from_type, &nodes[target])
+                .then_some(ConnectTarget::Monitor { node: target });
+        }
+        if nodes[target].open == OpenAt::Step {
+            self.error(connect.span(), format!("node `{target_name}` is opened by a step, so nothing of it is bound at setup: give it an explicit `bind` endpoint and connect to that (inproc allows connecting before the bind)"));
+            return None;
+        }
         let side = self.connect_side(
             connect,
             target_name,
@@ -393,9 +515,20 @@ impl Validator<'_> {
         let message = match (target, side_name) {
             (NodeBody::Proxy { .. }, Some("frontend")) => return Some(Some(ProxySide::Frontend)),
             (NodeBody::Proxy { .. }, Some("backend")) => return Some(Some(ProxySide::Backend)),
-            (NodeBody::Proxy { .. }, Some(other)) => {
-                format!("a proxy has sides `frontend` and `backend`, not `{other}`")
+            (
+                NodeBody::Proxy {
+                    capture: Some(_), ..
+                },
+                Some("capture"),
+            ) => {
+                return Some(Some(ProxySide::Capture));
             }
+            (NodeBody::Proxy { .. }, Some("capture")) => {
+                format!("proxy `{target_name}` has no capture socket (set `capture` on it)")
+            }
+            (NodeBody::Proxy { .. }, Some(other)) => format!(
+                "a proxy has sides `frontend`, `backend` and, with `capture`, `capture`; not `{other}`"
+            ),
             (NodeBody::Proxy { .. }, None) => match from_type {
                 SocketType::Pub | SocketType::Xpub => return Some(Some(ProxySide::Frontend)),
                 SocketType::Sub | SocketType::Xsub => return Some(Some(ProxySide::Backend)),

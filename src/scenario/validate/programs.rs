@@ -31,6 +31,7 @@ impl Validator<'_> {
             what,
             &[
                 field("engine", &n.engine),
+                field("capture", &n.capture),
                 field("type", &n.socket_type),
                 field("mode", &n.mode),
                 field("bind", &n.bind),
@@ -51,6 +52,7 @@ impl Validator<'_> {
                 field("monitor", &n.monitor),
                 field("poll_ms", &n.poll_ms),
                 field("on_eterm", &n.on_eterm),
+                field("open", &n.open),
             ],
         );
         NodeBody::Program(self.program(n))
@@ -163,6 +165,10 @@ impl Validator<'_> {
             );
             return None;
         };
+        if nodes[node].open == OpenAt::Step {
+            self.error(span, format!("`{{{name}}}`: node `{node_name}` is opened by a step, after the program starts, so it has no endpoint to give it yet"));
+            return None;
+        }
         let side = match (&nodes[node].body, side) {
             (NodeBody::Proxy { .. }, Some("frontend")) => Some(ProxySide::Frontend),
             (NodeBody::Proxy { .. }, Some("backend")) => Some(ProxySide::Backend),

@@ -8,7 +8,7 @@ use serde_spanned::Spanned;
 
 use super::{Validator, bounds, field};
 use crate::scenario::names::NameKind;
-use crate::scenario::raw::RawStep;
+use crate::scenario::raw::{RawScenario, RawStep};
 use crate::scenario::*;
 
 impl ActionName {
@@ -16,7 +16,7 @@ impl ActionName {
     fn takes_node(self) -> bool {
         !matches!(
             self,
-            ActionName::Term | ActionName::Shutdown | ActionName::Sleep
+            ActionName::Term | ActionName::Shutdown | ActionName::Sleep | ActionName::Alarm
         )
     }
 
@@ -87,6 +87,7 @@ impl Validator<'_> {
                 action == ActionName::SetLinger,
                 field("linger_ms", &s.linger_ms),
             ),
+            unless(action == ActionName::Alarm, field("after", &s.after)),
             unless(action == ActionName::Stop, field("how", &s.how)),
         ]
         .into_iter()
@@ -185,8 +186,51 @@ impl Validator<'_> {
                 context: target.context,
             }),
             ActionName::Sleep => self.sleep(s, timeout),
+            ActionName::Exit => self.exit(s, node, nodes),
+            ActionName::Open => self.open(s, node, nodes),
+            ActionName::Alarm => self.alarm(s),
             ActionName::Stop => self.stop(s, node, nodes),
         }
+    }
+
+    /// `exit` needs a node whose own thread runs its loop (not an async runtime, which
+    /// `stop_runtime` stops).
+    fn exit(&mut self, s: &RawStep, node: Option<usize>, nodes: &[NodeSpec]) -> Option<Action> {
+        let n = node?;
+        let spec = &nodes[n];
+        if spec.has_thread() && spec.endpoint().is_none_or(|e| e.mode != Mode::Async) {
+            return Some(Action::Exit { node: n });
+        }
+        self.node_error(s, format!("`exit` needs a node with a thread of its own (blocking, poll, stream or proxy; an async node's is stopped with `stop_runtime`); `{}` is not one", spec.name));
+        None
+    }
+
+    /// `open` needs a node that setup left for it.
+    fn open(&mut self, s: &RawStep, node: Option<usize>, nodes: &[NodeSpec]) -> Option<Action> {
+        let n = node?;
+        if nodes[n].open == OpenAt::Step {
+            return Some(Action::Open { node: n });
+        }
+        self.node_error(
+            s,
+            format!(
+                "`open` needs a node with open = \"step\"; setup already made the sockets of `{}`",
+                nodes[n].name
+            ),
+        );
+        None
+    }
+
+    fn alarm(&mut self, s: &RawStep) -> Option<Action> {
+        let Some(a) = &s.after else {
+            self.error(
+                s.action.span(),
+                "an `alarm` step needs `after` (e.g. after = \"100ms\")",
+            );
+            return None;
+        };
+        self.duration(a, "after")
+            .map(|after| Action::Alarm { after })
     }
 
     /// `stop`: a program node, and how it is asked to end.
@@ -252,7 +296,8 @@ impl Validator<'_> {
             let steerable = matches!(
                 nodes[n].body,
                 NodeBody::Proxy {
-                    engine: Engine::Steerable
+                    engine: Engine::Steerable,
+                    ..
                 }
             );
             if !steerable {
@@ -302,6 +347,52 @@ impl Validator<'_> {
             );
         }
         Some(Action::Sleep { duration })
+    }
+
+    /// Every node with `open = "step"` has exactly one `open` step, and no step acts on it
+    /// before that one.
+    pub(super) fn open_steps(&mut self, raw: &RawScenario, nodes: &[NodeSpec], steps: &[StepSpec]) {
+        for (i, (node, raw_node)) in nodes.iter().zip(&raw.nodes).enumerate() {
+            if node.open != OpenAt::Step {
+                continue;
+            }
+            let opens: Vec<usize> = steps
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.action == Action::Open { node: i })
+                .map(|(k, _)| k)
+                .collect();
+            let Some(&first) = opens.first() else {
+                let span = raw_node
+                    .open
+                    .as_ref()
+                    .map_or(raw_node.name.span(), Spanned::span);
+                self.error(span, format!("node `{}` is opened by a step (open = \"step\"), but no `open` step names it", node.name));
+                continue;
+            };
+            for &k in &opens[1..] {
+                self.node_error(
+                    &raw.steps[k],
+                    format!(
+                        "node `{}` is already opened by step {}",
+                        node.name,
+                        first + 1
+                    ),
+                );
+            }
+            for (k, step) in steps.iter().enumerate().take(first) {
+                if step.action.node() == Some(i) {
+                    self.node_error(
+                        &raw.steps[k],
+                        format!(
+                            "node `{}` has no sockets before its `open` step (step {})",
+                            node.name,
+                            first + 1
+                        ),
+                    );
+                }
+            }
+        }
     }
 
     /// An error about the step's node, at `node` (or at `action` when it has none).

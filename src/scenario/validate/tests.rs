@@ -565,3 +565,194 @@ fn sockets_beyond_the_open_files_limit_are_refused_at_the_first_node_over_it() {
     );
     assert!(errors[0].message.contains("(29, `ulimit -n`"));
 }
+
+// The rules of `exit`, `alarm`, `open`, `mode = "stream"`, REQ/REP sends, a proxy's
+// `capture` and `connect = "<node>.monitor"`.
+
+const PUB_SUB: &str = "[[nodes]]\nname = \"pub\"\nkind = \"publisher\"\nbind = \"auto\"\n[[nodes]]\nname = \"sub\"\nkind = \"subscriber\"\nmode = \"poll\"\nconnect = \"pub\"\n";
+
+#[test]
+fn exit_takes_a_node_with_a_thread_that_is_not_a_runtime() {
+    let ok = valid(&format!(
+        "expect = \"clean\"\n{PUB_SUB}[[steps]]\naction = \"exit\"\nnode = \"sub\"\n"
+    ));
+    assert_eq!(ok.steps[0].action, Action::Exit { node: 1 });
+    assert_eq!(ok.steps[0].label, "exit sub");
+    rejected(
+        &format!("expect = \"clean\"\n{PUB_SUB}[[steps]]\naction = \"exit\"\nnode = \"pub\"\n"),
+        "13:8",
+        "needs a node with a thread of its own",
+    );
+    let async_sub = PUB_SUB.replace("\"poll\"", "\"async\"");
+    rejected(
+        &format!("expect = \"clean\"\n{async_sub}[[steps]]\naction = \"exit\"\nnode = \"sub\"\n"),
+        "13:8",
+        "stop_runtime",
+    );
+}
+
+#[test]
+fn alarm_needs_after_and_nothing_else_takes_it() {
+    let ok = valid("expect = \"clean\"\n[[steps]]\naction = \"alarm\"\nafter = \"100ms\"\n");
+    assert_eq!(
+        ok.steps[0].action,
+        Action::Alarm {
+            after: Duration::from_millis(100)
+        }
+    );
+    rejected(
+        "expect = \"clean\"\n[[steps]]\naction = \"alarm\"\n",
+        "3:10",
+        "needs `after`",
+    );
+    rejected(
+        "expect = \"clean\"\n[[steps]]\naction = \"term\"\nafter = \"1s\"\n",
+        "4:9",
+        "field `after` does not apply",
+    );
+}
+
+#[test]
+fn stream_is_for_types_that_send_and_reads_nothing() {
+    let node = |t: &str, extra: &str| {
+        format!(
+            "expect = \"clean\"\n[[nodes]]\nname = \"n\"\nkind = \"socket\"\ntype = \"{t}\"\nbind = \"auto\"\nmode = \"stream\"\n{extra}"
+        )
+    };
+    valid(&node("PUSH", "send = 3\n"));
+    valid(&node("DEALER", ""));
+    rejected(&node("PULL", ""), "7:8", "which a PULL socket cannot do");
+    rejected(&node("REQ", ""), "7:8", "which a REQ socket cannot do");
+    rejected(
+        &node("DEALER", "expect_messages = 1\n"),
+        "8:19",
+        "nobody reads a stream socket",
+    );
+}
+
+#[test]
+fn req_and_rep_sends_follow_their_state_machine() {
+    let node = |t: &str, mode: &str, send: u64| {
+        format!(
+            "expect = \"clean\"\n[[nodes]]\nname = \"n\"\nkind = \"socket\"\ntype = \"{t}\"\nbind = \"auto\"\nmode = \"{mode}\"\nsend = {send}\n"
+        )
+    };
+    valid(&node("REQ", "blocking", 5));
+    valid(&node("REQ", "idle", 1));
+    rejected(&node("REQ", "idle", 2), "8:8", "at most 1");
+    rejected(&node("REP", "blocking", 1), "8:8", "only replies");
+}
+
+#[test]
+fn a_capture_socket_is_pub_dealer_push_or_pair_on_a_libzmq_proxy() {
+    let proxy = |extra: &str| {
+        format!("expect = \"clean\"\n[[nodes]]\nname = \"bus\"\nkind = \"proxy\"\n{extra}")
+    };
+    let ok = valid(
+        &(proxy("capture = \"PAIR\"\n")
+            + "[[nodes]]\nname = \"r\"\nkind = \"socket\"\ntype = \"PAIR\"\nconnect = \"bus.capture\"\n"),
+    );
+    assert!(matches!(
+        ok.nodes[0].body,
+        NodeBody::Proxy {
+            capture: Some(SocketType::Pair),
+            ..
+        }
+    ));
+    assert_eq!(
+        ok.nodes[1].endpoint().and_then(|e| e.connect.clone()),
+        Some(ConnectTarget::Node {
+            node: 0,
+            side: Some(ProxySide::Capture)
+        })
+    );
+    rejected(&proxy("capture = \"SUB\"\n"), "5:11", "not SUB");
+    rejected(
+        &proxy("engine = \"forwarder\"\ncapture = \"PUSH\"\n"),
+        "6:11",
+        "the forwarder has no capture socket",
+    );
+    rejected(
+        &(proxy("")
+            + "[[nodes]]\nname = \"r\"\nkind = \"socket\"\ntype = \"PAIR\"\nconnect = \"bus.capture\"\n"),
+        "9:11",
+        "has no capture socket",
+    );
+}
+
+#[test]
+fn a_node_opened_by_a_step_has_one_open_step_before_anything_else() {
+    let late = "[[nodes]]\nname = \"late\"\nkind = \"socket\"\ntype = \"DEALER\"\nconnect = \"tcp://127.0.0.1:1\"\nopen = \"step\"\n";
+    let ok = valid(&format!(
+        "expect = \"clean\"\n{late}[[steps]]\naction = \"open\"\nnode = \"late\"\n[[steps]]\naction = \"close\"\nnode = \"late\"\n"
+    ));
+    assert_eq!(ok.nodes[0].open, OpenAt::Step);
+    assert_eq!(ok.steps[0].action, Action::Open { node: 0 });
+    rejected(
+        &format!("expect = \"clean\"\n{late}"),
+        "7:8",
+        "no `open` step names it",
+    );
+    rejected(
+        &format!(
+            "expect = \"clean\"\n{late}[[steps]]\naction = \"close\"\nnode = \"late\"\n[[steps]]\naction = \"open\"\nnode = \"late\"\n"
+        ),
+        "10:8",
+        "no sockets before its `open` step (step 2)",
+    );
+    rejected(
+        &format!("expect = \"clean\"\n{PUB_SUB}[[steps]]\naction = \"open\"\nnode = \"pub\"\n"),
+        "13:8",
+        "needs a node with open = \"step\"",
+    );
+    rejected(
+        &format!(
+            "expect = \"clean\"\n{late}send = 1\n[[steps]]\naction = \"open\"\nnode = \"late\"\n"
+        ),
+        "8:8",
+        "does not apply to a node opened by a step",
+    );
+    let bound_late = late.replace("connect = \"tcp://127.0.0.1:1\"", "bind = \"auto\"");
+    rejected(
+        &format!(
+            "expect = \"clean\"\n{bound_late}[[nodes]]\nname = \"d\"\nkind = \"socket\"\ntype = \"DEALER\"\nconnect = \"late\"\n[[steps]]\naction = \"open\"\nnode = \"late\"\n"
+        ),
+        "12:11",
+        "give it an explicit `bind` endpoint",
+    );
+}
+
+#[test]
+fn a_monitor_is_read_by_one_pair_of_a_single_socket_node_without_termwatch_s_monitor() {
+    let dealer = |extra: &str| {
+        format!(
+            "expect = \"clean\"\n[[nodes]]\nname = \"d\"\nkind = \"socket\"\ntype = \"DEALER\"\nbind = \"auto\"\n{extra}"
+        )
+    };
+    let reader = |name: &str, t: &str| {
+        format!(
+            "[[nodes]]\nname = \"{name}\"\nkind = \"socket\"\ntype = \"{t}\"\nconnect = \"d.monitor\"\n"
+        )
+    };
+    let ok = valid(&(dealer("") + &reader("m", "PAIR")));
+    assert!(ok.monitor_is_read(0));
+    assert_eq!(
+        ok.nodes[1].endpoint().and_then(|e| e.connect.clone()),
+        Some(ConnectTarget::Monitor { node: 0 })
+    );
+    rejected(
+        &(dealer("") + &reader("m", "PULL")),
+        "11:11",
+        "read by a PAIR socket",
+    );
+    rejected(
+        &(dealer("monitor = true\n") + &reader("m", "PAIR")),
+        "12:11",
+        "already watched by termwatch's monitor",
+    );
+    rejected(
+        &(dealer("") + &reader("m", "PAIR") + &reader("n", "PAIR")),
+        "16:11",
+        "another node already reads",
+    );
+}
