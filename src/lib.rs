@@ -8,21 +8,21 @@
 #![warn(missing_docs)]
 
 pub mod bench;
-pub mod child;
+pub(crate) mod child;
 pub mod cli;
 pub mod errors;
-pub mod events;
-pub mod exec;
-pub mod forwarder;
-pub mod outcome;
-pub mod partition;
+pub(crate) mod events;
+pub(crate) mod exec;
+pub(crate) mod forwarder;
+pub(crate) mod outcome;
+pub(crate) mod partition;
 pub mod probe;
-pub mod procfs;
-pub mod program;
-pub mod repeat;
-pub mod report;
-pub mod runner;
+pub(crate) mod procfs;
+pub(crate) mod program;
+pub(crate) mod repeat;
+pub(crate) mod report;
+pub(crate) mod runner;
 pub mod scenario;
-pub mod stacks;
+pub(crate) mod stacks;
 pub mod trace;
-pub mod zmq_raw;
+pub(crate) mod zmq_raw;

@@ -748,7 +748,6 @@ mod tests {
         state.nodes[1].owner = OwnerState::ThreadRunning;
         state.threads.push(ThreadEntry {
             tid: 4242,
-            name: "push".to_owned(),
             purpose: "node `push` (blocking receive loop)".to_owned(),
             of: ThreadOf::Node(1),
             alive: true,

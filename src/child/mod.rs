@@ -40,7 +40,6 @@ use crate::trace::layer::{self, LifecycleLayer};
 use crate::trace::{EventKind, Phase};
 
 pub use protocol::ChildArgs;
-pub use watchdog::HANG_EXIT;
 
 /// Exit code of a child whose scenario could not be set up or run.
 pub const FAILED_EXIT: i32 = 4;

@@ -568,7 +568,6 @@ mod tests {
         let mut state = RegistryState::at_setup(&s);
         state.threads.push(ThreadEntry {
             tid: 7,
-            name: "mon-sub".to_owned(),
             purpose: String::new(),
             of: ThreadOf::Monitor(0),
             alive: true,

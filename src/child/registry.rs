@@ -95,8 +95,6 @@ impl OwnerState {
 pub struct NodeEntry {
     /// Node name.
     pub name: String,
-    /// Its mode (`None` for proxies).
-    pub mode: Option<Mode>,
     /// Whether it is a proxy.
     pub is_proxy: bool,
     /// Who can close its sockets.
@@ -135,7 +133,6 @@ impl NodeEntry {
         };
         NodeEntry {
             name: node.name.clone(),
-            mode,
             is_proxy: matches!(node.body, NodeBody::Proxy { .. }),
             owner,
             owner_thread: if owner == OwnerState::Main {
@@ -228,8 +225,6 @@ impl ThreadOf {
 pub struct ThreadEntry {
     /// Kernel tid.
     pub tid: i32,
-    /// Its name.
-    pub name: String,
     /// What it does, in words.
     pub purpose: String,
     /// What it is for.
@@ -392,7 +387,6 @@ impl RegistryState {
             if entry.owner != OwnerState::Main {
                 state.threads.push(ThreadEntry {
                     tid: 1000 + i as i32,
-                    name: entry.owner_thread.clone(),
                     purpose: String::new(),
                     of: ThreadOf::Node(i),
                     alive: true,
@@ -468,7 +462,6 @@ impl Registry {
         );
         state.threads.push(ThreadEntry {
             tid: current_tid(),
-            name: current_thread_name(),
             purpose,
             of,
             alive: true,
@@ -708,7 +701,6 @@ mod tests {
             });
             state.nodes.push(NodeEntry {
                 name: "sub".to_owned(),
-                mode: Some(Mode::Async),
                 is_proxy: false,
                 owner: OwnerState::RuntimeRunning {
                     task_cancelled: false,

@@ -13,7 +13,7 @@
 mod tree;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
@@ -300,14 +300,6 @@ impl Program {
     /// Closes the program's stdin.
     pub fn close_stdin(&mut self) {
         self.stdin = None;
-    }
-
-    /// Writes to the program's stdin; an error when it was closed or the program is gone.
-    pub fn write_stdin(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        match &mut self.stdin {
-            Some(stdin) => stdin.write_all(bytes),
-            None => Err(std::io::Error::other("stdin is closed")),
-        }
     }
 
     /// Kills every process of the program and reaps it; returns the program's status and the
