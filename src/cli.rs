@@ -1,6 +1,6 @@
 //! The command line, with clap's derive (the arguments of `bench` live in [`crate::bench`],
 //! those of the hidden child commands beside the code they start: [`ChildArgs`],
-//! [`runner::guard::JANITOR`]). Each
+//! [`crate::guard::JANITOR`]). Each
 //! command only turns its arguments into a configuration, calls the library, and ends with an
 //! [`Ending`]; [`run_ending`] says how a run ended and [`exit_code`] alone makes exit codes.
 //! A new command is a variant of [`Command`], its arguments struct and one arm of [`main`].
@@ -60,7 +60,7 @@ enum Command {
     #[command(name = child::protocol::RUN_SCENARIO, hide = true)]
     RunScenario(ChildArgs),
     /// Internal: removes what a run leaves behind when the run dies.
-    #[command(name = runner::guard::JANITOR, hide = true)]
+    #[command(name = crate::guard::JANITOR, hide = true)]
     Janitor,
     /// Measure proxy throughput against direct PUB→SUB.
     Bench(bench::BenchArgs),
@@ -357,7 +357,7 @@ pub fn main() -> i32 {
     }
     let ending = match cli.command {
         Command::RunScenario(args) => child::run(args),
-        Command::Janitor => runner::guard::janitor_main(),
+        Command::Janitor => crate::guard::janitor_main(),
         Command::Check(select) => Ok(check(&select)),
         Command::List(args) => Ok(list(&args)),
         Command::Run(args) => Ok(run(&args)),

@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 use regex::Regex;
 
 use crate::events::RunEvent;
+use crate::guard;
 use crate::outcome::{Diagnostics, Outcome, ProgramReport, ScenarioResult, StepTiming};
 use crate::probe::ProbeReport;
 use crate::program::{self, Program, ProgramSpec, StopHow};
-use crate::runner::{guard, signals};
+use crate::runner::signals;
 use crate::scenario::Expect;
 use crate::scenario::endpoint::{RUN_DIR_PREFIX, RUN_DIR_RANDOM_LEN};
 use crate::stacks::{self, Tools};

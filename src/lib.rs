@@ -14,6 +14,7 @@ pub mod errors;
 pub(crate) mod events;
 pub(crate) mod exec;
 pub(crate) mod forwarder;
+pub(crate) mod guard;
 pub(crate) mod outcome;
 pub(crate) mod partition;
 pub mod probe;

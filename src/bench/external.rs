@@ -16,7 +16,8 @@
 //! kernel ([`guard::die_with_parent`]) and the janitor ([`guard::Janitor`]) kills the whole
 //! group; a Ctrl-C of the bench kills the group too.
 
-use crate::runner::{guard, signals};
+use crate::guard;
+use crate::runner::signals;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use std::io::{BufRead, BufReader, Read};

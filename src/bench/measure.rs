@@ -393,7 +393,7 @@ impl Plan {
         let (publisher_attach, subscriber_endpoints) = match middle {
             Middle::Program(external) => {
                 let (frontend, backend) = self.external_listens()?;
-                let janitor = crate::runner::guard::Janitor::get(program);
+                let janitor = crate::guard::Janitor::get(program);
                 external_proxy = Some(external.start(&frontend, &backend, janitor)?);
                 (
                     self.publishers_connecting_to(&frontend.endpoint()),
@@ -603,7 +603,7 @@ impl RoleProcesses {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        crate::runner::guard::die_with_parent(&mut command);
+        crate::guard::die_with_parent(&mut command);
         let mut child = command.spawn().map_err(|source| MeasureError::Io {
             role: name.to_string(),
             action: "starting the role process",

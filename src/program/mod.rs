@@ -2,7 +2,7 @@
 //! a pipe and its stdout/stderr captured (bounded, the tail kept), every process it starts
 //! tracked, and everything killed and reaped at the end: also when termwatch itself dies, by
 //! the kernel (the parent-death signal) and by the run's janitor, told the program's group
-//! and every process it started (see [`crate::runner::guard`]).
+//! and every process it started (see [`crate::guard`]).
 //!
 //! ```text
 //! termwatch (child subreaper) ─spawn─▶ program (own pgid, PDEATHSIG) ─fork─▶ its children
@@ -24,8 +24,8 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
+use crate::guard::{Janitor, die_with_parent};
 use crate::probe::{ProbeMonitor, ProbeReport, ProbeSetup};
-use crate::runner::guard::{Janitor, die_with_parent};
 use crate::stacks::StackCapture;
 
 /// How much of each output stream is kept.

@@ -9,7 +9,6 @@
 //! ```
 //! A hang is an outcome, not an error: only a failure to start a child at all is an `Err`.
 
-pub mod guard;
 pub mod signals;
 pub mod stress;
 
@@ -24,6 +23,7 @@ use std::time::{Duration, Instant};
 use crate::child::proof::EarlyVerdicts;
 use crate::child::protocol::{self, ChildArgs, ChildMessage, PROTOCOL_VERSION};
 use crate::events::RunEvent;
+use crate::guard;
 use crate::outcome::{Diagnostics, Outcome, ScenarioResult, StepTiming};
 use crate::scenario::endpoint::{RUN_DIR_PREFIX, RUN_DIR_RANDOM_LEN};
 use crate::scenario::{SETUP_LABEL, Scenario};

@@ -265,7 +265,10 @@ pub fn janitor_main() -> anyhow::Result<crate::errors::Ending> {
         }
     }
     for pgid in groups {
-        super::signals::kill_group(pgid);
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pgid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
     for pid in processes {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
