@@ -13,6 +13,7 @@ pub mod discover;
 pub mod endpoint;
 pub mod names;
 pub mod raw;
+mod stop;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -26,7 +27,7 @@ pub use raw::{
 pub use endpoint::Endpoint;
 
 use crate::errors::{InputError, Position};
-pub use crate::program::StopHow;
+pub use stop::StopHow;
 
 /// The label of the traffic phase, which runs before the steps.
 pub const TRAFFIC_LABEL: &str = "traffic";
