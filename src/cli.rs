@@ -62,7 +62,10 @@ enum Command {
     RunScenario(ChildArgs),
     /// Internal: removes what a run leaves behind when the run dies.
     #[command(name = crate::guard::JANITOR, hide = true)]
-    Janitor,
+    Janitor {
+        /// The run it cleans up after (`<pid>.<start time>`, base 36).
+        owner: crate::run_dir::ProcessId,
+    },
     /// Measure proxy throughput against direct PUB→SUB.
     Bench(bench::BenchArgs),
     /// Compare two benchmark results, or two engines of one; exit 1 when a workload got slower.
@@ -358,7 +361,7 @@ pub fn main() -> i32 {
     }
     let ending = match cli.command {
         Command::RunScenario(args) => child::run(args),
-        Command::Janitor => crate::guard::janitor_main(),
+        Command::Janitor { owner } => crate::guard::janitor_main(owner),
         Command::Check(select) => Ok(check(&select)),
         Command::List(args) => Ok(list(&args)),
         Command::Run(args) => Ok(run(&args)),

@@ -18,10 +18,10 @@ use crate::guard;
 use crate::outcome::{Diagnostics, Outcome, ProgramReport, ScenarioResult, StepTiming};
 use crate::probe::ProbeReport;
 use crate::program::{self, Program, ProgramSpec};
+use crate::run_dir;
 use crate::runner::signals;
 use crate::scenario::Expect;
 use crate::scenario::StopHow;
-use crate::scenario::endpoint::{RUN_DIR_PREFIX, RUN_DIR_RANDOM_LEN};
 use crate::stacks::{self, Tools};
 use crate::trace::RecordedTrace;
 
@@ -90,28 +90,15 @@ pub fn run_once(
     send: &dyn Fn(RunEvent),
 ) -> Result<ScenarioResult, String> {
     let started = Instant::now();
-    let janitor = guard::Janitor::get(exe);
-    let run_dir = tempfile::Builder::new()
-        .prefix(RUN_DIR_PREFIX)
-        .rand_bytes(RUN_DIR_RANDOM_LEN)
-        .tempdir()
-        .and_then(|dir| guard::claim(dir.path()).map(|()| dir))
-        .map_err(|e| format!("cannot create a run folder: {e}"))?;
+    // Started before the run folder exists, so that it removes the folder if this dies.
+    guard::Janitor::get(exe);
+    let run_dir = run_dir::create().map_err(|e| format!("cannot create a run folder: {e}"))?;
     signals::register_folder(run_dir.path().to_owned());
-    if let Some(janitor) = janitor {
-        janitor.folder(run_dir.path());
-    }
-    let forget_folder = |path: &Path| {
-        signals::unregister_folder(path);
-        if let Some(janitor) = janitor {
-            janitor.forget_folder(path);
-        }
-    };
     let spawned = Program::spawn(&plan.spec, exe, run_dir.path());
     let mut program = match spawned {
         Ok(program) => program,
         Err(e) => {
-            forget_folder(run_dir.path());
+            signals::unregister_folder(run_dir.path());
             return Err(format!("cannot start `{}`: {e}", plan.spec.display()));
         }
     };
@@ -200,7 +187,7 @@ pub fn run_once(
             run_dir_path.display()
         ));
     }
-    forget_folder(&run_dir_path);
+    signals::unregister_folder(&run_dir_path);
     let (stdout, stderr) = program.output();
     let exit = status.map_or_else(
         || "could not be waited for".to_owned(),

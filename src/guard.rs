@@ -7,33 +7,31 @@
 //!   bench's main thread do). Used for scenario processes and bench roles.
 //! - The [`Janitor`]: a helper process (the hidden [`JANITOR`] subcommand, in a process group
 //!   of its own so a killed group does not take it along) whose stdin is a pipe that only the
-//!   parent can write to. The parent tells it each run folder and process group as it makes
-//!   them, and when they are gone; when the pipe closes (the parent exited or died), it kills
-//!   every group still listed (with anything a scenario started) and removes every folder.
+//!   parent can write to. The parent tells it each process group (and each process a program
+//!   started) as it starts them, and when they are gone; when the pipe closes (the parent
+//!   exited or died), it kills every group and process still listed, then removes every run
+//!   folder the parent made (a run folder's name says who made it: [`crate::run_dir`]).
 //!
-//! Each run folder holds an [`OWNER_FILE`] naming the run's process (pid and start time); a
-//! janitor starting up sweeps the folders whose owner is provably gone, never a live run's.
+//! A janitor starting up also sweeps the run folders whose owner is provably gone (a run
+//! whose janitor died with it), never a live run's.
 //!
 //! ```text
 //! parent ──spawn (PDEATHSIG)──▶ scenario process (own group)
-//!    └──pipe: folder / group / forget ──▶ janitor (own group): at EOF kill groups, rm folders
+//!    └──pipe: group / forget ──▶ janitor (own group): at EOF kill groups, rm the parent's folders
 //! ```
 
 use std::io::{BufRead, Write};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{ChildStdin, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::endpoint::RUN_DIR_PREFIX;
+use crate::run_dir::{self, ProcessId};
 
 /// The hidden subcommand that runs the janitor.
 pub const JANITOR: &str = "__janitor";
-
-/// The file in each run folder that names the run it belongs to.
-pub const OWNER_FILE: &str = ".termwatch-owner";
 
 /// Makes the process `command` starts die (SIGKILL) when this process dies. Also closes the
 /// race where this process died before the child asked: the child then exits at once.
@@ -58,10 +56,6 @@ pub fn die_with_parent(command: &mut Command) {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "msg", rename_all = "snake_case")]
 enum Notice {
-    /// A run folder now exists.
-    Folder { path: PathBuf },
-    /// The run folder is removed.
-    ForgetFolder { path: PathBuf },
     /// A process group now runs a scenario.
     Group { pgid: i32 },
     /// The process group is reaped and killed.
@@ -98,6 +92,7 @@ impl Janitor {
     fn start(executable: &Path) -> std::io::Result<Janitor> {
         let mut child = Command::new(executable)
             .arg(JANITOR)
+            .arg(ProcessId::me()?.render())
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -133,20 +128,6 @@ impl Janitor {
         self.pid
     }
 
-    /// A run folder was made.
-    pub fn folder(&self, path: &Path) {
-        self.tell(&Notice::Folder {
-            path: path.to_owned(),
-        });
-    }
-
-    /// A run folder was removed.
-    pub fn forget_folder(&self, path: &Path) {
-        self.tell(&Notice::ForgetFolder {
-            path: path.to_owned(),
-        });
-    }
-
     /// A scenario's process group started.
     pub fn group(&self, pgid: i32) {
         self.tell(&Notice::Group { pgid });
@@ -168,95 +149,18 @@ impl Janitor {
     }
 }
 
-/// A process, named so that a reused pid is not mistaken for it: its pid and start time (in
-/// clock ticks since boot, from /proc).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct ProcessId {
-    pid: u32,
-    start_time: u64,
-}
-
-impl ProcessId {
-    fn of(pid: u32) -> Option<Self> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // Field 22, counted after the parenthesised command name (which may hold spaces).
-        let (_, rest) = stat.rsplit_once(')')?;
-        let start_time = rest.split_whitespace().nth(19)?.parse().ok()?;
-        Some(ProcessId { pid, start_time })
-    }
-
-    fn render(self) -> String {
-        format!("{} {}\n", self.pid, self.start_time)
-    }
-
-    fn parse(text: &str) -> Option<Self> {
-        let mut words = text.split_whitespace();
-        Some(ProcessId {
-            pid: words.next()?.parse().ok()?,
-            start_time: words.next()?.parse().ok()?,
-        })
-    }
-
-    /// Whether this very process still exists (zombies included: its owner may reap it yet).
-    fn alive(self) -> bool {
-        ProcessId::of(self.pid) == Some(self)
-    }
-}
-
-/// Marks a new run folder as this process's, for [`sweep`].
-pub fn claim(folder: &Path) -> std::io::Result<()> {
-    let me = ProcessId::of(std::process::id())
-        .ok_or_else(|| std::io::Error::other("cannot read this process's start time"))?;
-    std::fs::write(folder.join(OWNER_FILE), me.render())
-}
-
-/// Removes the run folders under `temp` whose owner is provably gone: the folder has an
-/// [`OWNER_FILE`] and the process it names no longer exists. Returns the folders removed.
-pub fn sweep(temp: &Path) -> Vec<PathBuf> {
-    sweep_where(temp, |owner| !owner.alive())
-}
-
-/// Removes the run folders under `temp` whose [`OWNER_FILE`] names an owner for which `gone`
-/// holds. Returns the folders removed.
-fn sweep_where(temp: &Path, gone: impl Fn(ProcessId) -> bool) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(temp) else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok())
-        .filter(|e| {
-            e.file_name()
-                .to_str()
-                .is_some_and(|n| n.starts_with(RUN_DIR_PREFIX))
-        })
-        .map(|e| e.path())
-        .filter(|folder| {
-            let owner = std::fs::read_to_string(folder.join(OWNER_FILE)).ok();
-            owner
-                .as_deref()
-                .and_then(ProcessId::parse)
-                .is_some_and(&gone)
-        })
-        .filter(|folder| std::fs::remove_dir_all(folder).is_ok())
-        .collect()
-}
-
-/// The janitor's whole life: sweeps the run folders of dead runs, then follows the parent's
-/// notices on stdin; when stdin closes, kills every group and removes every folder still
-/// listed.
-pub fn janitor_main() -> anyhow::Result<crate::errors::Ending> {
-    let parent = ProcessId::of(std::os::unix::process::parent_id());
-    for folder in sweep(&std::env::temp_dir()) {
+/// The janitor's whole life, on behalf of `owner` (the run that started it): sweeps the run
+/// folders of dead runs, then follows the run's notices on stdin; when stdin closes, kills
+/// every group and process still listed and removes the run's folders.
+pub fn janitor_main(owner: ProcessId) -> anyhow::Result<crate::errors::Ending> {
+    for folder in run_dir::sweep(&std::env::temp_dir(), |o| !o.alive()) {
         tracing::debug!(folder = %folder.display(), "swept the run folder of a dead run");
     }
-    let mut folders: Vec<PathBuf> = Vec::new();
     let mut groups: Vec<i32> = Vec::new();
     let mut processes: Vec<i32> = Vec::new();
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
         match serde_json::from_str(&line) {
-            Ok(Notice::Folder { path }) => folders.push(path),
-            Ok(Notice::ForgetFolder { path }) => folders.retain(|f| f != &path),
             Ok(Notice::Group { pgid }) => groups.push(pgid),
             Ok(Notice::ForgetGroup { pgid }) => groups.retain(|&g| g != pgid),
             Ok(Notice::Process { pid }) => processes.push(pid),
@@ -273,14 +177,10 @@ pub fn janitor_main() -> anyhow::Result<crate::errors::Ending> {
     for pid in processes {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
     }
-    for folder in folders {
-        let _ = std::fs::remove_dir_all(folder);
-    }
-    // A folder the parent claimed but died before announcing: its stdin is closed, so every
-    // folder it still owns is left over (a parent that ended normally has removed its own).
-    if let Some(parent) = parent {
-        sweep_where(&std::env::temp_dir(), |owner| owner == parent);
-    }
+    // Every folder the run made that is still there: a run that ended normally removed its
+    // own, so these are a dead run's (whatever moment it died at, even before its first
+    // notice).
+    run_dir::sweep(&std::env::temp_dir(), |o| o == owner);
     Ok(crate::errors::Ending::Success)
 }
 
@@ -291,12 +191,6 @@ mod tests {
     #[test]
     fn notices_round_trip() {
         for notice in [
-            Notice::Folder {
-                path: "/tmp/tw-a".into(),
-            },
-            Notice::ForgetFolder {
-                path: "/tmp/tw-a".into(),
-            },
             Notice::Group { pgid: 12 },
             Notice::ForgetGroup { pgid: 12 },
             Notice::Process { pid: 13 },
@@ -305,35 +199,5 @@ mod tests {
             let line = serde_json::to_string(&notice).unwrap();
             assert_eq!(serde_json::from_str::<Notice>(&line).unwrap(), notice);
         }
-    }
-
-    #[test]
-    fn only_folders_of_dead_owners_are_swept() {
-        let temp = tempfile::tempdir().unwrap();
-        let folder = |name: &str, owner: Option<String>| {
-            let path = temp.path().join(name);
-            std::fs::create_dir(&path).unwrap();
-            if let Some(owner) = owner {
-                std::fs::write(path.join(OWNER_FILE), owner).unwrap();
-            }
-            path
-        };
-        let me = ProcessId::of(std::process::id()).unwrap();
-        let live = folder("tw-live", Some(me.render()));
-        let reused_pid = ProcessId {
-            start_time: me.start_time + 1,
-            ..me
-        };
-        let dead = folder("tw-dead", Some(reused_pid.render()));
-        let unowned = folder("tw-unowned", None);
-        let other = folder("other", Some(reused_pid.render()));
-        assert_eq!(sweep(temp.path()), vec![dead.clone()]);
-        assert!(live.exists() && unowned.exists() && other.exists() && !dead.exists());
-        // What the janitor does once its parent's pipe closed: the parent's own folders go.
-        assert_eq!(
-            sweep_where(temp.path(), |owner| owner == me),
-            vec![live.clone()]
-        );
-        assert!(!live.exists() && unowned.exists() && other.exists());
     }
 }

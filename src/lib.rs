@@ -22,6 +22,7 @@ pub(crate) mod procfs;
 pub(crate) mod program;
 pub(crate) mod repeat;
 pub(crate) mod report;
+pub(crate) mod run_dir;
 pub(crate) mod runner;
 pub mod scenario;
 pub(crate) mod stacks;

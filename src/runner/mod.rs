@@ -25,7 +25,7 @@ use crate::child::protocol::{self, ChildArgs, ChildMessage, PROTOCOL_VERSION};
 use crate::events::RunEvent;
 use crate::guard;
 use crate::outcome::{Diagnostics, Outcome, ScenarioResult, StepTiming};
-use crate::scenario::endpoint::{RUN_DIR_PREFIX, RUN_DIR_RANDOM_LEN};
+use crate::run_dir;
 use crate::scenario::{SETUP_LABEL, Scenario};
 use crate::trace::RecordedTrace;
 use crate::trace::snapshot::{self, SnapshotOptions};
@@ -144,12 +144,7 @@ pub fn run_one(
     let started = Instant::now();
     let name = scenario.name.clone();
     let janitor = guard::Janitor::get(&options.executable);
-    let run_dir = match tempfile::Builder::new()
-        .prefix(RUN_DIR_PREFIX)
-        .rand_bytes(RUN_DIR_RANDOM_LEN)
-        .tempdir_in(std::env::temp_dir())
-        .and_then(|dir| guard::claim(dir.path()).map(|()| dir))
-    {
+    let run_dir = match run_dir::create() {
         Ok(dir) => dir,
         Err(e) => {
             return error_result(
@@ -160,9 +155,6 @@ pub fn run_one(
         }
     };
     signals::register_folder(run_dir.path().to_owned());
-    if let Some(janitor) = janitor {
-        janitor.folder(run_dir.path());
-    }
     let args = ChildArgs {
         file: scenario.file.clone(),
         root: options.root.clone(),
@@ -183,9 +175,6 @@ pub fn run_one(
         Ok(child) => child,
         Err(e) => {
             signals::unregister_folder(run_dir.path());
-            if let Some(janitor) = janitor {
-                janitor.forget_folder(run_dir.path());
-            }
             return error_result(
                 scenario,
                 started,
@@ -258,9 +247,6 @@ pub fn run_one(
         ));
     }
     signals::unregister_folder(&run_dir_path);
-    if let Some(janitor) = janitor {
-        janitor.forget_folder(&run_dir_path);
-    }
     let ending = Ending {
         status,
         stderr: stderr_text,

@@ -26,10 +26,6 @@ use super::{ProxySide, Transport};
 
 /// The longest ipc path the kernel takes: `sun_path` is 108 bytes, one for the final NUL.
 pub const IPC_PATH_MAX: usize = 107;
-/// The prefix of a run folder's name under the temporary directory.
-pub const RUN_DIR_PREFIX: &str = "tw-";
-/// How many random characters follow [`RUN_DIR_PREFIX`].
-pub const RUN_DIR_RANDOM_LEN: usize = 6;
 
 /// Whether an endpoint is bound or connected: wildcards are for binding only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,10 +247,11 @@ fn auto_name(node: &str, side: Option<ProxySide>) -> String {
 }
 
 /// The path an automatic ipc endpoint of `node` will have when the run folder is made in
-/// `temp_dir`, with the random part of the folder's name as long as it will be.
+/// `temp_dir`, with the folder's name as long as it can be.
 pub fn auto_ipc_path(temp_dir: &Path, node: &str, side: Option<ProxySide>) -> PathBuf {
-    let run_dir = format!("{RUN_DIR_PREFIX}{}", "X".repeat(RUN_DIR_RANDOM_LEN));
-    temp_dir.join(run_dir).join(auto_name(node, side))
+    temp_dir
+        .join(crate::run_dir::longest_name())
+        .join(auto_name(node, side))
 }
 
 fn tcp(rest: &str, direction: Direction) -> Result<Endpoint, EndpointError> {
@@ -410,7 +407,7 @@ mod tests {
         assert!(Endpoint::auto(Transport::Ipc, run_dir, "../x", None).is_err());
         assert_eq!(
             auto_ipc_path(Path::new("/tmp/"), "bus", None),
-            Path::new("/tmp/tw-XXXXXX/bus-bind")
+            Path::new("/tmp/tw-XXXXX.XXXXXXXX-XXXX/bus-bind")
         );
     }
 }

@@ -488,15 +488,18 @@ fn socket_counts_follow_the_node_kind() {
 fn automatic_ipc_paths_are_measured_in_the_temporary_directory() {
     let text = format!("expect = \"clean\"\ntransport = \"ipc\"\n{BUS}{PUB}");
     assert_eq!(errors_in(&text, "/tmp"), Vec::<String>::new());
-    // 107 bytes exactly: `<dir>/tw-XXXXXX/bus-frontend` is the longest path.
-    let fits = format!("/{}", "d".repeat(107 - "/tw-XXXXXX/bus-frontend".len() - 1));
+    // 107 bytes exactly: `<dir>/tw-XXXXX.XXXXXXXX-XXXX/bus-frontend` is the longest path.
+    let fits = format!(
+        "/{}",
+        "d".repeat(107 - "/tw-XXXXX.XXXXXXXX-XXXX/bus-frontend".len() - 1)
+    );
     assert_eq!(errors_in(&text, &fits), Vec::<String>::new());
     let too_long = format!("{fits}d");
     let errors = errors_in(&text, &too_long);
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(
         errors[0].starts_with(&format!(
-            "4:8: the automatic ipc endpoint of node `bus` would be {too_long}/tw-XXXXXX/bus-frontend (108 bytes), longer than the kernel's limit of 107 bytes"
+            "4:8: the automatic ipc endpoint of node `bus` would be {too_long}/tw-XXXXX.XXXXXXXX-XXXX/bus-frontend (108 bytes), longer than the kernel's limit of 107 bytes"
         )),
         "{errors:?}"
     );
