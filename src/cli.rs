@@ -32,7 +32,7 @@ use crate::runner::{self, RunOptions, signals, stress::Stress};
 use crate::scenario::StopHow;
 use crate::scenario::{Expect, Scenario, discover::discover};
 use crate::trace::layer::install_subscriber;
-use crate::trace::snapshot::{self, SnapshotMode, SnapshotOptions};
+use crate::trace::snapshot::{SnapshotMode, SnapshotOptions};
 use crate::trace::{chrome, timeline};
 use std::str::FromStr;
 
@@ -773,7 +773,7 @@ fn trace(args: &TraceArgs) -> Ending {
                 "hang_step": result.hang_step,
                 "passed": result.passed,
                 "events": events,
-                "normalized": snapshot::normalized(scenario, &result),
+                "normalized": result.normalized_trace(scenario),
             });
             format!("{document}\n")
         }

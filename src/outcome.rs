@@ -7,8 +7,11 @@
 use serde::{Deserialize, Serialize};
 
 use crate::scenario::Expect;
+use crate::scenario::Scenario;
 use crate::stacks::StackCapture;
 use crate::trace::RecordedTrace;
+use crate::trace::normalize::{NormalizedTrace, normalize};
+use crate::trace::snapshot::SnapshotVerdict;
 
 /// How a scenario's run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -253,34 +256,15 @@ impl ScenarioResult {
     pub fn expected(&self) -> String {
         in_words(self.expect, self.expect_hang_at.as_deref())
     }
-}
 
-/// How a run's trace compared with its snapshot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SnapshotStatus {
-    /// The trace says what the snapshot says.
-    Matched,
-    /// The trace differs from the snapshot.
-    Changed,
-    /// There is no snapshot.
-    Missing,
-    /// The snapshot was written from this run.
-    Written,
-}
-
-/// The snapshot part of a scenario's result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SnapshotVerdict {
-    /// The snapshot file.
-    pub path: String,
-    /// How it compared.
-    pub status: SnapshotStatus,
-    /// From the snapshot to this run, when it changed.
-    pub diff: Option<String>,
-    /// Why the comparison fails the scenario (a changed snapshot, a missing one that was
-    /// required, a snapshot that could not be read or written); already one of the result's
-    /// `failures` once the verdict is decided.
-    #[serde(skip)]
-    pub failure: Option<String>,
+    /// This run's trace, normalized for `scenario`.
+    pub fn normalized_trace(&self, scenario: &Scenario) -> NormalizedTrace {
+        normalize(
+            scenario,
+            &self.trace.events,
+            &self.got(),
+            self.hang_step.as_deref(),
+            &self.trace.redactions,
+        )
+    }
 }

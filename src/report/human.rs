@@ -8,8 +8,9 @@ use std::io::{self, Write};
 
 use super::{RunState, Sink, Summary};
 use crate::events::RunEvent;
-use crate::outcome::{Diagnostics, Outcome, ProgramReport, ScenarioResult, SnapshotStatus};
+use crate::outcome::{Diagnostics, Outcome, ProgramReport, ScenarioResult};
 use crate::repeat::{Status, Tally};
+use crate::trace::snapshot::SnapshotStatus;
 
 /// The report for people, as a [`Sink`]: a line per scenario as it finishes (with `verbose`
 /// and repeats, a line per attempt too), then the details of what did not pass (with

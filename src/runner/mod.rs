@@ -256,7 +256,14 @@ pub fn run_one(
     };
     let garbage = transcript.garbage.len();
     let mut result = observe(scenario, transcript, ending);
-    result.snapshot = snapshot::compare(scenario, &result, &options.snapshots);
+    // Runs that could not set up or were interrupted have no trace worth comparing.
+    if !matches!(result.outcome, Outcome::Error | Outcome::Interrupted) {
+        result.snapshot = snapshot::compare(
+            scenario,
+            &result.normalized_trace(scenario),
+            &options.snapshots,
+        );
+    }
     judge(&mut result, garbage);
     tracing::debug!(scenario = %name, outcome = %result.outcome, passed = result.passed, "scenario process ended");
     result
@@ -782,9 +789,9 @@ mod tests {
             ..Ending::default()
         };
         let mut r = observe(&scenario("clean"), t, ending);
-        r.snapshot = Some(crate::outcome::SnapshotVerdict {
+        r.snapshot = Some(snapshot::SnapshotVerdict {
             path: "snapshots/t.snap".to_owned(),
-            status: crate::outcome::SnapshotStatus::Missing,
+            status: snapshot::SnapshotStatus::Missing,
             diff: None,
             failure: Some("no snapshot at snapshots/t.snap".to_owned()),
         });

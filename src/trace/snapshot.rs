@@ -10,8 +10,9 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::normalize::{NormalizedTrace, TraceGroup, normalize};
-use crate::outcome::{Outcome, ScenarioResult, SnapshotStatus, SnapshotVerdict};
+use super::normalize::{NormalizedTrace, TraceGroup};
+use serde::{Deserialize, Serialize};
+
 use crate::scenario::Scenario;
 use crate::scenario::names::{PathEscape, path_under};
 
@@ -228,15 +229,34 @@ pub struct SnapshotOptions {
     pub dir: PathBuf,
 }
 
-/// Normalizes a result's trace for `scenario`.
-pub fn normalized(scenario: &Scenario, result: &ScenarioResult) -> NormalizedTrace {
-    normalize(
-        scenario,
-        &result.trace.events,
-        &result.got(),
-        result.hang_step.as_deref(),
-        &result.trace.redactions,
-    )
+/// How a run's trace compared with its snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotStatus {
+    /// The trace says what the snapshot says.
+    Matched,
+    /// The trace differs from the snapshot.
+    Changed,
+    /// There is no snapshot.
+    Missing,
+    /// The snapshot was written from this run.
+    Written,
+}
+
+/// The snapshot part of a scenario's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotVerdict {
+    /// The snapshot file.
+    pub path: String,
+    /// How it compared.
+    pub status: SnapshotStatus,
+    /// From the snapshot to this run, when it changed.
+    pub diff: Option<String>,
+    /// Why the comparison fails the scenario (a changed snapshot, a missing one that was
+    /// required, a snapshot that could not be read or written); already one of the result's
+    /// `failures` once the verdict is decided.
+    #[serde(skip)]
+    pub failure: Option<String>,
 }
 
 /// A path as insta writes it in `input_file`: relative to the current folder, with `/`.
@@ -252,18 +272,16 @@ fn input_file(path: &Path) -> String {
         .join("/")
 }
 
-/// Compares (or writes) the snapshot of one result, as `options` say. The comparison says
-/// whether it fails the scenario (a changed snapshot, or a missing one under
-/// [`SnapshotMode::Check`]); the verdict itself is the runner's. Runs that could not set up or
-/// were interrupted have no trace worth comparing: `None`, as with [`SnapshotMode::Off`].
+/// Compares (or writes) the snapshot of one run's normalized `trace`, as `options` say. The
+/// comparison says whether it fails the scenario (a changed snapshot, or a missing one under
+/// [`SnapshotMode::Check`]); the verdict itself is the runner's. `None` under
+/// [`SnapshotMode::Off`].
 pub fn compare(
     scenario: &Scenario,
-    result: &ScenarioResult,
+    trace: &NormalizedTrace,
     options: &SnapshotOptions,
 ) -> Option<SnapshotVerdict> {
-    if options.mode == SnapshotMode::Off
-        || matches!(result.outcome, Outcome::Error | Outcome::Interrupted)
-    {
+    if options.mode == SnapshotMode::Off {
         return None;
     }
     let path = match snapshot_path(&options.dir, &scenario.name) {
@@ -286,7 +304,7 @@ pub fn compare(
             failure,
         })
     };
-    let rendered = render(&normalized(scenario, result));
+    let rendered = render(trace);
     let stored = match read_body(&path) {
         Ok(stored) => stored,
         Err(e) => return verdict(SnapshotStatus::Missing, None, Some(e.to_string())),
