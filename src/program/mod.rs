@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
@@ -79,6 +79,9 @@ impl Tail {
     }
 }
 
+/// How long the end of a killed program's output may take to arrive.
+const STREAMS_GRACE: Duration = Duration::from_millis(500);
+
 /// A line the program wrote on stdout.
 pub type Line = String;
 
@@ -91,6 +94,10 @@ pub struct Program {
     stdout: Arc<Mutex<Tail>>,
     stderr: Arc<Mutex<Tail>>,
     lines: Receiver<Line>,
+    /// One message from each stream's reader when it reached the end of its stream.
+    streams_ended: Receiver<()>,
+    /// How many streams are read.
+    streams: usize,
     /// Every process seen in its tree or group, the program itself included.
     seen: BTreeSet<i32>,
     status: Option<ExitStatus>,
@@ -106,18 +113,27 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Copies one stream into its tail; stdout lines also go to `lines`.
+/// Copies one stream into its tail; stdout lines also go to `lines`; says on `ended` when the
+/// stream is at its end.
 fn drain(
     mut pipe: impl Read + Send + 'static,
     tail: Arc<Mutex<Tail>>,
     lines: Option<Sender<Line>>,
+    ended: Sender<()>,
 ) {
-    std::thread::spawn(move || match lines {
+    std::thread::spawn(move || {
+        copy(&mut pipe, &tail, lines);
+        let _ = ended.send(());
+    });
+}
+
+fn copy(pipe: &mut impl Read, tail: &Mutex<Tail>, lines: Option<Sender<Line>>) {
+    match lines {
         Some(lines) => {
             let mut reader = BufReader::new(pipe);
             let mut line = Vec::new();
             while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
-                lock(&tail).push(&line);
+                lock(tail).push(&line);
                 let text = String::from_utf8_lossy(&line)
                     .trim_end_matches(['\n', '\r'])
                     .to_owned();
@@ -131,10 +147,10 @@ fn drain(
                 if n == 0 {
                     break;
                 }
-                lock(&tail).push(&buf[..n]);
+                lock(tail).push(&buf[..n]);
             }
         }
-    });
+    }
 }
 
 impl Program {
@@ -192,11 +208,15 @@ impl Program {
         }
         let (stdout, stderr) = (Arc::default(), Arc::default());
         let (tx, lines) = mpsc::channel();
+        let (ended, streams_ended) = mpsc::channel();
+        let mut streams = 0;
         if let Some(pipe) = child.stdout.take() {
-            drain(pipe, Arc::clone(&stdout), Some(tx));
+            drain(pipe, Arc::clone(&stdout), Some(tx), ended.clone());
+            streams += 1;
         }
         if let Some(pipe) = child.stderr.take() {
-            drain(pipe, Arc::clone(&stderr), None);
+            drain(pipe, Arc::clone(&stderr), None, ended);
+            streams += 1;
         }
         Ok(Program {
             stdin: child.stdin.take(),
@@ -205,6 +225,8 @@ impl Program {
             stdout,
             stderr,
             lines,
+            streams_ended,
+            streams,
             seen: BTreeSet::from([pid]),
             status: None,
             janitor,
@@ -277,6 +299,16 @@ impl Program {
                 break;
             }
             std::thread::sleep(Duration::from_millis(5));
+        }
+        // What the program wrote just before it ended may still be in the pipes: read it all
+        // (the pipes end once every process that held them is gone; one that escaped the
+        // group may hold them longer, so not forever).
+        let deadline = Instant::now() + STREAMS_GRACE;
+        for _ in 0..std::mem::take(&mut self.streams) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if self.streams_ended.recv_timeout(left).is_err() {
+                break;
+            }
         }
         if let Some(probe) = self.probe.take() {
             probe.finish(Duration::from_millis(200));
