@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
@@ -217,6 +217,22 @@ impl Program {
     /// Stdout lines written since the last call.
     pub fn new_lines(&self) -> Vec<Line> {
         self.lines.try_iter().collect()
+    }
+
+    /// Stdout lines not yet taken, after the program exited: waits for the reading thread to
+    /// reach the end of stdout (every writer closed it), or `within` at most (a process the
+    /// program started may keep stdout open). A line written just before the exit may not have
+    /// been read when the exit is seen.
+    pub fn last_lines(&self, within: Duration) -> Vec<Line> {
+        let deadline = Instant::now() + within;
+        let mut lines = Vec::new();
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            lines.push(line);
+        }
+        lines
     }
 
     /// The program's own exit status, once it has exited.

@@ -200,3 +200,44 @@ fn a_program_reads_the_endpoint_of_a_bound_node_and_its_exit_code_decides() {
             .contains("program `app` exited with code 5")
     );
 }
+
+#[test]
+fn a_ready_line_written_around_the_exit_still_counts_and_a_missing_one_is_an_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("s.toml");
+    let run = |script: &str| -> Value {
+        std::fs::write(
+            &file,
+            format!(
+                "expect = \"clean\"\n[[nodes]]\nname = \"app\"\nkind = \"program\"\ncommand = [\"sh\", \"-c\", \"{script}\"]\nready_line = \"^ready$\"\n[[steps]]\naction = \"stop\"\nnode = \"app\"\n"
+            ),
+        )
+        .expect("written");
+        let out = termwatch()
+            .args(["run", "--format", "json", "--snapshots", "off"])
+            .arg(&file)
+            .output()
+            .expect("ran");
+        serde_json::from_str(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .next()
+                .expect("a line"),
+        )
+        .expect("JSON")
+    };
+    // The program exits at once; the line comes 200 ms later from the process it started,
+    // which still holds stdout: the exit is always seen first.
+    let line = run("(sleep 0.2; echo ready) & exit 0");
+    assert_eq!(line["outcome"], "clean", "{line}");
+    // Its stdout closes without the line: not ready.
+    let line = run("echo nope; exit 0");
+    assert_eq!(line["outcome"], "error", "{line}");
+    assert!(
+        line["diagnostics"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("program `app` exited with code 0 before it was ready"),
+        "{line}"
+    );
+}
