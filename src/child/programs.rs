@@ -25,6 +25,9 @@ use crate::trace::EventKind;
 /// How often a program is checked while the main thread waits for it.
 const TICK: Duration = Duration::from_millis(5);
 
+/// How long, after a program exited, its last stdout lines are waited for.
+const LAST_LINES: Duration = Duration::from_secs(1);
+
 /// One program node.
 struct Slot {
     node: usize,
@@ -40,6 +43,16 @@ impl Slot {
     /// Stdout lines since the last look; those matching `trace_lines` become trace events.
     fn lines(&mut self) -> Vec<String> {
         let lines = self.program.new_lines();
+        self.trace(lines)
+    }
+
+    /// The lines still unread once the program has exited (see [`Program::last_lines`]).
+    fn last_lines(&mut self) -> Vec<String> {
+        let lines = self.program.last_lines(LAST_LINES);
+        self.trace(lines)
+    }
+
+    fn trace(&self, lines: Vec<String>) -> Vec<String> {
         if let Some(re) = &self.trace_lines {
             for line in lines.iter().filter(|l| re.is_match(l)) {
                 lifecycle!(
@@ -177,18 +190,22 @@ impl Programs {
                 let Some(slot) = slots.iter_mut().find(|s| s.node == node) else {
                     return Ok(());
                 };
-                let lines = slot.lines();
-                let ready_now = match ready {
+                let ready_in = |lines: &[String]| match ready {
                     Readiness::Spawned => true,
                     Readiness::After(after) => started.elapsed() >= *after,
                     Readiness::Line(_) => pattern
                         .as_ref()
                         .is_some_and(|re| lines.iter().any(|l| re.is_match(l))),
                 };
-                if ready_now {
+                if ready_in(&slot.lines()) {
                     return Ok(());
                 }
+                // A program that prints its ready line and exits at once is ready: its exit
+                // can be seen before the line is read.
                 if slot.program.exited().is_some() {
+                    if ready_in(&slot.last_lines()) {
+                        return Ok(());
+                    }
                     let report = slot.end(None, None);
                     return Err(format!(
                         "program `{}` {} before it was ready{}",

@@ -241,6 +241,22 @@ impl Program {
         self.lines.try_iter().collect()
     }
 
+    /// Stdout lines not yet taken, after the program exited: waits for the reading thread to
+    /// reach the end of stdout (every writer closed it), or `within` at most (a process the
+    /// program started may keep stdout open). A line written just before the exit may not have
+    /// been read when the exit is seen.
+    pub fn last_lines(&self, within: Duration) -> Vec<Line> {
+        let deadline = Instant::now() + within;
+        let mut lines = Vec::new();
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            lines.push(line);
+        }
+        lines
+    }
+
     /// The program's own exit status, once it has exited.
     pub fn exited(&mut self) -> Option<ExitStatus> {
         if self.status.is_none() {

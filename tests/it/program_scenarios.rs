@@ -15,6 +15,19 @@ fn python_dir() -> Option<std::path::PathBuf> {
     python("the program scenarios").and_then(|p| p.parent().map(Path::to_owned))
 }
 
+/// Every program scenario that expects a hang, with the pyzmq method its report must find the
+/// main thread in (around zmq_ctx_term) and the socket the probe must list as open or waited for.
+const HANGS: &[(&str, &str, &str)] = &[
+    ("programs/async-subscriber-bug", "Context.term", "SUB"),
+    ("programs/async-subscriber-half-fix", "Context.term", "SUB"),
+    ("programs/blocking-receiver-keeps", "Context.term", "SUB"),
+    ("programs/exit-term-bug", "Context.term", "SUB"),
+    ("programs/linger-publisher-infinite", "Context.term", "PUB"),
+    // destroy closes the sockets it tracks, then terms: the report names the outer method.
+    ("programs/shadow-context-bug", "Context.destroy", "SUB"),
+    ("programs/shared-instance-bug", "Context.term", "SUB"),
+];
+
 #[test]
 fn the_pyzmq_examples_give_their_verdicts_and_hangs_name_the_call_and_the_sockets() {
     let Some(dir) = python_dir() else { return };
@@ -40,7 +53,9 @@ fn the_pyzmq_examples_give_their_verdicts_and_hangs_name_the_call_and_the_socket
         .map(|l| serde_json::from_str(l).expect("JSON"))
         .collect();
     let scenarios: Vec<&Value> = lines.iter().filter(|l| l["type"] == "scenario").collect();
-    assert_eq!(scenarios.len(), 7, "{text}");
+    assert_eq!(scenarios.len(), 13, "{text}");
+    let hangs = scenarios.iter().filter(|s| s["outcome"] == "hang").count();
+    assert_eq!(hangs, HANGS.len(), "{text}");
     for s in &scenarios {
         assert_eq!(
             s["passed"], true,
@@ -51,8 +66,14 @@ fn the_pyzmq_examples_give_their_verdicts_and_hangs_name_the_call_and_the_socket
             continue;
         }
         let summary = s["diagnostics"]["summary"].as_str().unwrap();
+        let &(_, method, socket) = HANGS
+            .iter()
+            .find(|(name, _, _)| s["name"] == *name)
+            .unwrap_or_else(|| panic!("{}: a hang not listed in HANGS", s["name"]));
         assert!(
-            summary.contains("main thread blocked in zmq_ctx_term (pyzmq `Context.term`"),
+            summary.contains(&format!(
+                "main thread blocked in zmq_ctx_term (pyzmq `{method}`"
+            )),
             "{}: {summary}",
             s["name"]
         );
@@ -63,7 +84,8 @@ fn the_pyzmq_examples_give_their_verdicts_and_hangs_name_the_call_and_the_socket
             s["name"]
         );
         assert!(
-            summary.contains(" socket created by ") && summary.contains("tcp://127.0.0.1:"),
+            summary.contains(&format!("  - {socket} socket created by "))
+                && summary.contains("tcp://127.0.0.1:"),
             "{}: {summary}",
             s["name"]
         );
@@ -176,5 +198,46 @@ fn a_program_reads_the_endpoint_of_a_bound_node_and_its_exit_code_decides() {
             .as_str()
             .unwrap()
             .contains("program `app` exited with code 5")
+    );
+}
+
+#[test]
+fn a_ready_line_written_around_the_exit_still_counts_and_a_missing_one_is_an_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("s.toml");
+    let run = |script: &str| -> Value {
+        std::fs::write(
+            &file,
+            format!(
+                "expect = \"clean\"\n[[nodes]]\nname = \"app\"\nkind = \"program\"\ncommand = [\"sh\", \"-c\", \"{script}\"]\nready_line = \"^ready$\"\n[[steps]]\naction = \"stop\"\nnode = \"app\"\n"
+            ),
+        )
+        .expect("written");
+        let out = termwatch()
+            .args(["run", "--format", "json", "--snapshots", "off"])
+            .arg(&file)
+            .output()
+            .expect("ran");
+        serde_json::from_str(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .next()
+                .expect("a line"),
+        )
+        .expect("JSON")
+    };
+    // The program exits at once; the line comes 200 ms later from the process it started,
+    // which still holds stdout: the exit is always seen first.
+    let line = run("(sleep 0.2; echo ready) & exit 0");
+    assert_eq!(line["outcome"], "clean", "{line}");
+    // Its stdout closes without the line: not ready.
+    let line = run("echo nope; exit 0");
+    assert_eq!(line["outcome"], "error", "{line}");
+    assert!(
+        line["diagnostics"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("program `app` exited with code 0 before it was ready"),
+        "{line}"
     );
 }
