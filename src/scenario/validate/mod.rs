@@ -432,16 +432,24 @@ impl Validator<'_> {
             };
             let path = auto_ipc_path(&self.environment.temp_dir, &node.name, side);
             let len = path.as_os_str().len();
+            let program = matches!(node.body, NodeBody::Program(_));
+            let what = if program {
+                format!(
+                    "the ipc endpoint of bind `{side}` of program `{}`",
+                    node.name
+                )
+            } else {
+                format!("the automatic ipc endpoint of node `{}`", node.name)
+            };
             if len > IPC_PATH_MAX {
                 let span = field.unwrap_or_else(|| raw_node.name.span());
                 self.error(
                     span,
                     format!(
-                        "the automatic ipc endpoint of node `{}` would be {} ({len} bytes), longer than the kernel's limit of {IPC_PATH_MAX} bytes for ipc paths; the folder comes from TMPDIR (now {}): set TMPDIR to a shorter folder, or shorten the node's name{}",
-                        node.name,
+                        "{what} would be {} ({len} bytes), longer than the kernel's limit of {IPC_PATH_MAX} bytes for ipc paths; the folder comes from TMPDIR (now {}): set TMPDIR to a shorter folder, or shorten the node's name{}",
                         path.display(),
                         self.environment.temp_dir.display(),
-                        if matches!(node.body, NodeBody::Program(_)) { " or its bind's" } else { "" }
+                        if program { " or the bind's" } else { "" }
                     ),
                 );
             }

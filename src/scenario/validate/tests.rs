@@ -916,8 +916,8 @@ fn program_binds_are_measured_in_the_temporary_directory_whatever_the_transport(
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(
         errors[0].starts_with(&format!(
-            "6:9: the automatic ipc endpoint of node `app` would be {too_long}/tw-XXXXX.XXXXXXXX-XXXX/app-longest_bind (108 bytes)"
-        )) && errors[0].ends_with("shorten the node's name or its bind's"),
+            "6:9: the ipc endpoint of bind `longest_bind` of program `app` would be {too_long}/tw-XXXXX.XXXXXXXX-XXXX/app-longest_bind (108 bytes)"
+        )) && errors[0].ends_with("shorten the node's name or the bind's"),
         "{errors:?}"
     );
 }
