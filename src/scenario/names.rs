@@ -1,7 +1,8 @@
 //! What the names of a scenario may contain, and the one way to turn a name into a path.
 //!
-//! A scenario's name becomes a file path (its snapshot under `snapshots/`), a node's name becomes
-//! part of an ipc path in the run folder and of inproc endpoints, and every name is printed. So a
+//! A scenario's name becomes a file path (its snapshot under `snapshots/`), a node's name (and a
+//! program's bind name) becomes part of an ipc path in the run folder and of inproc endpoints,
+//! and every name is printed. So a
 //! name is checked once, when the scenario is validated ([`check`]), and every path built from a
 //! name goes through [`path_under`], which refuses anything that would land outside its root
 //! (`..`, an absolute path, a symlink pointing out) before anything is written.

@@ -10,7 +10,8 @@
 //! ```text
 //! validate ── scenario ──┬─ contexts             (this module)
 //!                        ├─ node_names, node     (nodes: kind bodies, options, endpoints)
-//!                        ├─ connects             (nodes: names → indices, proxy sides)
+//!                        ├─ connects             (nodes: names → indices, proxy sides, program binds)
+//!                        ├─ program_commands     (programs: placeholders → endpoints, `{termwatch}`)
 //!                        ├─ machine_limits       (this module: sockets per context, ipc paths)
 //!                        ├─ step                 (steps: fields, deadlines, one fn per action)
 //!                        └─ expect_hang_at       (this module)
