@@ -1,5 +1,6 @@
 //! The child's program nodes: started at the end of setup (their command's `{node}`
-//! endpoints filled in from what setup bound), ready on a line or after a delay, stopped by a
+//! endpoints filled in from what setup bound or chose for them to bind, `{termwatch}` with this
+//! executable's path), ready on a line or after a delay, stopped by a
 //! `stop` step that waits until the program and everything it started have exited. At a hang
 //! the watchdog takes every running program's stacks and probe report, then kills it.
 //! Shared between the main thread (start, stop) and the watchdog (hang), each holding the lock
@@ -111,7 +112,8 @@ pub struct Programs {
     slots: Mutex<Vec<Slot>>,
 }
 
-fn resolve(parts: &[CommandPart], bound: &Bound) -> Result<String, String> {
+/// One argument of a program's command, its placeholders filled in.
+fn resolve(parts: &[CommandPart], bound: &Bound, exe: &Path) -> Result<String, String> {
     parts
         .iter()
         .map(|part| match part {
@@ -120,6 +122,12 @@ fn resolve(parts: &[CommandPart], bound: &Bound) -> Result<String, String> {
                 .get(&(*node, *side))
                 .cloned()
                 .ok_or_else(|| format!("node #{node} bound no endpoint to give a program")),
+            CommandPart::Termwatch => exe.to_str().map(str::to_owned).ok_or_else(|| {
+                format!(
+                    "termwatch's own path {} is not UTF-8, so `{{termwatch}}` cannot name it",
+                    exe.display()
+                )
+            }),
         })
         .collect()
 }
@@ -142,7 +150,7 @@ impl Programs {
             let command = p
                 .command
                 .iter()
-                .map(|parts| resolve(parts, bound))
+                .map(|parts| resolve(parts, bound, &exe))
                 .collect::<Result<Vec<_>, _>>()?;
             let dir: PathBuf = run_dir.join(format!("program-{node}"));
             std::fs::create_dir(&dir)

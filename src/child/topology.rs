@@ -1,7 +1,10 @@
 //! Setup: contexts, sockets (options, bind, connect, subscribe) and node runtimes built from a
 //! [`Scenario`], every socket entered in the [`Registry`] with its endpoints, effective linger
 //! and owner. Automatic endpoints never collide between parallel runs: tcp binds port 0 and
-//! reads the port back, ipc lives in the run's own temporary folder, inproc is per process.
+//! reads the port back, ipc lives in the run's own temporary folder, inproc is per process. The
+//! endpoints program nodes bind (`binds`) are chosen here too, in the run's folder, before any
+//! socket connects: termwatch's sockets may connect to them before the program binds, and
+//! libzmq keeps retrying until it does.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,7 +22,7 @@ use crate::forwarder::ForwarderStats;
 use crate::lifecycle;
 use crate::scenario::{
     BindSpec, ConnectTarget, Endpoint, EndpointSpec, Engine, Mode, NodeBody, OpenAt, ProxySide,
-    Scenario, SocketOptions, SocketType, Transport,
+    Scenario, Side, SocketOptions, SocketType, Transport,
 };
 use crate::trace::{EventKind, SocketRole};
 
@@ -107,8 +110,8 @@ impl Topology {
     }
 }
 
-/// Where a node (or a proxy side) is bound.
-pub type Bound = HashMap<(usize, Option<ProxySide>), String>;
+/// Where each endpoint of a node is bound (a program's: where it is to bind).
+pub type Bound = HashMap<(usize, Side), String>;
 
 /// The node whose sockets are being made, and its monitor readers when it is monitored.
 struct NodePlace<'a> {
@@ -161,7 +164,7 @@ fn auto_endpoint(
     transport: Transport,
     run_dir: &Path,
     node: &str,
-    side: Option<ProxySide>,
+    side: &str,
 ) -> Result<String, String> {
     Endpoint::auto(transport, run_dir, node, side)
         .map(|e| e.to_string())
@@ -312,7 +315,14 @@ fn make_node(
                 scenario, registry, &mut place, e, run_dir, bound,
             )?]
         }
-        NodeBody::Program(_) => Vec::new(),
+        NodeBody::Program(p) => {
+            for (k, name) in p.binds.iter().enumerate() {
+                let endpoint = Endpoint::in_run_dir(run_dir, &node.name, name)
+                    .map_err(|e| format!("node `{}` has no endpoint `{name}`: {e}", node.name))?;
+                bound.insert((i, Side::Program(k)), endpoint.to_string());
+            }
+            Vec::new()
+        }
     };
     Ok((sockets, place.monitors.take()))
 }
@@ -350,9 +360,9 @@ fn make_proxy(
         (&frontend, ProxySide::Frontend),
         (&backend, ProxySide::Backend),
     ] {
-        let endpoint = auto_endpoint(scenario.transport, run_dir, &node.name, Some(side))?;
+        let endpoint = auto_endpoint(scenario.transport, run_dir, &node.name, side.as_str())?;
         bound.insert(
-            (place.node, Some(side)),
+            (place.node, Side::Proxy(side)),
             bind(registry, made, &endpoint, &node.name)?,
         );
     }
@@ -389,9 +399,9 @@ fn make_proxy(
             &SocketOptions::default(),
         )?;
         let side = ProxySide::Capture;
-        let endpoint = auto_endpoint(scenario.transport, run_dir, &node.name, Some(side))?;
+        let endpoint = auto_endpoint(scenario.transport, run_dir, &node.name, side.as_str())?;
         bound.insert(
-            (place.node, Some(side)),
+            (place.node, Side::Proxy(side)),
             bind(registry, &capture, &endpoint, &node.name)?,
         );
         sockets.push(capture);
@@ -432,11 +442,11 @@ fn make_endpoint(
     }
     if let Some(spec) = &e.bind {
         let endpoint = match spec {
-            BindSpec::Auto => auto_endpoint(scenario.transport, run_dir, &node.name, None)?,
+            BindSpec::Auto => auto_endpoint(scenario.transport, run_dir, &node.name, "bind")?,
             BindSpec::Explicit(endpoint) => endpoint.to_string(),
         };
         bound.insert(
-            (place.node, None),
+            (place.node, Side::Bind),
             bind(registry, &socket, &endpoint, &node.name)?,
         );
     }

@@ -11,7 +11,7 @@ use super::registry::{NodeCounters, Registry, TrafficStage};
 use super::topology::Topology;
 use super::zmq_ctx::{PROBE, message_frames};
 use crate::scenario::{
-    BindSpec, ConnectTarget, Mode, NodeBody, NodeKindName, OpenAt, ProxySide, Scenario,
+    BindSpec, ConnectTarget, Mode, NodeBody, NodeKindName, OpenAt, ProxySide, Scenario, Side,
 };
 
 /// How often the phase re-checks counters; short, since a clean run takes milliseconds.
@@ -29,23 +29,38 @@ pub struct ProbePlan {
 }
 
 /// Whether data from publisher `p` reaches subscriber `s`: directly (one binds, the other
-/// connects to it) or through one proxy (publisher on its frontend, subscriber on its backend).
+/// connects to it), through one proxy (publisher on its frontend, subscriber on its backend), or
+/// through one program (each connected to a different one of its binds: the program is taken to
+/// forward, as a proxy does).
 fn reaches(scenario: &Scenario, p: usize, s: usize) -> bool {
     let (Some(pe), Some(se)) = (scenario.nodes[p].endpoint(), scenario.nodes[s].endpoint()) else {
         return false;
     };
-    let connects_to = |from: &Option<ConnectTarget>, node: usize, side: Option<ProxySide>| matches!(from, Some(ConnectTarget::Node { node: n, side: sd }) if *n == node && *sd == side);
+    let connects_to = |from: &Option<ConnectTarget>, node: usize, side: Side| matches!(from, Some(ConnectTarget::Node { node: n, side: sd }) if *n == node && *sd == side);
     let explicit_match = |a: &Option<ConnectTarget>, b: &Option<BindSpec>| matches!((a, b), (Some(ConnectTarget::Explicit(x)), Some(BindSpec::Explicit(y))) if x == y);
-    if connects_to(&pe.connect, s, None) || connects_to(&se.connect, p, None) {
+    let program_bind = |c: &Option<ConnectTarget>| match c {
+        Some(ConnectTarget::Node {
+            node,
+            side: Side::Program(bind),
+        }) => Some((*node, *bind)),
+        _ => None,
+    };
+    if connects_to(&pe.connect, s, Side::Bind) || connects_to(&se.connect, p, Side::Bind) {
         return true;
     }
     if explicit_match(&pe.connect, &se.bind) || explicit_match(&se.connect, &pe.bind) {
         return true;
     }
+    if let (Some((x, a)), Some((y, b))) = (program_bind(&pe.connect), program_bind(&se.connect))
+        && x == y
+        && a != b
+    {
+        return true;
+    }
     scenario.nodes.iter().enumerate().any(|(x, node)| {
         matches!(node.body, NodeBody::Proxy { .. })
-            && connects_to(&pe.connect, x, Some(ProxySide::Frontend))
-            && connects_to(&se.connect, x, Some(ProxySide::Backend))
+            && connects_to(&pe.connect, x, Side::Proxy(ProxySide::Frontend))
+            && connects_to(&se.connect, x, Side::Proxy(ProxySide::Backend))
     })
 }
 
@@ -197,6 +212,39 @@ mod tests {
             kind = "subscriber"
             mode = "idle"
             connect = "bus"
+            "#,
+        );
+        assert_eq!(
+            probe_plan(&s),
+            ProbePlan {
+                publishers: vec![1],
+                subscribers: vec![2]
+            }
+        );
+    }
+
+    #[test]
+    fn a_program_between_two_of_its_binds_counts_as_a_forwarder() {
+        let s = scenario(
+            r#"
+            expect = "clean"
+            [[nodes]]
+            name = "app"
+            kind = "program"
+            command = ["x"]
+            binds = ["frontend", "backend"]
+            [[nodes]]
+            name = "pub"
+            kind = "publisher"
+            connect = "app.frontend"
+            [[nodes]]
+            name = "sub"
+            kind = "subscriber"
+            connect = "app.backend"
+            [[nodes]]
+            name = "same"
+            kind = "subscriber"
+            connect = "app.frontend"
             "#,
         );
         assert_eq!(

@@ -12,17 +12,19 @@
 //! inproc://NAME       NAME: non-empty
 //! ```
 //!
-//! Automatic endpoints (`bind = "auto"`, proxies) are built here too, by [`Endpoint::auto`], so
-//! that their ipc paths, which live in the run folder under the temporary directory, can be
-//! measured before running ([`auto_ipc_path`]).
+//! Automatic endpoints (`bind = "auto"`, proxies) are built here too, by [`Endpoint::auto`], and
+//! the endpoints a program node binds (always ipc) by [`Endpoint::in_run_dir`], so that their ipc
+//! paths, which live in the run folder under the temporary directory, can be measured before
+//! running ([`auto_ipc_path`]). Each is the file `<node>-<side>`, where the side (`bind`, a
+//! proxy's side, a program's bind name) never contains `-`, so two nodes never share one.
 
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::num::NonZeroU16;
 use std::path::{Path, PathBuf};
 
+use super::Transport;
 use super::names::{PathEscape, path_under};
-use super::{ProxySide, Transport};
 
 /// The longest ipc path the kernel takes: `sun_path` is 108 bytes, one for the final NUL.
 pub const IPC_PATH_MAX: usize = 107;
@@ -203,25 +205,34 @@ impl Endpoint {
         Ok(Endpoint::Ipc(path))
     }
 
-    /// The automatic endpoint of `node` (of its `side`, for a proxy) on `transport`: tcp on
-    /// 127.0.0.1 with a system-chosen port, ipc in `run_dir`, inproc named after the node. The
+    /// The automatic endpoint of `node`'s `side` (`bind`, or a proxy's side) on `transport`: tcp
+    /// on 127.0.0.1 with a system-chosen port, ipc in `run_dir`, inproc named after the node. The
     /// ipc path is checked to stay in `run_dir`; its length is checked before running, by
     /// [`auto_ipc_path`].
     pub fn auto(
         transport: Transport,
         run_dir: &Path,
         node: &str,
-        side: Option<ProxySide>,
+        side: &str,
     ) -> Result<Self, PathEscape> {
-        let name = auto_name(node, side);
         Ok(match transport {
             Transport::Tcp => Endpoint::Tcp {
                 host: TcpHost::V4(Ipv4Addr::LOCALHOST),
                 port: TcpPort::Any,
             },
-            Transport::Inproc => Endpoint::Inproc(name),
-            Transport::Ipc => Endpoint::Ipc(path_under(run_dir, &name, "")?),
+            Transport::Inproc => Endpoint::Inproc(auto_name(node, side)),
+            Transport::Ipc => Endpoint::in_run_dir(run_dir, node, side)?,
         })
+    }
+
+    /// The ipc endpoint `<node>-<side>` in `run_dir`, checked to stay there: an automatic ipc
+    /// endpoint, and every endpoint a program node binds (`binds`), whatever the transport.
+    pub fn in_run_dir(run_dir: &Path, node: &str, side: &str) -> Result<Self, PathEscape> {
+        Ok(Endpoint::Ipc(path_under(
+            run_dir,
+            &auto_name(node, side),
+            "",
+        )?))
     }
 
     /// The file of an ipc endpoint, when it has one (not in the abstract namespace).
@@ -235,20 +246,14 @@ impl Endpoint {
     }
 }
 
-/// `node-bind`, `node-frontend` or `node-backend`.
-fn auto_name(node: &str, side: Option<ProxySide>) -> String {
-    let side = match side {
-        None => "bind",
-        Some(ProxySide::Frontend) => "frontend",
-        Some(ProxySide::Backend) => "backend",
-        Some(ProxySide::Capture) => "capture",
-    };
+/// `node-bind`, `node-frontend`, `node-backend`, or `node-<program bind>`.
+fn auto_name(node: &str, side: &str) -> String {
     format!("{node}-{side}")
 }
 
-/// The path an automatic ipc endpoint of `node` will have when the run folder is made in
+/// The path the ipc endpoint `<node>-<side>` will have when the run folder is made in
 /// `temp_dir`, with the folder's name as long as it can be.
-pub fn auto_ipc_path(temp_dir: &Path, node: &str, side: Option<ProxySide>) -> PathBuf {
+pub fn auto_ipc_path(temp_dir: &Path, node: &str, side: &str) -> PathBuf {
     temp_dir
         .join(crate::run_dir::longest_name())
         .join(auto_name(node, side))
@@ -391,23 +396,27 @@ mod tests {
     fn automatic_endpoints_live_in_the_run_folder() {
         let run_dir = Path::new("/tmp/tw-abc123");
         let auto = |t, side| Endpoint::auto(t, run_dir, "bus", side).unwrap().to_string();
-        assert_eq!(auto(Transport::Tcp, None), "tcp://127.0.0.1:*");
+        assert_eq!(auto(Transport::Tcp, "bind"), "tcp://127.0.0.1:*");
         assert_eq!(
-            auto(Transport::Ipc, Some(ProxySide::Frontend)),
+            auto(Transport::Ipc, "frontend"),
             "ipc:///tmp/tw-abc123/bus-frontend"
         );
-        assert_eq!(
-            auto(Transport::Inproc, Some(ProxySide::Backend)),
-            "inproc://bus-backend"
-        );
+        assert_eq!(auto(Transport::Inproc, "backend"), "inproc://bus-backend");
         assert!(
-            Endpoint::auto(Transport::Ipc, run_dir, "..", None)
+            Endpoint::auto(Transport::Ipc, run_dir, "..", "bind")
                 .is_ok_and(|e| e.ipc_file().is_some_and(|f| f.starts_with(run_dir)))
         );
-        assert!(Endpoint::auto(Transport::Ipc, run_dir, "../x", None).is_err());
+        assert!(Endpoint::auto(Transport::Ipc, run_dir, "../x", "bind").is_err());
         assert_eq!(
-            auto_ipc_path(Path::new("/tmp/"), "bus", None),
+            auto_ipc_path(Path::new("/tmp/"), "bus", "bind"),
             Path::new("/tmp/tw-XXXXX.XXXXXXXX-XXXX/bus-bind")
         );
+        assert_eq!(
+            Endpoint::in_run_dir(run_dir, "app", "out")
+                .unwrap()
+                .to_string(),
+            "ipc:///tmp/tw-abc123/app-out"
+        );
+        assert!(Endpoint::in_run_dir(run_dir, "../x", "out").is_err());
     }
 }

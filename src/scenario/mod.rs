@@ -139,24 +139,30 @@ pub struct ProgramNode {
     pub env: Vec<(String, String)>,
     /// Its working folder, resolved against the scenario file's folder.
     pub cwd: Option<PathBuf>,
+    /// The names of the endpoints termwatch chooses for it to bind (`binds`), in file order:
+    /// each is the ipc file `<node>-<name>` in the run's folder, whatever the transport.
+    pub binds: Vec<String>,
     /// When it counts as started.
     pub ready: Readiness,
     /// Stdout lines matching this regular expression become trace events.
     pub trace_lines: Option<String>,
 }
 
-/// A piece of a program's argument: text, or the endpoint a node is bound to.
+/// A piece of a program's argument: text, the endpoint a node is bound to, or termwatch's own
+/// executable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommandPart {
     /// Used as written.
     Text(String),
-    /// `{node}` or `{proxy.frontend}`: the bound endpoint, as resolved at setup.
+    /// `{node}`, `{proxy.frontend}` or `{program.bind}`: the bound endpoint, as resolved at setup.
     Endpoint {
         /// Index into [`Scenario::nodes`].
         node: usize,
-        /// For a proxy, which side.
-        side: Option<ProxySide>,
+        /// Which of its endpoints.
+        side: Side,
     },
+    /// `{termwatch}`: the path of the running termwatch executable.
+    Termwatch,
 }
 
 /// When a program node counts as started (setup waits for it).
@@ -206,6 +212,17 @@ pub enum BindSpec {
     Explicit(Endpoint),
 }
 
+/// Which bound endpoint of a node a `connect` or a command placeholder names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// The one bind of a single-socket node.
+    Bind,
+    /// One socket of a proxy.
+    Proxy(ProxySide),
+    /// A program node's bind: index into [`ProgramNode::binds`].
+    Program(usize),
+}
+
 /// Which socket of a proxy a connect reaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ProxySide {
@@ -217,15 +234,26 @@ pub enum ProxySide {
     Capture,
 }
 
+impl ProxySide {
+    /// The side's name in the format: `frontend`, `backend` or `capture`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProxySide::Frontend => "frontend",
+            ProxySide::Backend => "backend",
+            ProxySide::Capture => "capture",
+        }
+    }
+}
+
 /// A connect address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnectTarget {
-    /// The bound endpoint of another node (for a proxy, of one of its sides).
+    /// The bound endpoint of another node (of a proxy's side, of a program's bind).
     Node {
         /// Index into [`Scenario::nodes`].
         node: usize,
-        /// For a proxy, which side.
-        side: Option<ProxySide>,
+        /// Which of its endpoints.
+        side: Side,
     },
     /// Used as written.
     Explicit(Endpoint),

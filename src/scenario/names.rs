@@ -1,7 +1,8 @@
 //! What the names of a scenario may contain, and the one way to turn a name into a path.
 //!
-//! A scenario's name becomes a file path (its snapshot under `snapshots/`), a node's name becomes
-//! part of an ipc path in the run folder and of inproc endpoints, and every name is printed. So a
+//! A scenario's name becomes a file path (its snapshot under `snapshots/`), a node's name (and a
+//! program's bind name) becomes part of an ipc path in the run folder and of inproc endpoints,
+//! and every name is printed. So a
 //! name is checked once, when the scenario is validated ([`check`]), and every path built from a
 //! name goes through [`path_under`], which refuses anything that would land outside its root
 //! (`..`, an absolute path, a symlink pointing out) before anything is written.
@@ -20,6 +21,8 @@ pub enum NameKind {
     Context,
     /// A step's label, or what `expect_hang_at` names.
     Label,
+    /// A program node's bind: part of an ipc file name and of `connect = "<node>.<bind>"`.
+    Bind,
 }
 
 impl fmt::Display for NameKind {
@@ -29,6 +32,7 @@ impl fmt::Display for NameKind {
             NameKind::Node => "a node name",
             NameKind::Context => "a context name",
             NameKind::Label => "a step label",
+            NameKind::Bind => "a bind name",
         })
     }
 }
@@ -48,11 +52,18 @@ pub enum NameProblem {
     BadPart(String),
     /// A `/`-separated part longer than a file name can be (with its suffix), in bytes.
     LongPart(usize),
+    /// Longer than its kind allows, in bytes.
+    Long(usize),
+    /// A first character the kind of name forbids there.
+    Start(char),
 }
 
 /// The longest part of a scenario name, in bytes: a file name is at most 255 bytes, and a
 /// snapshot adds `.snap`.
 pub const PART_MAX: usize = 250;
+
+/// The longest bind name, in bytes: it is part of an ipc path, which the kernel limits.
+pub const BIND_MAX: usize = 32;
 
 impl fmt::Display for NameProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -74,6 +85,8 @@ impl fmt::Display for NameProblem {
                 f,
                 "a part between `/`s is {len} bytes, longer than the {PART_MAX} a file name can take"
             ),
+            NameProblem::Long(len) => write!(f, "it is {len} bytes long"),
+            NameProblem::Start(c) => write!(f, "it starts with {c:?}"),
         }
     }
 }
@@ -87,6 +100,9 @@ impl NameKind {
             }
             NameKind::Node => "non-empty, no `.`, `/`, `\\`, spaces or control characters",
             NameKind::Context | NameKind::Label => "non-empty, no control characters",
+            NameKind::Bind => {
+                "a lowercase identifier: a letter a-z, then letters a-z, digits or `_`, at most 32 bytes"
+            }
         }
     }
 }
@@ -109,7 +125,23 @@ pub fn check(kind: NameKind, name: &str) -> Result<(), NameProblem> {
             None => Ok(()),
         },
         NameKind::Context | NameKind::Label => Ok(()),
+        NameKind::Bind => lowercase_identifier(name),
     }
+}
+
+/// A letter a-z, then letters a-z, digits or `_`; at most [`BIND_MAX`] bytes.
+fn lowercase_identifier(name: &str) -> Result<(), NameProblem> {
+    let mut chars = name.chars();
+    if let Some(first) = chars.next().filter(|c| !c.is_ascii_lowercase()) {
+        return Err(NameProblem::Start(first));
+    }
+    if let Some(c) = chars.find(|&c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')) {
+        return Err(NameProblem::Forbidden(c));
+    }
+    if name.len() > BIND_MAX {
+        return Err(NameProblem::Long(name.len()));
+    }
+    Ok(())
 }
 
 /// The `/`-separated parts of a relative name, each a plain file name.
@@ -243,6 +275,29 @@ mod tests {
             check(NameKind::Label, "x\r"),
             Err(NameProblem::Control('\r'))
         );
+    }
+
+    #[test]
+    fn bind_names_are_lowercase_identifiers() {
+        assert_eq!(check(NameKind::Bind, "frontend"), Ok(()));
+        assert_eq!(check(NameKind::Bind, "out_2"), Ok(()));
+        assert_eq!(check(NameKind::Bind, &"b".repeat(BIND_MAX)), Ok(()));
+        assert_eq!(
+            check(NameKind::Bind, &"b".repeat(BIND_MAX + 1)),
+            Err(NameProblem::Long(BIND_MAX + 1))
+        );
+        assert_eq!(check(NameKind::Bind, "Front"), Err(NameProblem::Start('F')));
+        assert_eq!(check(NameKind::Bind, "2nd"), Err(NameProblem::Start('2')));
+        assert_eq!(check(NameKind::Bind, "_x"), Err(NameProblem::Start('_')));
+        assert_eq!(
+            check(NameKind::Bind, "a-b"),
+            Err(NameProblem::Forbidden('-'))
+        );
+        assert_eq!(
+            check(NameKind::Bind, "a.b"),
+            Err(NameProblem::Forbidden('.'))
+        );
+        assert_eq!(check(NameKind::Bind, ""), Err(NameProblem::Empty));
     }
 
     #[test]

@@ -79,6 +79,7 @@ pub struct RawNode {
     pub ready_line: Option<Spanned<String>>,
     pub ready_after: Option<Spanned<String>>,
     pub trace_lines: Option<Spanned<String>>,
+    pub binds: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// A `[[steps]]` table.

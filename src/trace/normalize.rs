@@ -2,8 +2,9 @@
 //! when behaviour changes, so it can be snapshotted.
 //!
 //! Rules (documented in `docs/traces.md`):
-//! - ports, the child's pid, the run's temporary folder and other temporary paths become
-//!   `<port>`, `<pid>`, `<run-dir>`, `<tmp>`; thread ids, times, sequence numbers and durations
+//! - ports, the child's pid, the run's temporary folder, other temporary paths and the path of
+//!   termwatch's own executable (a program's `{termwatch}`) become `<port>`, `<pid>`,
+//!   `<run-dir>`, `<tmp>`, `<termwatch>`; thread ids, times, sequence numbers and durations
 //!   are dropped (thread *names* stay: they say who closed what);
 //! - events are grouped by the phase or step they belong to (setup, traffic, each step, end),
 //!   which is where the scenario orders them; within a group, by scope in a fixed order
@@ -12,6 +13,7 @@
 //! - message counts are kept exactly; a step that hung is marked, and the trace stops there.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
 
@@ -67,10 +69,21 @@ pub struct NormalizedTrace {
 /// Scope of the harness's own threads (main thread and watchdog entries).
 const HARNESS_SCOPE: &str = "harness";
 
+/// The path of the running executable, which is also the child's (it re-executes itself) and
+/// what a program's `{termwatch}` is given.
+static OWN_EXECUTABLE: LazyLock<Option<String>> = LazyLock::new(|| {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.to_str().map(str::to_owned))
+});
+
 impl Redactions {
     /// Replaces run-specific parts of a text value.
     pub fn apply(&self, text: &str) -> String {
         let mut text = text.to_owned();
+        if let Some(exe) = OWN_EXECUTABLE.as_deref() {
+            text = text.replace(exe, "<termwatch>");
+        }
         if !self.run_dir.is_empty() {
             text = text.replace(&self.run_dir, "<run-dir>");
         }
@@ -395,7 +408,7 @@ mod tests {
     }
 
     #[test]
-    fn redactions_replace_ports_run_folders_and_the_pid_only() {
+    fn redactions_replace_ports_run_folders_the_pid_and_the_executable_only() {
         let r = Redactions {
             run_dir: "/tmp/tw-abc123".to_owned(),
             pid: Some(4242),
@@ -408,5 +421,10 @@ mod tests {
         );
         assert_eq!(r.apply("pid 4242, not 142420"), "pid <pid>, not 142420");
         assert_eq!(r.apply("inproc://bus-frontend"), "inproc://bus-frontend");
+        let exe = std::env::current_exe().expect("the test binary");
+        assert_eq!(
+            r.apply(&format!("{} proxy", exe.display())),
+            "<termwatch> proxy"
+        );
     }
 }

@@ -1,5 +1,6 @@
-//! `kind = "program"` scenarios: the pyzmq examples under `scenarios/programs/` give their
-//! expected verdicts, and every hang report names the blocked call (from the stacks) and the
+//! `kind = "program"` scenarios: the pyzmq examples and the standalone proxies under
+//! `scenarios/programs/` give their expected verdicts, termwatch's nodes exchange messages with
+//! a program that binds the endpoints termwatch chose for it after they connected, and every hang report names the blocked call (from the stacks) and the
 //! sockets still open (from the probe); program nodes are validated like every other node.
 //! The examples need a Python with pyzmq (`TERMWATCH_PYTHON`, set by `.ci/run`, or
 //! `target/venv/bin/python`); without one they are skipped with a note.
@@ -53,7 +54,7 @@ fn the_pyzmq_examples_give_their_verdicts_and_hangs_name_the_call_and_the_socket
         .map(|l| serde_json::from_str(l).expect("JSON"))
         .collect();
     let scenarios: Vec<&Value> = lines.iter().filter(|l| l["type"] == "scenario").collect();
-    assert_eq!(scenarios.len(), 13, "{text}");
+    assert_eq!(scenarios.len(), 17, "{text}");
     let hangs = scenarios.iter().filter(|s| s["outcome"] == "hang").count();
     assert_eq!(hangs, HANGS.len(), "{text}");
     for s in &scenarios {
@@ -240,4 +241,33 @@ fn a_ready_line_written_around_the_exit_still_counts_and_a_missing_one_is_an_err
             .contains("program `app` exited with code 0 before it was ready"),
         "{line}"
     );
+}
+
+#[test]
+fn termwatch_s_nodes_reach_a_program_that_binds_after_they_connected() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("s.toml");
+    // The proxy binds half a second after termwatch's sockets connected to its endpoints.
+    let scenario = "expect = \"clean\"\nstep_timeout = \"10s\"\n[[nodes]]\nname = \"late\"\nkind = \"program\"\ncommand = [\"sh\", \"-c\", \"sleep 0.5; exec \\\"$0\\\" proxy --frontend \\\"$1\\\" --backend \\\"$2\\\"\", \"{termwatch}\", \"{late.in}\", \"{late.out}\"]\nbinds = [\"in\", \"out\"]\nready_line = \"^termwatch proxy: \"\n[[nodes]]\nname = \"pub\"\nkind = \"publisher\"\nconnect = \"late.in\"\nmessages = 50\n[[nodes]]\nname = \"sub\"\nkind = \"subscriber\"\nmode = \"poll\"\nconnect = \"late.out\"\nexpect_messages = 50\n[[steps]]\naction = \"stop\"\nnode = \"late\"\nhow = \"signal:SIGINT\"\ntimeout = \"2s\"\n";
+    std::fs::write(&file, scenario).expect("written");
+    let out = termwatch()
+        .args(["run", "--format", "json", "--snapshots", "off"])
+        .arg(&file)
+        .output()
+        .expect("ran");
+    let line: Value = serde_json::from_str(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .expect("a line"),
+    )
+    .expect("JSON");
+    assert_eq!(line["outcome"], "clean", "{line}");
+    let program = &line["diagnostics"]["programs"][0];
+    let stdout = program["stdout"].as_str().unwrap();
+    assert!(
+        stdout.contains("forwarding ipc://") && stdout.contains("/late-in -> ipc://"),
+        "{stdout}"
+    );
+    assert_eq!(program["exit"], "exited with code 0", "{program}");
 }

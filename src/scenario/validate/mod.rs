@@ -10,7 +10,8 @@
 //! ```text
 //! validate ── scenario ──┬─ contexts             (this module)
 //!                        ├─ node_names, node     (nodes: kind bodies, options, endpoints)
-//!                        ├─ connects             (nodes: names → indices, proxy sides)
+//!                        ├─ connects             (nodes: names → indices, proxy sides, program binds)
+//!                        ├─ program_commands     (programs: placeholders → endpoints, `{termwatch}`)
 //!                        ├─ machine_limits       (this module: sockets per context, ipc paths)
 //!                        ├─ step                 (steps: fields, deadlines, one fn per action)
 //!                        └─ expect_hang_at       (this module)
@@ -371,9 +372,7 @@ impl Validator<'_> {
         if let Some(limit) = self.environment.open_files {
             self.open_files(raw, contexts, nodes, limit);
         }
-        if transport == Transport::Ipc {
-            self.auto_ipc_paths(raw, nodes);
-        }
+        self.auto_ipc_paths(raw, transport, nodes);
     }
 
     /// Every socket holds a file descriptor (its mailbox), and every context a few of its own
@@ -415,29 +414,43 @@ impl Validator<'_> {
         }
     }
 
-    /// Automatic ipc endpoints live in a run folder under the temporary directory, so `TMPDIR`
-    /// decides whether their paths fit.
-    fn auto_ipc_paths(&mut self, raw: &RawScenario, nodes: &[NodeSpec]) {
+    /// Automatic ipc endpoints (on the ipc transport) and the endpoints of program nodes'
+    /// `binds` (always) live in a run folder under the temporary directory, so `TMPDIR` decides
+    /// whether their paths fit. The longest side of each node is measured.
+    fn auto_ipc_paths(&mut self, raw: &RawScenario, transport: Transport, nodes: &[NodeSpec]) {
+        let ipc = transport == Transport::Ipc;
         for (raw_node, node) in raw.nodes.iter().zip(nodes) {
-            let side = match &node.body {
-                NodeBody::Proxy { .. } => Some(ProxySide::Frontend),
-                NodeBody::Endpoint(e) if e.bind == Some(BindSpec::Auto) => None,
-                NodeBody::Endpoint(_) | NodeBody::Program(_) => continue,
+            let (side, field) = match &node.body {
+                NodeBody::Proxy { .. } if ipc => (ProxySide::Frontend.as_str(), None),
+                NodeBody::Endpoint(e) if ipc && e.bind == Some(BindSpec::Auto) => {
+                    ("bind", raw_node.bind.as_ref().map(Spanned::span))
+                }
+                NodeBody::Program(p) => match p.binds.iter().max_by_key(|b| b.len()) {
+                    Some(longest) => (longest.as_str(), raw_node.binds.as_ref().map(Spanned::span)),
+                    None => continue,
+                },
+                NodeBody::Proxy { .. } | NodeBody::Endpoint(_) => continue,
             };
             let path = auto_ipc_path(&self.environment.temp_dir, &node.name, side);
             let len = path.as_os_str().len();
+            let program = matches!(node.body, NodeBody::Program(_));
+            let what = if program {
+                format!(
+                    "the ipc endpoint of bind `{side}` of program `{}`",
+                    node.name
+                )
+            } else {
+                format!("the automatic ipc endpoint of node `{}`", node.name)
+            };
             if len > IPC_PATH_MAX {
-                let span = raw_node
-                    .bind
-                    .as_ref()
-                    .map_or_else(|| raw_node.name.span(), Spanned::span);
+                let span = field.unwrap_or_else(|| raw_node.name.span());
                 self.error(
                     span,
                     format!(
-                        "the automatic ipc endpoint of node `{}` would be {} ({len} bytes), longer than the kernel's limit of {IPC_PATH_MAX} bytes for ipc paths; the folder comes from TMPDIR (now {}): set TMPDIR to a shorter folder, or shorten the node's name",
-                        node.name,
+                        "{what} would be {} ({len} bytes), longer than the kernel's limit of {IPC_PATH_MAX} bytes for ipc paths; the folder comes from TMPDIR (now {}): set TMPDIR to a shorter folder, or shorten the node's name{}",
                         path.display(),
-                        self.environment.temp_dir.display()
+                        self.environment.temp_dir.display(),
+                        if program { " or the bind's" } else { "" }
                     ),
                 );
             }

@@ -1,11 +1,13 @@
 //! Nodes: names, the body of each kind, socket options, endpoints, the rules that tie a
-//! socket's type to its mode and fields, and `connect` targets resolved once every name is known.
+//! socket's type to its mode and fields, and `connect` targets resolved once every name is known
+//! (a node's bind, a proxy's side, a program's bind).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_spanned::Spanned;
 
+use super::programs::program_side;
 use super::{Validator, bounds, field};
 use crate::scenario::endpoint::{Direction, Endpoint};
 use crate::scenario::names::NameKind;
@@ -427,7 +429,8 @@ impl Validator<'_> {
             format!("a monitor endpoint is read by a PAIR socket, not a {reader}")
         } else if watched.endpoint().is_none() {
             format!(
-                "`{target_name}` is a proxy; a monitor endpoint belongs to a node with one socket"
+                "`{target_name}` is a {} node; a monitor endpoint belongs to a node with one socket",
+                watched.kind
             )
         } else if watched.open == OpenAt::Step {
             format!(
@@ -502,8 +505,7 @@ impl Validator<'_> {
         Some(ConnectTarget::Node { node: target, side })
     }
 
-    /// Which side of the target a connect reaches (`None` for a single-socket node); `None`
-    /// from this function when there is none to reach.
+    /// Which endpoint of the target a connect reaches; `None` when there is none to reach.
     fn connect_side(
         &mut self,
         connect: &Spanned<String>,
@@ -511,17 +513,21 @@ impl Validator<'_> {
         target: &NodeBody,
         side_name: Option<&str>,
         from_type: SocketType,
-    ) -> Option<Option<ProxySide>> {
+    ) -> Option<Side> {
         let message = match (target, side_name) {
-            (NodeBody::Proxy { .. }, Some("frontend")) => return Some(Some(ProxySide::Frontend)),
-            (NodeBody::Proxy { .. }, Some("backend")) => return Some(Some(ProxySide::Backend)),
+            (NodeBody::Proxy { .. }, Some("frontend")) => {
+                return Some(Side::Proxy(ProxySide::Frontend));
+            }
+            (NodeBody::Proxy { .. }, Some("backend")) => {
+                return Some(Side::Proxy(ProxySide::Backend));
+            }
             (
                 NodeBody::Proxy {
                     capture: Some(_), ..
                 },
                 Some("capture"),
             ) => {
-                return Some(Some(ProxySide::Capture));
+                return Some(Side::Proxy(ProxySide::Capture));
             }
             (NodeBody::Proxy { .. }, Some("capture")) => {
                 format!("proxy `{target_name}` has no capture socket (set `capture` on it)")
@@ -530,19 +536,24 @@ impl Validator<'_> {
                 "a proxy has sides `frontend`, `backend` and, with `capture`, `capture`; not `{other}`"
             ),
             (NodeBody::Proxy { .. }, None) => match from_type {
-                SocketType::Pub | SocketType::Xpub => return Some(Some(ProxySide::Frontend)),
-                SocketType::Sub | SocketType::Xsub => return Some(Some(ProxySide::Backend)),
+                SocketType::Pub | SocketType::Xpub => {
+                    return Some(Side::Proxy(ProxySide::Frontend));
+                }
+                SocketType::Sub | SocketType::Xsub => {
+                    return Some(Side::Proxy(ProxySide::Backend));
+                }
                 other => format!(
                     "say which side of proxy `{target_name}` a {other} socket connects to: \"{target_name}.frontend\" or \"{target_name}.backend\""
                 ),
             },
-            (NodeBody::Program(_), _) => format!(
-                "node `{target_name}` is a program: termwatch does not know where it binds (connect to its endpoint written out, e.g. \"tcp://127.0.0.1:5555\")"
-            ),
+            (NodeBody::Program(p), _) => match program_side(target_name, &p.binds, side_name) {
+                Ok(side) => return Some(side),
+                Err(message) => message,
+            },
             (NodeBody::Endpoint(_), Some(side)) => {
                 format!("node `{target_name}` is not a proxy, so it has no side `{side}`")
             }
-            (NodeBody::Endpoint(t), None) if t.bind.is_some() => return Some(None),
+            (NodeBody::Endpoint(t), None) if t.bind.is_some() => return Some(Side::Bind),
             (NodeBody::Endpoint(_), None) => format!(
                 "node `{target_name}` binds nothing, so there is nothing to connect to (give it `bind = \"auto\"`)"
             ),

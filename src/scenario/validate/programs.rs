@@ -1,13 +1,56 @@
-//! Program nodes: their own fields (command, env, cwd, readiness, trace lines) and the
-//! `{node}` endpoints of their command, resolved once every node is known.
+//! Program nodes: their own fields (command, env, cwd, binds, readiness, trace lines), the
+//! placeholders of their command (`{node}`, `{proxy.side}`, `{program.bind}` endpoints and
+//! `{termwatch}`), resolved once every node is known, and which bind of a program a name reaches
+//! (for placeholders and `connect` alike).
 
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
 
+use serde_spanned::Spanned;
+
 use super::{Validator, field};
+use crate::scenario::names::NameKind;
 use crate::scenario::raw::RawNode;
 use crate::scenario::*;
+
+/// The most endpoints one program node may have termwatch choose for it.
+pub const MAX_BINDS: usize = 16;
+
+/// The placeholder for termwatch's own executable.
+const TERMWATCH: &str = "termwatch";
+
+/// Which bind of program `name` (binding `binds`) `side` names, in `connect = "name.side"` or
+/// `{name.side}`; the error says what is wrong.
+pub(super) fn program_side(
+    name: &str,
+    binds: &[String],
+    side: Option<&str>,
+) -> Result<Side, String> {
+    let listed = || {
+        binds
+            .iter()
+            .map(|b| format!("`{name}.{b}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match side {
+        _ if binds.is_empty() => Err(format!(
+            "program `{name}` binds nothing termwatch knows of: give it `binds = [\"frontend\"]` to have termwatch choose an endpoint it can reach"
+        )),
+        None => Err(format!("say which bind of program `{name}`: {}", listed())),
+        Some(side) => binds
+            .iter()
+            .position(|b| b == side)
+            .map(Side::Program)
+            .ok_or_else(|| {
+                format!(
+                    "program `{name}` has no bind `{side}` (its binds: {})",
+                    listed()
+                )
+            }),
+    }
+}
 
 impl Validator<'_> {
     /// Rejects the fields only program nodes take, on a node of another kind.
@@ -21,6 +64,7 @@ impl Validator<'_> {
                 field("ready_line", &n.ready_line),
                 field("ready_after", &n.ready_after),
                 field("trace_lines", &n.trace_lines),
+                field("binds", &n.binds),
             ],
         );
     }
@@ -94,6 +138,7 @@ impl Validator<'_> {
         });
         ProgramNode {
             command: Vec::new(),
+            binds: n.binds.as_ref().map(|b| self.binds(b)).unwrap_or_default(),
             env: n
                 .env
                 .as_ref()
@@ -110,8 +155,36 @@ impl Validator<'_> {
         }
     }
 
-    /// Splits every program command's arguments into text and `{node}` / `{proxy.side}`
-    /// endpoints, each naming a node that binds.
+    /// A program's `binds`: lowercase identifiers, unique, not `monitor`, at most [`MAX_BINDS`].
+    fn binds(&mut self, binds: &Spanned<Vec<Spanned<String>>>) -> Vec<String> {
+        if binds.get_ref().len() > MAX_BINDS {
+            self.error(
+                binds.span(),
+                format!(
+                    "a program binds at most {MAX_BINDS} endpoints, not {}",
+                    binds.get_ref().len()
+                ),
+            );
+        }
+        let mut names: Vec<String> = Vec::new();
+        for bind in binds.get_ref() {
+            let name = bind.get_ref();
+            if !self.name(NameKind::Bind, bind) {
+                continue;
+            }
+            if name == "monitor" {
+                self.error(bind.span(), "`monitor` cannot be a bind name: `connect = \"<node>.monitor\"` reads a node's monitor");
+            } else if names.contains(name) {
+                self.error(bind.span(), format!("duplicate bind name `{name}`"));
+            } else {
+                names.push(name.clone());
+            }
+        }
+        names
+    }
+
+    /// Splits every program command's arguments into text, `{node}` / `{proxy.side}` /
+    /// `{program.bind}` endpoints, each naming a node that binds, and `{termwatch}`.
     pub(super) fn program_commands(
         &mut self,
         raw: &[RawNode],
@@ -157,6 +230,13 @@ impl Validator<'_> {
             Some((n, s)) => (n, Some(s)),
             None => (name, None),
         };
+        if name == TERMWATCH {
+            if index.contains_key(TERMWATCH) {
+                self.error(span, format!("`{{{TERMWATCH}}}` is termwatch's own executable, so node `{TERMWATCH}` cannot be given to a program that way: rename the node"));
+                return None;
+            }
+            return Some(CommandPart::Termwatch);
+        }
         let Some(&node) = index.get(node_name) else {
             let known: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
             self.error(
@@ -170,13 +250,20 @@ impl Validator<'_> {
             return None;
         }
         let side = match (&nodes[node].body, side) {
-            (NodeBody::Proxy { .. }, Some("frontend")) => Some(ProxySide::Frontend),
-            (NodeBody::Proxy { .. }, Some("backend")) => Some(ProxySide::Backend),
+            (NodeBody::Proxy { .. }, Some("frontend")) => Side::Proxy(ProxySide::Frontend),
+            (NodeBody::Proxy { .. }, Some("backend")) => Side::Proxy(ProxySide::Backend),
             (NodeBody::Proxy { .. }, _) => {
                 self.error(span, format!("`{{{name}}}`: say which side of proxy `{node_name}`: `{{{node_name}.frontend}}` or `{{{node_name}.backend}}`"));
                 return None;
             }
-            (NodeBody::Endpoint(e), None) if e.bind.is_some() => None,
+            (NodeBody::Program(p), side) => match program_side(node_name, &p.binds, side) {
+                Ok(side) => side,
+                Err(message) => {
+                    self.error(span, format!("`{{{name}}}`: {message}"));
+                    return None;
+                }
+            },
+            (NodeBody::Endpoint(e), None) if e.bind.is_some() => Side::Bind,
             _ => {
                 self.error(span, format!("`{{{name}}}`: node `{node_name}` binds nothing, so it has no endpoint to give a program"));
                 return None;

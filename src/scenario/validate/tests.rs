@@ -70,7 +70,7 @@ fn defaults_are_applied() {
         sub.connect,
         Some(ConnectTarget::Node {
             node: 0,
-            side: None
+            side: Side::Bind
         })
     );
     assert_eq!(s.nodes[1].on_eterm, OnEterm::Close);
@@ -283,14 +283,14 @@ fn connects_resolve_to_nodes_and_proxy_sides() {
         connect(2),
         Some(ConnectTarget::Node {
             node: 0,
-            side: Some(ProxySide::Frontend)
+            side: Side::Proxy(ProxySide::Frontend)
         })
     );
     assert_eq!(
         connect(3),
         Some(ConnectTarget::Node {
             node: 0,
-            side: Some(ProxySide::Backend)
+            side: Side::Proxy(ProxySide::Backend)
         })
     );
     let node = |connect: &str| {
@@ -666,7 +666,7 @@ fn a_capture_socket_is_pub_dealer_push_or_pair_on_a_libzmq_proxy() {
         ok.nodes[1].endpoint().and_then(|e| e.connect.clone()),
         Some(ConnectTarget::Node {
             node: 0,
-            side: Some(ProxySide::Capture)
+            side: Side::Proxy(ProxySide::Capture)
         })
     );
     rejected(&proxy("capture = \"SUB\"\n"), "5:11", "not SUB");
@@ -757,5 +757,167 @@ fn a_monitor_is_read_by_one_pair_of_a_single_socket_node_without_termwatch_s_mon
         &(dealer("") + &reader("m", "PAIR") + &reader("n", "PAIR")),
         "16:11",
         "another node already reads",
+    );
+}
+
+/// A program node `app` binding `binds`, with `command`, then `rest`.
+fn program(binds: &str, command: &str, rest: &str) -> String {
+    format!(
+        "expect = \"clean\"\n[[nodes]]\nname = \"app\"\nkind = \"program\"\ncommand = {command}\nbinds = {binds}\n{rest}"
+    )
+}
+
+#[test]
+fn program_binds_are_unique_lowercase_identifiers() {
+    let s = valid(&program("[\"frontend\", \"out_2\"]", "[\"x\"]", ""));
+    let NodeBody::Program(p) = &s.nodes[0].body else {
+        panic!("a program")
+    };
+    assert_eq!(p.binds, ["frontend", "out_2"]);
+    rejected(
+        &program("[\"in\", \"in\"]", "[\"x\"]", ""),
+        "6:16",
+        "duplicate bind name `in`",
+    );
+    rejected(
+        &program("[\"Front\"]", "[\"x\"]", ""),
+        "6:10",
+        "a bind name must be a lowercase identifier: a letter a-z, then letters a-z, digits or `_`, at most 32 bytes: it starts with 'F'",
+    );
+    rejected(
+        &program("[\"a-b\"]", "[\"x\"]", ""),
+        "6:10",
+        "it contains '-'",
+    );
+    rejected(
+        &program("[\"monitor\"]", "[\"x\"]", ""),
+        "6:10",
+        "`monitor` cannot be a bind name",
+    );
+    let many: Vec<String> = (0..=super::programs::MAX_BINDS)
+        .map(|i| format!("\"b{i}\""))
+        .collect();
+    rejected(
+        &program(&format!("[{}]", many.join(", ")), "[\"x\"]", ""),
+        "6:9",
+        "a program binds at most 16 endpoints, not 17",
+    );
+    rejected(
+        &format!("expect = \"clean\"\n{PUB}binds = [\"x\"]\n"),
+        "6:9",
+        "field `binds` does not apply to a publisher node",
+    );
+}
+
+#[test]
+fn placeholders_resolve_to_binds_proxy_sides_and_termwatch() {
+    let s = valid(&program(
+        "[\"frontend\", \"backend\"]",
+        "[\"{termwatch}\", \"proxy\", \"--frontend={app.frontend}\", \"{app.backend}\", \"{{termwatch}}\"]",
+        "",
+    ));
+    let NodeBody::Program(p) = &s.nodes[0].body else {
+        panic!("a program")
+    };
+    let endpoint = |bind| CommandPart::Endpoint {
+        node: 0,
+        side: Side::Program(bind),
+    };
+    assert_eq!(
+        p.command,
+        [
+            vec![CommandPart::Termwatch],
+            vec![CommandPart::Text("proxy".into())],
+            vec![CommandPart::Text("--frontend=".into()), endpoint(0)],
+            vec![endpoint(1)],
+            vec![CommandPart::Text("{termwatch}".into())],
+        ]
+    );
+    let command = |arg: &str| program("[\"in\"]", &format!("[\"x\", \"{arg}\"]"), "");
+    rejected(
+        &command("{app}"),
+        "5:11",
+        "`{app}`: say which bind of program `app`: `app.in`",
+    );
+    rejected(
+        &command("{app.out}"),
+        "5:11",
+        "`{app.out}`: program `app` has no bind `out` (its binds: `app.in`)",
+    );
+    rejected(
+        &program("[]", "[\"x\", \"{app.in}\"]", ""),
+        "5:11",
+        "`{app.in}`: program `app` binds nothing termwatch knows of",
+    );
+    rejected(
+        &program(
+            "[\"in\"]",
+            "[\"{termwatch}\"]",
+            "[[nodes]]\nname = \"termwatch\"\nkind = \"program\"\ncommand = [\"x\"]\n",
+        ),
+        "5:11",
+        "`{termwatch}` is termwatch's own executable, so node `termwatch` cannot be given to a program that way",
+    );
+}
+
+#[test]
+fn connects_reach_a_program_s_binds_by_name() {
+    let with = |connect: &str| {
+        program(
+            "[\"frontend\", \"backend\"]",
+            "[\"x\"]",
+            &format!("[[nodes]]\nname = \"sub\"\nkind = \"subscriber\"\nconnect = \"{connect}\"\n"),
+        )
+    };
+    let s = valid(&with("app.backend"));
+    assert_eq!(
+        s.nodes[1].endpoint().unwrap().connect,
+        Some(ConnectTarget::Node {
+            node: 0,
+            side: Side::Program(1)
+        })
+    );
+    rejected(
+        &with("app"),
+        "10:11",
+        "say which bind of program `app`: `app.frontend`, `app.backend`",
+    );
+    rejected(
+        &with("app.middle"),
+        "10:11",
+        "program `app` has no bind `middle`",
+    );
+    rejected(
+        &with("app.monitor"),
+        "10:11",
+        "a monitor endpoint is read by a PAIR socket, not a SUB",
+    );
+    rejected(
+        &program(
+            "[]",
+            "[\"x\"]",
+            "[[nodes]]\nname = \"sub\"\nkind = \"subscriber\"\nconnect = \"app.in\"\n",
+        ),
+        "10:11",
+        "program `app` binds nothing termwatch knows of",
+    );
+}
+
+#[test]
+fn program_binds_are_measured_in_the_temporary_directory_whatever_the_transport() {
+    let text = program("[\"frontend\", \"longest_bind\"]", "[\"x\"]", "");
+    let fits = format!(
+        "/{}",
+        "d".repeat(107 - "/tw-XXXXX.XXXXXXXX-XXXX/app-longest_bind".len() - 1)
+    );
+    assert_eq!(errors_in(&text, &fits), Vec::<String>::new());
+    let too_long = format!("{fits}d");
+    let errors = errors_in(&text, &too_long);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with(&format!(
+            "6:9: the ipc endpoint of bind `longest_bind` of program `app` would be {too_long}/tw-XXXXX.XXXXXXXX-XXXX/app-longest_bind (108 bytes)"
+        )) && errors[0].ends_with("shorten the node's name or the bind's"),
+        "{errors:?}"
     );
 }
