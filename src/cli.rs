@@ -503,6 +503,7 @@ fn run_options(
         executable,
         snapshots,
         early: EarlyVerdicts::default(),
+        requirements: Default::default(),
     })
 }
 

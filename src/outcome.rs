@@ -27,6 +27,9 @@ pub enum Outcome {
     Error,
     /// The run was interrupted (Ctrl-C, SIGTERM) before it ended.
     Interrupted,
+    /// The scenario did not run: a command of its `requires` failed (a tool or module this
+    /// machine lacks). Neither passed nor failed.
+    Skipped,
 }
 
 impl Outcome {
@@ -38,6 +41,7 @@ impl Outcome {
             Outcome::Crash => "crash",
             Outcome::Error => "error",
             Outcome::Interrupted => "interrupted",
+            Outcome::Skipped => "skipped",
         }
     }
 

@@ -64,6 +64,8 @@ pub enum Status {
     Flaky,
     /// The run was interrupted before any attempt ended.
     Interrupted,
+    /// The scenario was not run: this machine lacks what it `requires`.
+    Skipped,
 }
 
 /// The attempts of one scenario, counted.
@@ -93,6 +95,7 @@ impl Tally {
         }
         let status = match verdicts.as_slice() {
             [] => Status::Interrupted,
+            [only] if only.verdict.outcome == Outcome::Skipped => Status::Skipped,
             [only] if only.verdict.passed => Status::Passed,
             [_] => Status::Failed,
             _ => Status::Flaky,
@@ -142,9 +145,10 @@ impl Tally {
             .collect()
     }
 
-    /// Whether the scenario counts as passed: every attempt passed, with the same verdict.
+    /// Whether the scenario did not fail: every attempt passed with the same verdict, or it
+    /// was skipped.
     pub fn passed(&self) -> bool {
-        self.status == Status::Passed
+        matches!(self.status, Status::Passed | Status::Skipped)
     }
 
     /// `48× clean, 2× hang at `term` (failed)`.

@@ -155,6 +155,13 @@ pub fn escaped_block(text: &str, indent: &str) -> String {
 
 /// The one line of a scenario's verdict.
 pub fn result_line(result: &ScenarioResult) -> String {
+    if result.outcome == Outcome::Skipped {
+        return format!(
+            "SKIP  {:<44} {}",
+            escaped(&result.name),
+            escaped(&result.diagnostics.summary)
+        );
+    }
     let status = match (result.passed, result.outcome) {
         (_, Outcome::Interrupted) => "STOP",
         (true, _) => "PASS",
@@ -185,7 +192,7 @@ pub fn write_result(
 /// The one line of a scenario's attempts: the plain result line for a single attempt,
 /// otherwise the status and the count of each verdict.
 pub fn tally_line(tally: &Tally) -> String {
-    if tally.attempts.len() == 1 {
+    if tally.attempts.len() == 1 || tally.status == Status::Skipped {
         return result_line(&tally.attempts[0]);
     }
     let status = match tally.status {
@@ -193,6 +200,7 @@ pub fn tally_line(tally: &Tally) -> String {
         Status::Failed => "FAIL",
         Status::Flaky => "FLAKY",
         Status::Interrupted => "STOP",
+        Status::Skipped => "SKIP",
     };
     format!(
         "{status:<5} {:<44} expected {:<22} got {}",
@@ -370,6 +378,13 @@ pub fn write_summary(
             out,
             "flaky: {} scenario(s) with a verdict that varied (counted as failed)",
             summary.flaky
+        )?;
+    }
+    if summary.skipped > 0 {
+        writeln!(
+            out,
+            "skipped: {} scenario(s) whose `requires` failed on this machine (not counted as passed or failed)",
+            summary.skipped
         )?;
     }
     writeln!(out, "{} scenario(s) in {seconds:.2} s", summary.total)?;

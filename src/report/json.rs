@@ -6,14 +6,17 @@
 //! `"proven"` on a hang (`true`: proven when its step started; `false`: its deadline passed),
 //! plus
 //! `"snapshot": {"path", "status", "diff"}` when its lifecycle trace was compared with its
-//! snapshot (`status`: `matched`, `changed`, `missing`, `written`; see `docs/traces.md`); the
-//! last line is `{"type": "summary", "version": 1, "total", "passed", "failed", "flaky",
-//! "interrupted", "not_started", "duration_ms"}`. Fields are only ever added within a version.
+//! snapshot (`status`: `matched`, `changed`, `missing`, `written`; see `docs/traces.md`). A
+//! scenario not run because a command of its `requires` failed has `"outcome": "skipped"`,
+//! `"passed": true` (it did not fail) and the reason as its diagnostics summary. The last line
+//! is `{"type": "summary", "version": 1, "total", "passed", "failed", "skipped", "flaky",
+//! "interrupted", "not_started", "duration_ms"}` (`skipped` ones are counted in neither `passed`
+//! nor `failed`). Fields are only ever added within a version.
 //!
 //! With `run --repeat N` (N > 1) there is one line per scenario, not per attempt: its fields
 //! are those of the attempt that speaks for it (for a flaky scenario, the least frequent
 //! verdict; `passed` is false unless every attempt passed), plus `"attempts"`, `"status"`
-//! (`passed`, `failed`, `flaky`, `interrupted`) and `"verdicts"`: a list of `{"outcome",
+//! (`passed`, `failed`, `flaky`, `interrupted`, `skipped`) and `"verdicts"`: a list of `{"outcome",
 //! "hang_step", "passed", "count"}`.
 
 use std::io::{self, Write};
@@ -99,6 +102,7 @@ struct SummaryLine {
     total: usize,
     passed: usize,
     failed: usize,
+    skipped: usize,
     flaky: usize,
     interrupted: usize,
     not_started: usize,
@@ -148,6 +152,7 @@ pub fn write_summary(
         total: summary.total,
         passed: summary.passed,
         failed: summary.failed,
+        skipped: summary.skipped,
         flaky: summary.flaky,
         interrupted: summary.interrupted,
         not_started: summary.not_started,

@@ -117,6 +117,11 @@ fn test_case(tally: &Tally) -> TestCase {
     let shown = tally.representative();
     let status = match tally.status {
         Status::Passed => TestCaseStatus::success(),
+        Status::Skipped => {
+            let mut status = TestCaseStatus::skipped();
+            status.set_message(shown.diagnostics.summary.as_str());
+            status
+        }
         Status::Interrupted => {
             let mut status = TestCaseStatus::skipped();
             status.set_message("the run was interrupted before this scenario ended");

@@ -39,6 +39,8 @@ pub struct Summary {
     pub passed: usize,
     /// Scenarios that did not, flaky ones included.
     pub failed: usize,
+    /// Scenarios not run because this machine lacks what they `requires`.
+    pub skipped: usize,
     /// Scenarios whose verdict varied between attempts (counted in `failed` too).
     pub flaky: usize,
     /// Scenarios cut short by an interruption before any verdict.
@@ -53,10 +55,12 @@ impl Summary {
         let count = |status| tallies.iter().filter(|t| t.status == status).count();
         let interrupted = count(Status::Interrupted);
         let passed = count(Status::Passed);
+        let skipped = count(Status::Skipped);
         Summary {
             total: tallies.len(),
             passed,
-            failed: tallies.len() - passed - interrupted,
+            failed: tallies.len() - passed - interrupted - skipped,
+            skipped,
             flaky: count(Status::Flaky),
             interrupted,
             not_started,

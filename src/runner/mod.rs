@@ -9,6 +9,7 @@
 //! ```
 //! A hang is an outcome, not an error: only a failure to start a child at all is an `Err`.
 
+pub mod requires;
 pub mod signals;
 pub mod stress;
 
@@ -16,8 +17,8 @@ use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::child::proof::EarlyVerdicts;
@@ -54,6 +55,8 @@ pub struct RunOptions {
     pub snapshots: SnapshotOptions,
     /// Whether the child proves hangs at the start of their step.
     pub early: EarlyVerdicts,
+    /// The answers to the scenarios' `requires` commands, shared by every scenario of the run.
+    pub requirements: Arc<requires::Requirements>,
 }
 
 /// Runs every scenario, `jobs` at a time, calling `on_event` on the calling thread in the
@@ -130,6 +133,8 @@ struct Transcript {
     parent_declared_hang: bool,
     finished: Option<Diagnostics>,
     failed: Option<String>,
+    /// Why the scenario was not run (a `requires` command failed).
+    skipped: Option<String>,
     panicked: Option<String>,
     garbage: Vec<String>,
     trace: RecordedTrace,
@@ -143,6 +148,13 @@ pub fn run_one(
 ) -> ScenarioResult {
     let started = Instant::now();
     let name = scenario.name.clone();
+    if let Some(reason) = options.requirements.unmet(scenario) {
+        let transcript = Transcript {
+            skipped: Some(reason),
+            ..Transcript::default()
+        };
+        return verdict_without_child(scenario, started, transcript);
+    }
     let janitor = guard::Janitor::get(&options.executable);
     let run_dir = match run_dir::create() {
         Ok(dir) => dir,
@@ -513,6 +525,15 @@ fn error_result(scenario: &Scenario, started: Instant, message: String) -> Scena
         failed: Some(message),
         ..Transcript::default()
     };
+    verdict_without_child(scenario, started, transcript)
+}
+
+/// The verdict on a scenario whose process never started: `transcript` says why.
+fn verdict_without_child(
+    scenario: &Scenario,
+    started: Instant,
+    transcript: Transcript,
+) -> ScenarioResult {
     let ending = Ending {
         duration_ms: started.elapsed().as_secs_f64() * 1000.0,
         ..Ending::default()
@@ -559,7 +580,9 @@ fn observe(scenario: &Scenario, t: Transcript, ending: Ending) -> ScenarioResult
         (None, true) => Some(false),
         (None, false) => None,
     };
-    let (outcome, hang_step, diagnostics) = if let Some(hung) = t.hang {
+    let (outcome, hang_step, diagnostics) = if let Some(reason) = t.skipped {
+        (Outcome::Skipped, None, failed(reason, None))
+    } else if let Some(hung) = t.hang {
         (Outcome::Hang, Some(hung.label), hung.diagnostics)
     } else if let Some(mut diagnostics) = t.finished.filter(|_| status.is_some_and(|s| s.success()))
     {
@@ -632,6 +655,12 @@ fn observe(scenario: &Scenario, t: Transcript, ending: Ending) -> ScenarioResult
 /// whether it passed. The one place `passed` is decided.
 fn judge(result: &mut ScenarioResult, garbage: usize) {
     let mut failures = Vec::new();
+    if result.outcome == Outcome::Skipped {
+        // Nothing ran, so nothing could miss: a skipped scenario neither passes nor fails.
+        result.passed = true;
+        result.failures = failures;
+        return;
+    }
     let step_missed = result
         .expect_hang_at
         .as_ref()

@@ -49,6 +49,9 @@ pub struct Scenario {
     pub description: String,
     /// Where the case comes from (an issue, an article).
     pub reference: Option<String>,
+    /// Commands that must succeed on this machine for the scenario to run (else it is
+    /// skipped), e.g. `python3 -c "import zmq"`.
+    pub requires: Vec<Requirement>,
     /// The expected outcome.
     pub expect: Expect,
     /// The label of the step expected to hang, or `traffic`.
@@ -63,6 +66,33 @@ pub struct Scenario {
     pub nodes: Vec<NodeSpec>,
     /// Shutdown steps in order.
     pub steps: Vec<StepSpec>,
+}
+
+/// A command that must exit 0 for its scenario to run: the program and its arguments, run in
+/// the scenario file's folder.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Requirement(pub Vec<String>);
+
+impl std::fmt::Display for Requirement {
+    /// The command as a shell would take it: `python3 -c 'import zmq'`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let words: Vec<String> = self
+            .0
+            .iter()
+            .map(|word| {
+                let plain = !word.is_empty()
+                    && word
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+                if plain {
+                    word.clone()
+                } else {
+                    format!("'{}'", word.replace('\'', "'\\''"))
+                }
+            })
+            .collect();
+        f.write_str(&words.join(" "))
+    }
 }
 
 /// A ZeroMQ context and the options applied before its first socket.

@@ -26,6 +26,8 @@ pub struct RawScenario {
     pub step_timeout: Option<Spanned<String>>,
     pub monitor: Option<Spanned<bool>>,
     #[serde(default)]
+    pub requires: Vec<Spanned<Vec<String>>>,
+    #[serde(default)]
     pub contexts: Vec<RawContext>,
     #[serde(default)]
     pub nodes: Vec<RawNode>,

@@ -574,3 +574,81 @@ fn a_name_that_climbs_out_writes_nothing_anywhere() {
     }
     assert!(written.is_empty(), "written: {written:?}");
 }
+
+/// A scenario whose `requires` command fails is not run: `SKIP` with the command and its last
+/// line of stderr, `skipped` in JSON and JUnit, counted as neither passed nor failed (exit 0);
+/// the commands run in the scenario file's folder.
+#[test]
+fn a_scenario_whose_requirement_fails_is_skipped_with_the_reason() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Run, it would fail: the idle SUB keeps term waiting, and it expects clean.
+    write(
+        dir.path(),
+        "lacking.toml",
+        "expect = \"clean\"\nrequires = [[\"true\"], [\"sh\", \"-c\", \"echo first >&2; echo 'No module named zmq' >&2; exit 1\"]]\n[[nodes]]\nname = \"sub\"\nkind = \"subscriber\"\nmode = \"idle\"\nconnect = \"tcp://127.0.0.1:1\"\n[[steps]]\naction = \"term\"\ntimeout = \"100ms\"\n",
+    );
+    write(dir.path(), "marker", "");
+    write(
+        dir.path(),
+        "present.toml",
+        &format!("expect = \"clean\"\nrequires = [[\"test\", \"-f\", \"marker\"]]\n{VALID_NODES}"),
+    );
+    let junit = dir.path().join("out.xml");
+    let output = termwatch()
+        .args(["run", "--format", "json", "--junit"])
+        .arg(&junit)
+        .arg("--root")
+        .arg(dir.path())
+        .arg(dir.path())
+        .output()
+        .expect("ran");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    let reason = "requires `sh -c 'echo first >&2; echo '\\''No module named zmq'\\'' >&2; exit 1'`, which exited with code 1: No module named zmq";
+    let lacking = lines
+        .iter()
+        .find(|l| l["name"] == "lacking")
+        .expect("lacking");
+    assert_eq!(lacking["outcome"], "skipped", "{text}");
+    assert_eq!(lacking["passed"], true);
+    assert_eq!(lacking["diagnostics"]["summary"], reason);
+    assert!(lacking["steps"].as_array().is_some_and(Vec::is_empty));
+    let present = lines
+        .iter()
+        .find(|l| l["name"] == "present")
+        .expect("present");
+    assert_eq!(present["outcome"], "clean", "{text}");
+    let summary = lines.last().expect("summary");
+    assert_eq!(
+        (&summary["passed"], &summary["failed"], &summary["skipped"]),
+        (&Value::from(1), &Value::from(0), &Value::from(1)),
+        "{text}"
+    );
+    let xml = std::fs::read_to_string(&junit).expect("junit");
+    assert!(
+        xml.contains("<skipped message=\"requires `sh -c &apos;echo first")
+            || xml.contains("<skipped message=\"requires `sh -c 'echo first"),
+        "{xml}"
+    );
+
+    let human = termwatch()
+        .arg("run")
+        .arg("--root")
+        .arg(dir.path())
+        .arg(dir.path())
+        .output()
+        .expect("ran");
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert_eq!(human.status.code(), Some(0), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("SKIP  lacking") && l.ends_with(reason)),
+        "{text}"
+    );
+    assert!(text.contains("skipped: 1 scenario(s)"), "{text}");
+    assert_eq!(text.lines().last(), Some("1 passed, 0 failed"), "{text}");
+}

@@ -16,6 +16,23 @@ fn python_dir() -> Option<std::path::PathBuf> {
     python("the program scenarios").and_then(|p| p.parent().map(Path::to_owned))
 }
 
+/// Writes `text` to `file`, runs it (JSON, no snapshots) and returns its scenario line.
+fn run_written(file: &Path, text: &str) -> Value {
+    std::fs::write(file, text).expect("written");
+    let out = termwatch()
+        .args(["run", "--format", "json", "--snapshots", "off"])
+        .arg(file)
+        .output()
+        .expect("ran");
+    serde_json::from_str(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .expect("a line"),
+    )
+    .expect("JSON")
+}
+
 /// Every program scenario that expects a hang, with the pyzmq method its report must find the
 /// main thread in (around zmq_ctx_term) and the socket the probe must list as open or waited for.
 const HANGS: &[(&str, &str, &str)] = &[
@@ -162,37 +179,13 @@ fn a_program_reads_the_endpoint_of_a_bound_node_and_its_exit_code_decides() {
             "expect = \"clean\"\n[[nodes]]\nname = \"pub\"\nkind = \"publisher\"\nbind = \"auto\"\n[[nodes]]\nname = \"app\"\nkind = \"program\"\ncommand = [\"sh\", \"-c\", \"echo at {{pub}}; read line; exit {exit}\"]\nready_line = \"^at tcp://127.0.0.1:[0-9]+$\"\ntrace_lines = \"^at \"\n[[steps]]\naction = \"stop\"\nnode = \"app\"\nhow = \"stdin-close\"\n[[steps]]\naction = \"close\"\nnode = \"pub\"\n[[steps]]\naction = \"term\"\n"
         )
     };
-    std::fs::write(&file, scenario(0)).expect("written");
-    let out = termwatch()
-        .args(["run", "--format", "json", "--snapshots", "off"])
-        .arg(&file)
-        .output()
-        .expect("ran");
-    let line: Value = serde_json::from_str(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .next()
-            .expect("a line"),
-    )
-    .expect("JSON");
+    let line = run_written(&file, &scenario(0));
     assert_eq!(line["outcome"], "clean", "{line}");
     let stdout = line["diagnostics"]["programs"][0]["stdout"]
         .as_str()
         .unwrap();
     assert!(stdout.starts_with("at tcp://127.0.0.1:"), "{stdout}");
-    std::fs::write(&file, scenario(5)).expect("written");
-    let out = termwatch()
-        .args(["run", "--format", "json", "--snapshots", "off"])
-        .arg(&file)
-        .output()
-        .expect("ran");
-    let line: Value = serde_json::from_str(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .next()
-            .expect("a line"),
-    )
-    .expect("JSON");
+    let line = run_written(&file, &scenario(5));
     assert_eq!(line["outcome"], "error", "{line}");
     assert!(
         line["diagnostics"]["summary"]
@@ -207,25 +200,12 @@ fn a_ready_line_written_around_the_exit_still_counts_and_a_missing_one_is_an_err
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("s.toml");
     let run = |script: &str| -> Value {
-        std::fs::write(
+        run_written(
             &file,
-            format!(
+            &format!(
                 "expect = \"clean\"\n[[nodes]]\nname = \"app\"\nkind = \"program\"\ncommand = [\"sh\", \"-c\", \"{script}\"]\nready_line = \"^ready$\"\n[[steps]]\naction = \"stop\"\nnode = \"app\"\n"
             ),
         )
-        .expect("written");
-        let out = termwatch()
-            .args(["run", "--format", "json", "--snapshots", "off"])
-            .arg(&file)
-            .output()
-            .expect("ran");
-        serde_json::from_str(
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .next()
-                .expect("a line"),
-        )
-        .expect("JSON")
     };
     // The program exits at once; the line comes 200 ms later from the process it started,
     // which still holds stdout: the exit is always seen first.
@@ -249,19 +229,7 @@ fn termwatch_s_nodes_reach_a_program_that_binds_after_they_connected() {
     let file = dir.path().join("s.toml");
     // The proxy binds half a second after termwatch's sockets connected to its endpoints.
     let scenario = "expect = \"clean\"\nstep_timeout = \"10s\"\n[[nodes]]\nname = \"late\"\nkind = \"program\"\ncommand = [\"sh\", \"-c\", \"sleep 0.5; exec \\\"$0\\\" proxy --frontend \\\"$1\\\" --backend \\\"$2\\\"\", \"{termwatch}\", \"{late.in}\", \"{late.out}\"]\nbinds = [\"in\", \"out\"]\nready_line = \"^termwatch proxy: \"\n[[nodes]]\nname = \"pub\"\nkind = \"publisher\"\nconnect = \"late.in\"\nmessages = 50\n[[nodes]]\nname = \"sub\"\nkind = \"subscriber\"\nmode = \"poll\"\nconnect = \"late.out\"\nexpect_messages = 50\n[[steps]]\naction = \"stop\"\nnode = \"late\"\nhow = \"signal:SIGINT\"\ntimeout = \"2s\"\n";
-    std::fs::write(&file, scenario).expect("written");
-    let out = termwatch()
-        .args(["run", "--format", "json", "--snapshots", "off"])
-        .arg(&file)
-        .output()
-        .expect("ran");
-    let line: Value = serde_json::from_str(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .next()
-            .expect("a line"),
-    )
-    .expect("JSON");
+    let line = run_written(&file, scenario);
     assert_eq!(line["outcome"], "clean", "{line}");
     let program = &line["diagnostics"]["programs"][0];
     let stdout = program["stdout"].as_str().unwrap();

@@ -41,6 +41,8 @@ const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(2);
 pub const MIN_DURATION: Duration = Duration::from_millis(1);
 /// The longest duration the format takes.
 pub const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+/// The most commands a scenario's `requires` may list.
+pub const MAX_REQUIREMENTS: usize = 8;
 /// libzmq's default ZMQ_MAX_SOCKETS.
 pub const DEFAULT_MAX_SOCKETS: usize = 1023;
 
@@ -211,6 +213,7 @@ impl Validator<'_> {
             .as_ref()
             .map_or(Transport::Tcp, |t| *t.get_ref());
         let name = self.scenario_name(default_name, &raw);
+        let requires = self.requires(&raw.requires);
         let contexts = self.contexts(&raw.contexts);
         let scenario_monitor = raw.monitor.as_ref().is_some_and(|m| *m.get_ref());
         let node_index = self.node_names(&raw.nodes);
@@ -240,6 +243,7 @@ impl Validator<'_> {
             file: self.file.to_owned(),
             description: raw.description.map(|d| d.into_inner()).unwrap_or_default(),
             reference: raw.reference.map(|r| r.into_inner()),
+            requires,
             expect: *raw.expect.get_ref(),
             expect_hang_at: raw.expect_hang_at.map(|e| e.into_inner()),
             transport,
@@ -248,6 +252,28 @@ impl Validator<'_> {
             nodes,
             steps,
         }
+    }
+
+    /// The `requires` commands: each names a program; at most [`MAX_REQUIREMENTS`].
+    fn requires(&mut self, raw: &[Spanned<Vec<String>>]) -> Vec<Requirement> {
+        if let Some(extra) = raw.get(MAX_REQUIREMENTS) {
+            self.error(
+                extra.span(),
+                format!("at most {MAX_REQUIREMENTS} commands in `requires`"),
+            );
+        }
+        raw.iter()
+            .filter_map(|command| match command.get_ref().first() {
+                Some(program) if !program.is_empty() => Some(Requirement(command.get_ref().clone())),
+                _ => {
+                    self.error(
+                        command.span(),
+                        "a command of `requires` must name a program, e.g. [\"python3\", \"-c\", \"import zmq\"]",
+                    );
+                    None
+                }
+            })
+            .collect()
     }
 
     /// The written name, or the one from the file's path; both become a snapshot path.

@@ -484,17 +484,22 @@ fn socket_counts_follow_the_node_kind() {
     assert_eq!(counts, [2, 12, 1]);
 }
 
+/// Two temporary directories in which `<dir>/tw-XXXXX.XXXXXXXX-XXXX/<file>` is 107 bytes (the
+/// kernel's limit: it fits) and 108 bytes (too long).
+fn temp_dirs_at_the_ipc_limit(file: &str) -> (String, String) {
+    let tail = format!("/tw-XXXXX.XXXXXXXX-XXXX/{file}");
+    let fits = format!("/{}", "d".repeat(107 - tail.len() - 1));
+    let too_long = format!("{fits}d");
+    (fits, too_long)
+}
+
 #[test]
 fn automatic_ipc_paths_are_measured_in_the_temporary_directory() {
     let text = format!("expect = \"clean\"\ntransport = \"ipc\"\n{BUS}{PUB}");
     assert_eq!(errors_in(&text, "/tmp"), Vec::<String>::new());
-    // 107 bytes exactly: `<dir>/tw-XXXXX.XXXXXXXX-XXXX/bus-frontend` is the longest path.
-    let fits = format!(
-        "/{}",
-        "d".repeat(107 - "/tw-XXXXX.XXXXXXXX-XXXX/bus-frontend".len() - 1)
-    );
+    // `<dir>/tw-XXXXX.XXXXXXXX-XXXX/bus-frontend` is the longest path.
+    let (fits, too_long) = temp_dirs_at_the_ipc_limit("bus-frontend");
     assert_eq!(errors_in(&text, &fits), Vec::<String>::new());
-    let too_long = format!("{fits}d");
     let errors = errors_in(&text, &too_long);
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(
@@ -906,12 +911,8 @@ fn connects_reach_a_program_s_binds_by_name() {
 #[test]
 fn program_binds_are_measured_in_the_temporary_directory_whatever_the_transport() {
     let text = program("[\"frontend\", \"longest_bind\"]", "[\"x\"]", "");
-    let fits = format!(
-        "/{}",
-        "d".repeat(107 - "/tw-XXXXX.XXXXXXXX-XXXX/app-longest_bind".len() - 1)
-    );
+    let (fits, too_long) = temp_dirs_at_the_ipc_limit("app-longest_bind");
     assert_eq!(errors_in(&text, &fits), Vec::<String>::new());
-    let too_long = format!("{fits}d");
     let errors = errors_in(&text, &too_long);
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(
