@@ -12,12 +12,16 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::guard;
+use crate::program::signal_name;
 use crate::scenario::{Requirement, Scenario};
 
 /// How long one command may take.
 pub const CHECK_DEADLINE: Duration = Duration::from_secs(10);
 /// How much of a failing command's output is kept for its reason.
 const OUTPUT_KEPT: usize = 4096;
+/// How long a failed command's stderr is waited for once its group is killed (a process that
+/// left the group may still hold it open).
+const OUTPUT_WAIT: Duration = Duration::from_secs(1);
 
 /// Where a command runs, and the command.
 type Key = (PathBuf, Requirement);
@@ -79,12 +83,13 @@ fn check(requirement: &Requirement, folder: &Path) -> Result<(), String> {
     };
     let pgid = child.id() as i32;
     let stderr = child.stderr.take();
-    let reader = std::thread::spawn(move || {
+    let (said_tx, said_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
         let mut kept = Vec::new();
         if let Some(stderr) = stderr {
             let _ = stderr.take(OUTPUT_KEPT as u64).read_to_end(&mut kept);
         }
-        kept
+        let _ = said_tx.send(kept);
     });
     let deadline = Instant::now() + CHECK_DEADLINE;
     let status = loop {
@@ -111,9 +116,12 @@ fn check(requirement: &Requirement, folder: &Path) -> Result<(), String> {
     match status {
         Some(s) if s.success() => Ok(()),
         Some(s) => {
-            let said = reader.join().map(last_line).unwrap_or_default();
+            let said = said_rx
+                .recv_timeout(OUTPUT_WAIT)
+                .map(last_line)
+                .unwrap_or_default();
             Err(match s.signal() {
-                Some(signal) => format!("was killed by signal {signal}{said}"),
+                Some(signal) => format!("was killed by {}{said}", signal_name(signal)),
                 None => format!("exited with code {}{said}", s.code().unwrap_or(-1)),
             })
         }
@@ -156,6 +164,20 @@ mod tests {
             why,
             "requires `sh -c 'echo first >&2; echo '\\''no module zmq'\\'' >&2; exit 3'`, which exited with code 3: no module zmq"
         );
+    }
+
+    #[test]
+    fn a_killed_command_names_its_signal_and_an_escaped_holder_of_stderr_does_not_stall() {
+        let started = Instant::now();
+        let why = Requirements::default()
+            .unmet(&scenario(
+                // The escapee leaves the group, then kills the command, and holds its stderr
+                // for 5 s.
+                r#"[["sh", "-c", "setsid sh -c \"kill -TERM $$; exec sleep 5\" & wait"]]"#,
+            ))
+            .expect("unmet");
+        assert!(why.ends_with("which was killed by SIGTERM"), "{why}");
+        assert!(started.elapsed() < Duration::from_secs(4), "{why}");
     }
 
     #[test]
