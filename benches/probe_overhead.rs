@@ -1,6 +1,7 @@
-//! The probe's cost on a pyzmq PUB→SUB message rate: `examples/pubsub_rate.py` run alternately
-//! without and with the probe preloaded (and its channel and slot table live, as under
-//! `termwatch exec`), the median of each, and their ratio.
+//! The probe's cost on a pyzmq PUB→SUB message rate: `examples/pubsub_rate.py` (a subscriber
+//! process and the publisher process it starts) run alternately without and with the probe
+//! preloaded into both (and its channel and slot table live, as under `termwatch exec`), the
+//! median of each, and their ratio.
 //!
 //! `cargo bench --bench probe_overhead` (11 pairs of 1,000,000 messages; `PROBE_BENCH_PAIRS`,
 //! `PROBE_BENCH_MESSAGES` change them). Without `--bench` (`cargo test --benches`) it runs one
@@ -59,9 +60,11 @@ fn run(python: &Path, messages: u64, probed: bool) -> (f64, f64) {
     let cpu_ns = children_cpu_ns() - before;
     if let Some(monitor) = monitor {
         let state = monitor.finish(Duration::from_secs(5));
+        let probed = state.processes.values().filter(|p| p.used_zmq()).count();
         assert!(
-            state.processes.values().any(|p| p.used_zmq()),
-            "the probe saw no libzmq call: the measurement would not include it"
+            probed == 2,
+            "the probe saw libzmq calls in {probed} process(es), not in the publisher's and the \
+             subscriber's: the measurement would not include it"
         );
     }
     let rate = text
