@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{termwatch, termwatch_process};
+use crate::support::{eventually, live_processes, termwatch, termwatch_process};
 
 /// Runs `exec --format json ARGS`; returns the exit code and the scenario line.
 fn exec_json(args: &[&str]) -> (i32, Value) {
@@ -208,6 +208,119 @@ fn nothing_is_left_running_when_termwatch_itself_is_killed() {
     let started = pids_in(&pids);
     assert_eq!(started.len(), 3, "the program did not start in time");
     assert_all_gone(&started);
+}
+
+/// Kills what a test started and did not see end: termwatch, a decoy, and every process that
+/// carries termwatch's marker (`TERMWATCH_RUN=…`, once known).
+struct Cleanup {
+    termwatch: std::process::Child,
+    decoy: std::process::Child,
+    marker: Option<String>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for child in [&mut self.termwatch, &mut self.decoy] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let Some(marker) = &self.marker else { return };
+        for process in live_processes().iter().filter(|p| p.has_env(marker)) {
+            // SAFETY: kill(2) of a process this test's termwatch started.
+            unsafe { libc::kill(process.pid, libc::SIGKILL) };
+        }
+    }
+}
+
+#[test]
+fn a_daemon_that_left_the_group_unseen_dies_with_a_killed_termwatch_and_nothing_else_does() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (go, pid_file) = (dir.path().join("go"), dir.path().join("daemon"));
+    // Waits for `go`, then double-forks a daemon (fork, setsid, fork; the middle one exits) that
+    // writes its pid and sleeps.
+    let script = format!(
+        "while [ ! -e {go} ]; do sleep 0.01; done; \
+         sh -c 'setsid sh -c \"echo \\$\\$ > {pid}.new && mv {pid}.new {pid}; exec sleep 317\" &'; \
+         exec sleep 316",
+        go = go.display(),
+        pid = pid_file.display()
+    );
+    // termwatch started as if by another termwatch's run, and a process of that other run.
+    let outer = format!("TERMWATCH_RUN=outer-{}", std::process::id());
+    let (name, value) = outer.split_once('=').unwrap();
+    let decoy = std::process::Command::new("sleep")
+        .arg("318")
+        .env(name, value)
+        .spawn()
+        .expect("decoy started");
+    let termwatch = termwatch_process()
+        .args(["exec", "--deadline", "60s", "--", "sh", "-c", &script])
+        .env(name, value)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let mut cleanup = Cleanup {
+        termwatch: termwatch.expect("termwatch started"),
+        decoy,
+        marker: None,
+    };
+    let termwatch_pid = cleanup.termwatch.id() as i32;
+    let children = || {
+        live_processes()
+            .into_iter()
+            .filter(|p| p.parent == termwatch_pid)
+    };
+    assert!(
+        eventually(Duration::from_secs(30), || children().count() == 2),
+        "the program did not start"
+    );
+    let (janitor, program): (Vec<_>, Vec<_>) =
+        children().partition(|p| p.cmdline.contains("__janitor"));
+    let (janitor, program) = (&janitor[0], &program[0]);
+    let marker = program
+        .environ
+        .split('\0')
+        .find(|e| e.starts_with("TERMWATCH_RUN="))
+        .expect("the program carries a marker")
+        .to_owned();
+    assert_ne!(marker, outer, "the program carries termwatch's own marker");
+    cleanup.marker = Some(marker.clone());
+    assert!(
+        !janitor.environ.contains("TERMWATCH_RUN="),
+        "the janitor is no run's"
+    );
+    // Frozen, termwatch cannot look at the program's tree again: the daemon leaves the group
+    // unseen, and only its marker tells the janitor about it.
+    // SAFETY: kill(2) on our own child, not reaped yet.
+    unsafe { libc::kill(termwatch_pid, libc::SIGSTOP) };
+    std::fs::write(&go, "").expect("go");
+    let daemon = || {
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        live_processes().into_iter().find(|p| p.pid == pid)
+    };
+    // Reparented to termwatch (the subreaper) once the middle process is gone, then exec'd sleep.
+    assert!(
+        eventually(Duration::from_secs(30), || daemon()
+            .is_some_and(
+                |d| d.parent == termwatch_pid && d.cmdline.trim_end() == "sleep 317"
+            )),
+        "the daemon did not start"
+    );
+    let daemon = daemon().unwrap();
+    assert!(daemon.has_env(&marker));
+    assert_ne!(daemon.group, program.group, "the daemon left the group");
+    cleanup.termwatch.kill().expect("SIGKILL sent");
+    cleanup.termwatch.wait().expect("reaped");
+    assert_all_gone(&[program.pid, daemon.pid]);
+    assert_eq!(
+        cleanup.decoy.try_wait().expect("decoy"),
+        None,
+        "the janitor killed a process of another run"
+    );
 }
 
 #[test]
