@@ -31,14 +31,14 @@ fn exec_json(args: &[&str]) -> (i32, Value) {
     )
 }
 
+/// The state letter of process `pid` (`R`, `S`, `T` stopped, `Z` zombie…), `None` when gone.
+fn state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
 fn is_alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().to_owned())
-        })
-        .is_some_and(|rest| !rest.starts_with('Z') && !rest.starts_with('X'))
+    state(pid).is_some_and(|s| !matches!(s, 'Z' | 'X'))
 }
 
 /// Waits (bounded) until none of `pids` runs any more.
@@ -265,18 +265,21 @@ fn a_daemon_that_left_the_group_unseen_dies_with_a_killed_termwatch_and_nothing_
         marker: None,
     };
     let termwatch_pid = cleanup.termwatch.id() as i32;
-    let children = || {
+    // termwatch's two children, once each has exec'd (between fork and exec a child still
+    // shows termwatch's command line and environment).
+    let child = |is: fn(&str) -> bool| {
         live_processes()
             .into_iter()
-            .filter(|p| p.parent == termwatch_pid)
+            .find(|p| p.parent == termwatch_pid && is(&p.cmdline))
     };
+    let is_janitor = |cmdline: &str| cmdline.contains(" __janitor ");
+    let is_program = |cmdline: &str| cmdline.starts_with("sh -c ");
     assert!(
-        eventually(Duration::from_secs(30), || children().count() == 2),
+        eventually(Duration::from_secs(30), || child(is_janitor).is_some()
+            && child(is_program).is_some()),
         "the program did not start"
     );
-    let (janitor, program): (Vec<_>, Vec<_>) =
-        children().partition(|p| p.cmdline.contains("__janitor"));
-    let (janitor, program) = (&janitor[0], &program[0]);
+    let (janitor, program) = (child(is_janitor).unwrap(), child(is_program).unwrap());
     let marker = program
         .environ
         .split('\0')
@@ -293,6 +296,11 @@ fn a_daemon_that_left_the_group_unseen_dies_with_a_killed_termwatch_and_nothing_
     // unseen, and only its marker tells the janitor about it.
     // SAFETY: kill(2) on our own child, not reaped yet.
     unsafe { libc::kill(termwatch_pid, libc::SIGSTOP) };
+    assert!(
+        eventually(Duration::from_secs(30), || state(termwatch_pid)
+            == Some('T')),
+        "termwatch did not stop"
+    );
     std::fs::write(&go, "").expect("go");
     let daemon = || {
         let pid: i32 = std::fs::read_to_string(&pid_file)
@@ -315,7 +323,7 @@ fn a_daemon_that_left_the_group_unseen_dies_with_a_killed_termwatch_and_nothing_
     assert_ne!(daemon.group, program.group, "the daemon left the group");
     cleanup.termwatch.kill().expect("SIGKILL sent");
     cleanup.termwatch.wait().expect("reaped");
-    assert_all_gone(&[program.pid, daemon.pid]);
+    assert_all_gone(&[program.pid, daemon.pid, janitor.pid]);
     assert_eq!(
         cleanup.decoy.try_wait().expect("decoy"),
         None,
