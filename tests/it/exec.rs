@@ -1,6 +1,7 @@
 //! `termwatch exec`: programs that misbehave in every way a shutdown can (ignore SIGINT, exit
 //! with an error code, crash, print nothing, leave a child running) each get a clear verdict,
-//! and nothing they started is left running afterwards, also when termwatch itself is killed.
+//! and nothing they started is left running afterwards, also when termwatch itself is killed
+//! (`exec`, or the `run` of a scenario that runs the program).
 
 use std::path::Path;
 use std::process::Stdio;
@@ -211,7 +212,7 @@ fn nothing_is_left_running_when_termwatch_itself_is_killed() {
 }
 
 /// Kills what a test started and did not see end: termwatch, a decoy, and every process that
-/// carries termwatch's marker (`TERMWATCH_RUN=…`, once known).
+/// carries the program's marker (`TERMWATCH_RUN=…`, once known).
 struct Cleanup {
     termwatch: std::process::Child,
     decoy: std::process::Child,
@@ -232,20 +233,30 @@ impl Drop for Cleanup {
     }
 }
 
-#[test]
-fn a_daemon_that_left_the_group_unseen_dies_with_a_killed_termwatch_and_nothing_else_does() {
+/// The marker entry (`TERMWATCH_RUN=…`) of an environment as /proc gives it.
+fn marker_of(environ: &str) -> Option<&str> {
+    environ
+        .split('\0')
+        .find(|e| e.starts_with("TERMWATCH_RUN="))
+}
+
+/// Runs `termwatch ARGS`, where `args` makes the command line from a shell script that waits
+/// for a file and then double-forks a daemon (fork, setsid, fork; the middle one exits) that
+/// sleeps. termwatch runs as if started by another termwatch's run, beside a process of that
+/// run. Once the program runs, the process that watches its tree (its parent) is frozen, so the
+/// daemon leaves the group unseen and only its marker tells the janitor about it; then
+/// termwatch is SIGKILLed. The program, the daemon and the janitors must end, the other run's
+/// process must not.
+fn a_daemon_that_left_unseen_dies_with_termwatch(args: impl Fn(&str) -> Vec<String>) {
     let dir = tempfile::tempdir().expect("temp dir");
     let (go, pid_file) = (dir.path().join("go"), dir.path().join("daemon"));
-    // Waits for `go`, then double-forks a daemon (fork, setsid, fork; the middle one exits) that
-    // writes its pid and sleeps.
     let script = format!(
-        "while [ ! -e {go} ]; do sleep 0.01; done; \
+        "echo ready; while [ ! -e {go} ]; do sleep 0.01; done; \
          sh -c 'setsid sh -c \"echo \\$\\$ > {pid}.new && mv {pid}.new {pid}; exec sleep 317\" &'; \
          exec sleep 316",
         go = go.display(),
         pid = pid_file.display()
     );
-    // termwatch started as if by another termwatch's run, and a process of that other run.
     let outer = format!("TERMWATCH_RUN=outer-{}", std::process::id());
     let (name, value) = outer.split_once('=').unwrap();
     let decoy = std::process::Command::new("sleep")
@@ -254,7 +265,7 @@ fn a_daemon_that_left_the_group_unseen_dies_with_a_killed_termwatch_and_nothing_
         .spawn()
         .expect("decoy started");
     let termwatch = termwatch_process()
-        .args(["exec", "--deadline", "60s", "--", "sh", "-c", &script])
+        .args(args(&script))
         .env(name, value)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -264,42 +275,47 @@ fn a_daemon_that_left_the_group_unseen_dies_with_a_killed_termwatch_and_nothing_
         decoy,
         marker: None,
     };
-    let termwatch_pid = cleanup.termwatch.id() as i32;
-    // termwatch's two children, once each has exec'd (between fork and exec a child still
-    // shows termwatch's command line and environment).
-    let child = |is: fn(&str) -> bool| {
+    // The program once it has exec'd (between fork and exec a child still shows its parent's
+    // command line and environment), and its watcher's janitor.
+    let program = || {
         live_processes()
             .into_iter()
-            .find(|p| p.parent == termwatch_pid && is(&p.cmdline))
+            .find(|p| p.cmdline.starts_with("sh -c echo ready;") && p.cmdline.contains(&script))
     };
-    let is_janitor = |cmdline: &str| cmdline.contains(" __janitor ");
-    let is_program = |cmdline: &str| cmdline.starts_with("sh -c ");
+    let janitor = |watcher: i32| {
+        live_processes()
+            .into_iter()
+            .find(|p| p.parent == watcher && p.cmdline.contains(" __janitor "))
+    };
     assert!(
-        eventually(Duration::from_secs(30), || child(is_janitor).is_some()
-            && child(is_program).is_some()),
+        eventually(Duration::from_secs(30), || program()
+            .is_some_and(|p| janitor(p.parent).is_some())),
         "the program did not start"
     );
-    let (janitor, program) = (child(is_janitor).unwrap(), child(is_program).unwrap());
-    let marker = program
-        .environ
-        .split('\0')
-        .find(|e| e.starts_with("TERMWATCH_RUN="))
+    let program = program().unwrap();
+    let watcher = program.parent;
+    let janitor = janitor(watcher).unwrap();
+    let marker = marker_of(&program.environ)
         .expect("the program carries a marker")
         .to_owned();
-    assert_ne!(marker, outer, "the program carries termwatch's own marker");
     cleanup.marker = Some(marker.clone());
-    assert!(
-        !janitor.environ.contains("TERMWATCH_RUN="),
-        "the janitor is no run's"
+    let watcher_environ = live_processes()
+        .into_iter()
+        .find(|p| p.pid == watcher)
+        .expect("the watcher runs")
+        .environ;
+    assert_ne!(
+        marker_of(&watcher_environ),
+        Some(marker.as_str()),
+        "the program carries its watcher's own marker, not the one the watcher inherited"
     );
-    // Frozen, termwatch cannot look at the program's tree again: the daemon leaves the group
-    // unseen, and only its marker tells the janitor about it.
-    // SAFETY: kill(2) on our own child, not reaped yet.
-    unsafe { libc::kill(termwatch_pid, libc::SIGSTOP) };
+    assert_ne!(marker, outer);
+    assert_eq!(marker_of(&janitor.environ), None, "the janitor is no run's");
+    // SAFETY: kill(2) of the watcher, a process this test's termwatch started (or termwatch).
+    unsafe { libc::kill(watcher, libc::SIGSTOP) };
     assert!(
-        eventually(Duration::from_secs(30), || state(termwatch_pid)
-            == Some('T')),
-        "termwatch did not stop"
+        eventually(Duration::from_secs(30), || state(watcher) == Some('T')),
+        "the watcher did not stop"
     );
     std::fs::write(&go, "").expect("go");
     let daemon = || {
@@ -310,11 +326,11 @@ fn a_daemon_that_left_the_group_unseen_dies_with_a_killed_termwatch_and_nothing_
             .ok()?;
         live_processes().into_iter().find(|p| p.pid == pid)
     };
-    // Reparented to termwatch (the subreaper) once the middle process is gone, then exec'd sleep.
+    // Reparented to the watcher (a subreaper) once the middle process is gone; exec'd sleep.
     assert!(
         eventually(Duration::from_secs(30), || daemon()
             .is_some_and(
-                |d| d.parent == termwatch_pid && d.cmdline.trim_end() == "sleep 317"
+                |d| d.parent == watcher && d.cmdline.trim_end() == "sleep 317"
             )),
         "the daemon did not start"
     );
@@ -323,12 +339,37 @@ fn a_daemon_that_left_the_group_unseen_dies_with_a_killed_termwatch_and_nothing_
     assert_ne!(daemon.group, program.group, "the daemon left the group");
     cleanup.termwatch.kill().expect("SIGKILL sent");
     cleanup.termwatch.wait().expect("reaped");
-    assert_all_gone(&[program.pid, daemon.pid, janitor.pid]);
+    assert_all_gone(&[program.pid, daemon.pid, janitor.pid, watcher]);
     assert_eq!(
         cleanup.decoy.try_wait().expect("decoy"),
         None,
-        "the janitor killed a process of another run"
+        "a janitor killed a process of another run"
     );
+}
+
+#[test]
+fn a_daemon_that_left_the_group_unseen_dies_with_a_killed_termwatch_and_nothing_else_does() {
+    a_daemon_that_left_unseen_dies_with_termwatch(|script| {
+        ["exec", "--deadline", "60s", "--", "sh", "-c", script]
+            .map(str::to_owned)
+            .to_vec()
+    });
+}
+
+#[test]
+fn a_daemon_of_a_scenario_s_program_dies_with_a_killed_termwatch_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("daemon.toml");
+    let file_name = file.display().to_string();
+    a_daemon_that_left_unseen_dies_with_termwatch(|script| {
+        let scenario = format!(
+            "expect = \"clean\"\n[[nodes]]\nname = \"app\"\nkind = \"program\"\ncommand = [\"sh\", \"-c\", {script:?}]\nready_line = \"^ready\"\n[[steps]]\naction = \"stop\"\nnode = \"app\"\nhow = \"stdin-close\"\n"
+        );
+        std::fs::write(&file, scenario).expect("scenario written");
+        ["run", "--snapshots", "off", &file_name]
+            .map(str::to_owned)
+            .to_vec()
+    });
 }
 
 #[test]
