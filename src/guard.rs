@@ -18,7 +18,7 @@
 //!   exited or died), it kills every group and process still listed, then every process of
 //!   this user that carries the run's marker (one that left its group between two of the
 //!   run's looks at its tree, such as a daemon that forked and called `setsid`), looking again
-//!   until none is left or a second has passed, then removes every run folder the parent
+//!   until two looks in a row find none or a second has passed, then removes every run folder the parent
 //!   made (a run folder's name says who made it: [`crate::run_dir`]).
 //!
 //! A janitor starting up also sweeps the run folders whose owner is provably gone (a run
@@ -229,18 +229,25 @@ pub fn janitor_main(owner: ProcessId) -> anyhow::Result<crate::errors::Ending> {
 }
 
 /// Kills (SIGKILL) every process that carries `owner`'s marker, this one aside, and looks
-/// again until none is left or [`MARKED_FOR`] has passed; returns how many kills it sent.
+/// again until two looks in a row find none (a process in the middle of an exec shows no
+/// environment for a moment) or [`MARKED_FOR`] has passed; returns how many kills it sent.
 fn kill_marked(owner: ProcessId) -> usize {
     let marker = owner.render();
     let me = std::process::id() as i32;
     let deadline = Instant::now() + MARKED_FOR;
     let mut killed = 0;
+    let mut quiet_looks = 0;
     loop {
         let marked: Vec<i32> = crate::procfs::processes_with_variable(RUN_VARIABLE, &marker)
             .into_iter()
             .filter(|&pid| pid != me)
             .collect();
-        if marked.is_empty() || Instant::now() >= deadline {
+        quiet_looks = if marked.is_empty() {
+            quiet_looks + 1
+        } else {
+            0
+        };
+        if quiet_looks == 2 || Instant::now() >= deadline {
             return killed;
         }
         for pid in marked {

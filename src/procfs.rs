@@ -380,7 +380,14 @@ mod tests {
         let mut marked = start(Some(&value));
         let mut other = start(Some("something else"));
         let mut unmarked = start(None);
-        let found = processes_with_variable("TERMWATCH_PROCFS_TEST", &value);
+        // A process shows its environment once its exec has set it up, which may be a moment
+        // after `spawn` returned.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut found = processes_with_variable("TERMWATCH_PROCFS_TEST", &value);
+        while found.is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            found = processes_with_variable("TERMWATCH_PROCFS_TEST", &value);
+        }
         for child in [&mut marked, &mut other, &mut unmarked] {
             child.kill().unwrap();
             child.wait().unwrap();
