@@ -233,11 +233,15 @@ impl Drop for Cleanup {
     }
 }
 
+/// The variable that marks every process a run starts (see docs/ci.md).
+const RUN_VARIABLE: &str = "TERMWATCH_RUN";
+
 /// The marker entry (`TERMWATCH_RUN=…`) of an environment as /proc gives it.
 fn marker_of(environ: &str) -> Option<&str> {
-    environ
-        .split('\0')
-        .find(|e| e.starts_with("TERMWATCH_RUN="))
+    environ.split('\0').find(|e| {
+        e.strip_prefix(RUN_VARIABLE)
+            .is_some_and(|rest| rest.starts_with('='))
+    })
 }
 
 /// Runs `termwatch ARGS`, where `args` makes the command line from a shell script that waits
@@ -257,16 +261,16 @@ fn a_daemon_that_left_unseen_dies_with_termwatch(args: impl Fn(&str) -> Vec<Stri
         go = go.display(),
         pid = pid_file.display()
     );
-    let outer = format!("TERMWATCH_RUN=outer-{}", std::process::id());
-    let (name, value) = outer.split_once('=').unwrap();
+    let value = format!("outer-{}", std::process::id());
+    let outer = format!("{RUN_VARIABLE}={value}");
     let decoy = std::process::Command::new("sleep")
         .arg("318")
-        .env(name, value)
+        .env(RUN_VARIABLE, &value)
         .spawn()
         .expect("decoy started");
     let termwatch = termwatch_process()
         .args(args(&script))
-        .env(name, value)
+        .env(RUN_VARIABLE, &value)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn();
@@ -310,6 +314,19 @@ fn a_daemon_that_left_unseen_dies_with_termwatch(args: impl Fn(&str) -> Vec<Stri
         "the program carries its watcher's own marker, not the one the watcher inherited"
     );
     assert_ne!(marker, outer);
+    // `<pid>.<start time>` in base 36: the watcher's own.
+    let pid_digits = {
+        let (mut n, mut digits) = (watcher as u32, Vec::new());
+        while n > 0 || digits.is_empty() {
+            digits.push(char::from_digit(n % 36, 36).unwrap());
+            n /= 36;
+        }
+        digits.iter().rev().collect::<String>()
+    };
+    assert!(
+        marker.starts_with(&format!("{RUN_VARIABLE}={pid_digits}.")),
+        "{marker} names the watcher {watcher}"
+    );
     assert_eq!(marker_of(&janitor.environ), None, "the janitor is no run's");
     // SAFETY: kill(2) of the watcher, a process this test's termwatch started (or termwatch).
     unsafe { libc::kill(watcher, libc::SIGSTOP) };
