@@ -1,5 +1,5 @@
 //! Nothing of a run outlives it, however the parent dies (`kill -9`, a killed process group,
-//! a closed terminal). Three mechanisms, none of which polls while the run goes on:
+//! a closed terminal). Two mechanisms, neither of which polls while the run goes on:
 //!
 //! - [`tie_to_run`], applied to every `Command` that starts a process of the run (a scenario
 //!   process, a program under test, a bench role or external proxy, a `requires` check):
@@ -18,8 +18,8 @@
 //!   exited or died), it kills every group and process still listed, then every process of
 //!   this user that carries the run's marker (one that left its group between two of the
 //!   run's looks at its tree, such as a daemon that forked and called `setsid`), looking again
-//!   until two looks in a row find none or a second has passed, then removes every run folder the parent
-//!   made (a run folder's name says who made it: [`crate::run_dir`]).
+//!   until two looks in a row find none or a second has passed, then removes every run folder
+//!   the parent made (a run folder's name says who made it: [`crate::run_dir`]).
 //!
 //! A janitor starting up also sweeps the run folders whose owner is provably gone (a run
 //! whose janitor died with it), never a live run's.
