@@ -1,9 +1,12 @@
 //! Reading a process's threads from /proc: name, scheduler state, wchan and the system call
 //! each one is in, decoded into words ("poll on 1 fd, no timeout"). /proc gives no user-space
 //! stack: the scenario child reads its own threads to corroborate the step that hung, and
-//! [`crate::stacks`] reads a program's threads beside its native and Python frames.
+//! [`crate::stacks`] reads a program's threads beside its native and Python frames. Also which
+//! processes of this user carry a variable in their environment, which the janitor
+//! ([`crate::guard`]) uses to find what a dead run left behind.
 
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 
 /// One thread as /proc shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -261,6 +264,42 @@ pub fn decode_syscall(text: &str) -> Syscall {
     Syscall::Blocked(call)
 }
 
+/// The processes of this user whose environment holds `name=value`, lowest pid first. The
+/// environment is the one the process was given when it exec'd (/proc/PID/environ): a process
+/// that exec'd with that variable removed does not carry it. A process whose environment cannot
+/// be read (gone, another user's, not dumpable, a zombie) is left out.
+pub fn processes_with_variable(name: &str, value: &str) -> Vec<i32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    // SAFETY: geteuid(2) cannot fail and touches no memory.
+    let me = unsafe { libc::geteuid() };
+    let mut pids: Vec<i32> = entries
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let pid = e.file_name().to_str()?.parse().ok()?;
+            (e.metadata().ok()?.uid() == me).then_some(pid)
+        })
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|environ| environ_holds(&environ, name, value))
+        })
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// Whether an environment as /proc/PID/environ gives it (`NAME=value` entries, each ended by a
+/// NUL) holds exactly `name=value`.
+fn environ_holds(environ: &[u8], name: &str, value: &str) -> bool {
+    environ.split(|&b| b == 0).any(|entry| {
+        entry
+            .strip_prefix(name.as_bytes())
+            .and_then(|rest| rest.strip_prefix(b"="))
+            .is_some_and(|rest| rest == value.as_bytes())
+    })
+}
+
 /// System call numbers that only some architectures have.
 mod sys {
     #[cfg(target_arch = "x86_64")]
@@ -277,10 +316,11 @@ mod sys {
     pub const NANOSLEEP: Option<i64> = None;
 }
 
-#[cfg(all(test, target_arch = "x86_64"))]
+#[cfg(test)]
 mod tests {
     use super::*;
 
+    #[cfg(target_arch = "x86_64")]
     #[test]
     fn decodes_an_infinite_poll_like_a_thread_in_term() {
         let s = decode_syscall("7 0x7ffc 0x1 0xffffffff 0x0 0x0 0x0 0x7ffc 0x7f00\n");
@@ -288,6 +328,7 @@ mod tests {
         assert!(s.waits_forever());
     }
 
+    #[cfg(target_arch = "x86_64")]
     #[test]
     fn decodes_epoll_wait_with_a_timer_and_running_threads() {
         assert_eq!(
@@ -301,5 +342,60 @@ mod tests {
     fn reads_its_own_threads() {
         let me = threads();
         assert!(me.iter().any(|t| t.tid == nix::unistd::gettid().as_raw()));
+    }
+
+    #[test]
+    fn an_environment_holds_a_variable_only_with_that_exact_value() {
+        let environ = b"PATH=/bin\0XRUN=a\0RUN=ab\0RUN\0RUN=a=b\0=a\0";
+        assert!(environ_holds(environ, "RUN", "ab"));
+        assert!(environ_holds(environ, "RUN", "a=b"));
+        assert!(environ_holds(environ, "PATH", "/bin"));
+        for (name, value) in [
+            ("RUN", "a"),
+            ("RUN", "abc"),
+            ("RUN", ""),
+            ("UN", "ab"),
+            ("XRUN", "ab"),
+        ] {
+            assert!(!environ_holds(environ, name, value), "{name}={value}");
+        }
+        assert!(!environ_holds(b"", "RUN", "ab"));
+        assert!(
+            environ_holds(b"RUN=ab", "RUN", "ab"),
+            "the last entry without its NUL"
+        );
+    }
+
+    #[test]
+    fn finds_the_processes_that_carry_a_variable_and_only_those() {
+        let value = format!("{}-{:?}", std::process::id(), std::time::Instant::now());
+        let start = |value: Option<&str>| {
+            let mut command = std::process::Command::new("sleep");
+            command.arg("30");
+            if let Some(value) = value {
+                command.env("TERMWATCH_PROCFS_TEST", value);
+            }
+            command.spawn().unwrap()
+        };
+        let mut marked = start(Some(&value));
+        let mut other = start(Some("something else"));
+        let mut unmarked = start(None);
+        // A process shows its environment once its exec has set it up, which may be a moment
+        // after `spawn` returned.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut found = processes_with_variable("TERMWATCH_PROCFS_TEST", &value);
+        while found.is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            found = processes_with_variable("TERMWATCH_PROCFS_TEST", &value);
+        }
+        for child in [&mut marked, &mut other, &mut unmarked] {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+        assert_eq!(found, vec![marked.id() as i32]);
+        assert!(
+            processes_with_variable("TERMWATCH_PROCFS_TEST", &value).is_empty(),
+            "a reaped process is gone"
+        );
     }
 }

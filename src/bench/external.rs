@@ -13,7 +13,7 @@
 //! SIGTERM — is an [`ExternalError`] naming the program, with the end of its output; none can hang
 //! the bench (every wait has a deadline) or leave a process behind (the group is killed and
 //! checked empty). If the bench itself is killed, the program's leader gets SIGKILL from the
-//! kernel ([`guard::die_with_parent`]) and the janitor ([`guard::Janitor`]) kills the whole
+//! kernel ([`guard::tie_to_run`]) and the janitor ([`guard::Janitor`]) kills the whole
 //! group; a Ctrl-C of the bench kills the group too.
 
 use crate::guard;
@@ -296,7 +296,7 @@ impl ExternalProxy {
             .process_group(0);
         // The kernel kills the program when the thread that started it ends: the bench's main
         // thread, which waits for it.
-        guard::die_with_parent(&mut shell);
+        guard::tie_to_run(&mut shell);
         let mut child = shell.spawn().map_err(|source| ExternalError::Start {
             name: self.name.clone(),
             command: command.clone(),

@@ -603,7 +603,7 @@ impl RoleProcesses {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        crate::guard::die_with_parent(&mut command);
+        crate::guard::tie_to_run(&mut command);
         let mut child = command.spawn().map_err(|source| MeasureError::Io {
             role: name.to_string(),
             action: "starting the role process",

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
-use crate::guard::{Janitor, die_with_parent};
+use crate::guard::{Janitor, tie_to_run};
 use crate::probe::{ProbeMonitor, ProbeReport, ProbeSetup};
 use crate::stacks::StackCapture;
 
@@ -173,7 +173,7 @@ impl Program {
         if let Some(cwd) = &spec.cwd {
             command.current_dir(cwd);
         }
-        die_with_parent(&mut command);
+        tie_to_run(&mut command);
         let parent = std::process::id() as libc::c_ulong;
         // SAFETY: only prctl(2), async-signal-safe, runs between fork and exec.
         unsafe {

@@ -182,7 +182,7 @@ pub fn run_one(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    guard::die_with_parent(&mut command);
+    guard::tie_to_run(&mut command);
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {

@@ -73,7 +73,7 @@ fn check(requirement: &Requirement, folder: &Path) -> Result<(), String> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .process_group(0);
-    guard::die_with_parent(&mut command);
+    guard::tie_to_run(&mut command);
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

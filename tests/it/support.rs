@@ -68,6 +68,8 @@ pub fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
 pub struct Process {
     /// Its pid.
     pub pid: i32,
+    /// Its parent.
+    pub parent: i32,
     /// Its process group.
     pub group: i32,
     /// Its command line, arguments separated by spaces.
@@ -104,6 +106,7 @@ pub fn live_processes() -> Vec<Process> {
             };
             Some(Process {
                 pid,
+                parent: fields.get(1).and_then(|p| p.parse().ok()).unwrap_or(0),
                 group: fields.get(2).and_then(|g| g.parse().ok()).unwrap_or(0),
                 cmdline: read("cmdline").replace('\0', " "),
                 environ: read("environ"),
