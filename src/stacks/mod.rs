@@ -138,6 +138,8 @@ fn run_bounded(mut command: Command, budget: Duration) -> Result<Output, String>
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    // Dies with this process (this thread waits for it), and carries the run's marker.
+    crate::guard::tie_to_run(&mut command);
     let mut child = command
         .spawn()
         .map_err(|e| format!("cannot run {name}: {e}"))?;
