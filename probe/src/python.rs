@@ -11,7 +11,8 @@
 //! - **Only with the GIL held by this thread**, checked three ways: the interpreter is
 //!   initialized (`Py_IsInitialized`), `PyGILState_Check()` is 1, and the thread state the
 //!   GIL machinery associates with this thread is the one currently running
-//!   (`PyGILState_GetThisThreadState() == PyThreadState_GetUnchecked()`). The last check
+//!   (`PyGILState_GetThisThreadState() == PyThreadState_GetUnchecked()`,
+//!   `_PyThreadState_UncheckedGet` before 3.13). The last check
 //!   matters because `PyGILState_Check` answers 1 whenever it cannot tell (before the
 //!   interpreter starts, after it ends, once subinterpreters exist). The GIL is never taken
 //!   here: a thread that does not hold it gets no Python name (pyzmq releases it around
@@ -21,16 +22,21 @@
 //!   run later in its main loop. Allocating inside Python (the few `str` and `int` objects made
 //!   here, a string's UTF-8 cache) is then as safe as any other C API call; the probe's own
 //!   code still allocates nothing.
-//! - **No Python code runs**: the module comes from `sys.modules` (`PyImport_GetModule`, which
-//!   never imports: without `threading` loaded there is no Python thread name to find),
-//!   attributes are read with `PyObject_GenericGetAttr` (plain attributes `threading._active`
-//!   and `Thread._name`: no property, `__getattr__` or `__getattribute__` override runs), the
-//!   thread is looked up by its integer ident with `PyDict_GetItem`, and the only objects made
-//!   are `str` and `int`, which the cyclic garbage collector does not track, so no collection
-//!   (and no finalizer) starts. The GIL is therefore never released in between.
+//! - **No Python code runs**: `threading` is looked up in `sys.modules` with plain dictionary
+//!   reads (`PySys_GetObject`, `PyDict_GetItemString`), never imported (without it loaded there
+//!   is no Python thread name to find) and never waited for (`PyImport_GetModule` would wait,
+//!   running importlib, for a module another thread is still importing); attributes are read
+//!   with `PyObject_GenericGetAttr` (the plain attributes `threading._active` and
+//!   `Thread._name`: no property, `__getattr__` or `__getattribute__` override runs, so not
+//!   `Thread.name`, a property); the thread is looked up by its integer ident with
+//!   `PyDict_GetItem`; the only objects made are `str` and `int`, which the cyclic garbage
+//!   collector does not track, so no collection (and no finalizer) starts. The GIL is
+//!   therefore never released in between. (Only when `_active` or `_name` is missing, or the
+//!   name is not a `str`, which `threading` never does by itself, is an exception object made,
+//!   then dropped.)
 //! - **The program's state is left as it was**: a pending exception is set aside
-//!   (`PyErr_Fetch`) and put back (`PyErr_Restore`), any error raised here is cleared, every
-//!   new reference is released, the borrowed thread object is held for the time it is used.
+//!   (`PyErr_Fetch`) and put back (`PyErr_Restore`, which also drops any error raised here),
+//!   every new reference is released, borrowed ones are held for the time they are used.
 //!   `errno` is restored by the wrappers.
 //! - **Fork-safe**: nothing is locked or cached but function addresses, which a forked child
 //!   shares.
@@ -41,10 +47,6 @@ use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 /// A `PyObject *`.
 type Obj = *mut c_void;
-
-unsafe extern "C" {
-    fn dlsym(handle: *mut c_void, symbol: *const c_char) -> *mut c_void;
-}
 
 const RTLD_DEFAULT: *mut c_void = null_mut();
 
@@ -102,12 +104,12 @@ python_api! {
     err_fetch = [c"PyErr_Fetch"]: fn(*mut Obj, *mut Obj, *mut Obj);
     /// `PyErr_Restore`.
     err_restore = [c"PyErr_Restore"]: fn(Obj, Obj, Obj);
-    /// `PyErr_Clear`.
-    err_clear = [c"PyErr_Clear"]: fn();
     /// `PyUnicode_FromString`: a new reference.
     unicode = [c"PyUnicode_FromString"]: fn(*const c_char) -> Obj;
-    /// `PyImport_GetModule`: a new reference, NULL when not imported (never imports).
-    get_module = [c"PyImport_GetModule"]: fn(Obj) -> Obj;
+    /// `PySys_GetObject`: a borrowed reference, NULL (no error) when missing.
+    sys_get = [c"PySys_GetObject"]: fn(*const c_char) -> Obj;
+    /// `PyDict_GetItemString`: a borrowed reference, errors suppressed, NULL for a non-dict.
+    dict_get_string = [c"PyDict_GetItemString"]: fn(Obj, *const c_char) -> Obj;
     /// `PyObject_GenericGetAttr`: a new reference.
     getattr = [c"PyObject_GenericGetAttr"]: fn(Obj, Obj) -> Obj;
     /// `PyDict_GetItem`: a borrowed reference, errors suppressed, NULL for a non-dict.
@@ -149,7 +151,7 @@ fn resolve() -> u8 {
     for (names, addr) in NAMES.iter().zip(&ADDRS) {
         let found = names.iter().find_map(|name| {
             // SAFETY: a lookup of a NUL-terminated name in the global scope.
-            let symbol = unsafe { dlsym(RTLD_DEFAULT, name.as_ptr()) };
+            let symbol = unsafe { crate::dlsym(RTLD_DEFAULT, name.as_ptr()) };
             (!symbol.is_null()).then_some(symbol as usize)
         });
         match found {
@@ -183,11 +185,9 @@ pub fn thread_name(out: &mut [u8]) -> Option<usize> {
     // SAFETY: the GIL is held; the three receive (and own) the pending exception, if any.
     unsafe { (api.err_fetch)(&mut kind, &mut value, &mut traceback) };
     let len = read_name(&api, out);
-    // SAFETY: the GIL is held; the pending exception's references go back to Python.
-    unsafe {
-        (api.err_clear)();
-        (api.err_restore)(kind, value, traceback);
-    }
+    // SAFETY: the GIL is held; the pending exception's references go back to Python,
+    // replacing (and releasing) any error raised here.
+    unsafe { (api.err_restore)(kind, value, traceback) };
     len
 }
 
@@ -203,9 +203,17 @@ impl<'a> Owned<'a> {
         (!obj.is_null()).then_some(Owned { api, obj })
     }
 
+    /// Takes a reference to `obj` (a borrowed reference or NULL).
+    fn borrowed(api: &'a Api, obj: Obj) -> Option<Owned<'a>> {
+        // SAFETY: the GIL is held (checked by thread_name, the only caller's caller); obj is
+        // live.
+        (!obj.is_null()).then(|| unsafe { (api.incref)(obj) });
+        Owned::new(api, obj)
+    }
+
     /// A new `str`.
     fn text(api: &'a Api, text: &CStr) -> Option<Owned<'a>> {
-        // SAFETY: the GIL is held (checked by thread_name, the only caller's caller).
+        // SAFETY: the GIL is held.
         Owned::new(api, unsafe { (api.unicode)(text.as_ptr()) })
     }
 
@@ -224,22 +232,21 @@ impl Drop for Owned<'_> {
     }
 }
 
-/// `threading._active[get_ident()]._name` into `out`. The GIL is held.
+/// `sys.modules["threading"]._active[get_ident()]._name` into `out`. The GIL is held.
 fn read_name(api: &Api, out: &mut [u8]) -> Option<usize> {
-    let module = Owned::text(api, c"threading")?;
-    // SAFETY: the GIL is held; module is a live str.
-    let threading = Owned::new(api, unsafe { (api.get_module)(module.obj) })?;
+    // SAFETY: the GIL is held; borrowed references, held while used.
+    let threading = Owned::borrowed(api, unsafe {
+        let modules = (api.sys_get)(c"modules".as_ptr());
+        if modules.is_null() {
+            return None;
+        }
+        (api.dict_get_string)(modules, c"threading".as_ptr())
+    })?;
     let active = threading.attr(c"_active")?;
     // SAFETY: the GIL is held.
     let ident = Owned::new(api, unsafe { (api.long)((api.thread_ident)()) })?;
-    // SAFETY: the GIL is held; both are live objects.
-    let thread = unsafe { (api.dict_get)(active.obj, ident.obj) };
-    if thread.is_null() {
-        return None;
-    }
-    // SAFETY: the GIL is held; a borrowed reference made ours for as long as it is used.
-    unsafe { (api.incref)(thread) };
-    let thread = Owned { api, obj: thread };
+    // SAFETY: the GIL is held; both are live objects; a borrowed reference, held while used.
+    let thread = Owned::borrowed(api, unsafe { (api.dict_get)(active.obj, ident.obj) })?;
     let name = thread.attr(c"_name")?;
     let mut len: isize = 0;
     // SAFETY: the GIL is held; name is live (the buffer lives as long as it).

@@ -284,6 +284,72 @@ print("terminated", flush=True)
     }
 }
 
+/// Reading Python names changes nothing in the program: no reference kept, no exception left
+/// behind (also where `_name` is not a string, or missing), the exception being handled kept.
+/// A thread `threading` does not know, or one whose name cannot be read, has its kernel name
+/// (the main thread would keep its earlier Python name, so these run on other threads); a
+/// renamed thread has its new name.
+#[test]
+fn python_names_leave_the_program_as_it_was() {
+    let Some(python) = python("probe thread name test") else {
+        return;
+    };
+    let script = r#"
+import sys, threading, _thread, zmq
+ctx = zmq.Context()
+me = threading.current_thread()
+def counts():
+    return [sys.getrefcount(o) for o in (me, me._name, threading._active, threading)]
+before = counts()
+for _ in range(50):
+    ctx.socket(zmq.PUSH).close()
+assert counts() == before, (before, counts())
+def unreadable():
+    me = threading.current_thread()
+    me._name = 42
+    ctx.socket(zmq.PUSH).close()
+    del me._name
+    ctx.socket(zmq.PUSH).close()
+    me._name = "worker"
+    finished.append("unreadable")
+finished = []
+worker = threading.Thread(target=unreadable)
+worker.start()
+worker.join()
+done = threading.Event()
+def unknown():
+    try:
+        ctx.socket(zmq.PUSH).close()
+        finished.append("unknown")
+    finally:
+        done.set()
+_thread.start_new_thread(unknown, ())
+done.wait()
+assert finished == ["unreadable", "unknown"], finished
+me.name = "renamed"
+try:
+    raise ValueError("handled")
+except ValueError as e:
+    ctx.socket(zmq.PUSH).close()
+    assert sys.exc_info()[1] is e
+ctx.term()
+print("terminated", flush=True)
+"#;
+    let mut command = Command::new(&python);
+    command.args(["-c", script]);
+    let run = run_program(command);
+    assert!(run.hang.is_none(), "hung: {:?}", run.lines);
+    assert_eq!(run.lines, ["terminated"], "the script failed");
+    let sockets = &run.state.processes[&run.pid].sockets;
+    let name = |i: usize| &sockets[sockets.len() - 4 + i].created_by.name;
+    let kernel = |name: &ThreadName| matches!(name, ThreadName::Kernel(_));
+    assert!(kernel(name(0)), "`_name` not a string: {:?}", name(0));
+    assert!(kernel(name(1)), "no `_name`: {:?}", name(1));
+    assert!(kernel(name(2)), "unknown to threading: {:?}", name(2));
+    assert_eq!(name(3), &ThreadName::Python("renamed".into()));
+    assert_eq!(run.state.lost, 0);
+}
+
 /// Errors pass through unchanged, a forked child reports as its own process, and the probe
 /// loads with every symbol bound at once (`LD_BIND_NOW`).
 #[test]
