@@ -104,8 +104,9 @@ python_api! {
     err_fetch = [c"PyErr_Fetch"]: fn(*mut Obj, *mut Obj, *mut Obj);
     /// `PyErr_Restore`.
     err_restore = [c"PyErr_Restore"]: fn(Obj, Obj, Obj);
-    /// `PyUnicode_FromString`: a new reference.
-    unicode = [c"PyUnicode_FromString"]: fn(*const c_char) -> Obj;
+    /// `PyUnicode_InternFromString`: a new reference to the interned `str` (attribute lookups
+    /// with it hit the type's method cache instead of replacing an entry).
+    interned = [c"PyUnicode_InternFromString"]: fn(*const c_char) -> Obj;
     /// `PySys_GetObject`: a borrowed reference, NULL (no error) when missing.
     sys_get = [c"PySys_GetObject"]: fn(*const c_char) -> Obj;
     /// `PyDict_GetItemString`: a borrowed reference, errors suppressed, NULL for a non-dict.
@@ -211,10 +212,10 @@ impl<'a> Owned<'a> {
         Owned::new(api, obj)
     }
 
-    /// A new `str`.
+    /// The interned `str` `text`.
     fn text(api: &'a Api, text: &CStr) -> Option<Owned<'a>> {
         // SAFETY: the GIL is held.
-        Owned::new(api, unsafe { (api.unicode)(text.as_ptr()) })
+        Owned::new(api, unsafe { (api.interned)(text.as_ptr()) })
     }
 
     /// `self.name`, read generically.
