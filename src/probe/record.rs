@@ -431,9 +431,10 @@ mod tests {
                 thread: ThreadName::Kernel("python3".into()),
             }
         );
-        let close: Record = "close\t1\t1\t5\t0x7b\t3\t0\t-9223372036854775808\t4\t0\tpython\tMainThread"
-            .parse()
-            .unwrap();
+        let close: Record =
+            "close\t1\t1\t5\t0x7b\t3\t0\t-9223372036854775808\t4\t0\tpython\tMainThread"
+                .parse()
+                .unwrap();
         assert!(matches!(
             close.event,
             Event::Close {

@@ -549,7 +549,12 @@ pub(crate) mod tests {
         lines.push("close\t100\t101\t6000\t0xb1\t1\t0\t0\t0\t0\tcomm\tpython3");
         let state = state_of(&lines);
         assert_eq!(
-            state.processes[&100].sockets[0].closed.as_ref().unwrap().thread.name,
+            state.processes[&100].sockets[0]
+                .closed
+                .as_ref()
+                .unwrap()
+                .thread
+                .name,
             ThreadName::Kernel("python3".into()),
             "another thread's id may have been reused: its Python name is not carried over"
         );
