@@ -301,7 +301,7 @@ me = threading.current_thread()
 def counts():
     return [sys.getrefcount(o) for o in (me, me._name, threading._active, threading)]
 before = counts()
-for _ in range(50):
+for _ in range(20):
     ctx.socket(zmq.PUSH).close()
 assert counts() == before, (before, counts())
 def unreadable():
