@@ -36,7 +36,8 @@
 //!   then dropped.)
 //! - **The program's state is left as it was**: a pending exception is set aside
 //!   (`PyErr_Fetch`) and put back (`PyErr_Restore`, which also drops any error raised here),
-//!   every new reference is released, borrowed ones are held for the time they are used.
+//!   every new reference is released, borrowed ones are held for the time they are used (the
+//!   `_active` entry read is the calling thread's own, which no other thread adds or removes).
 //!   `errno` is restored by the wrappers.
 //! - **Fork-safe**: nothing is locked or cached but function addresses, which a forked child
 //!   shares.
