@@ -56,7 +56,6 @@ const RTLD_DEFAULT: *mut c_void = null_mut();
 macro_rules! python_api {
     ($($(#[$doc:meta])* $field:ident = [$($name:literal),+]: fn($($arg:ty),*) $(-> $ret:ty)?;)+) => {
         /// CPython's C API functions the probe calls.
-        #[derive(Clone, Copy)]
         struct Api {
             $($(#[$doc])* $field: unsafe extern "C" fn($($arg),*) $(-> $ret)?,)+
         }
@@ -96,7 +95,8 @@ python_api! {
     gil_check = [c"PyGILState_Check"]: fn() -> c_int;
     /// `PyGILState_GetThisThreadState`: this thread's state, held or not.
     this_thread_state = [c"PyGILState_GetThisThreadState"]: fn() -> *mut c_void;
-    /// The running thread state (the GIL holder's), NULL-safe; private before 3.13.
+    /// The running thread state, NULL-safe (before 3.12 the GIL holder's, since then the calling
+    /// thread's while it holds the GIL); private before 3.13.
     running_thread_state =
         [c"PyThreadState_GetUnchecked", c"_PyThreadState_UncheckedGet"]: fn() -> *mut c_void;
     /// `PyThread_get_thread_ident`: the key of `threading._active`.
@@ -193,7 +193,8 @@ pub fn thread_name(out: &mut [u8]) -> Option<usize> {
     len
 }
 
-/// A new reference, released when dropped.
+/// A reference of ours, released when dropped. Every one lives inside [`read_name`], which
+/// runs only once [`thread_name`] has checked that this thread holds the GIL.
 struct Owned<'a> {
     api: &'a Api,
     obj: Obj,
@@ -207,8 +208,7 @@ impl<'a> Owned<'a> {
 
     /// Takes a reference to `obj` (a borrowed reference or NULL).
     fn borrowed(api: &'a Api, obj: Obj) -> Option<Owned<'a>> {
-        // SAFETY: the GIL is held (checked by thread_name, the only caller's caller); obj is
-        // live.
+        // SAFETY: the GIL is held (see Owned); obj is live.
         (!obj.is_null()).then(|| unsafe { (api.incref)(obj) });
         Owned::new(api, obj)
     }
