@@ -11,8 +11,14 @@
 //!   reports; a message costs a table lookup, two coarse clock reads and a few stores, no
 //!   system call.
 //!
+//! - Thread names (creating, closing and terming thread): the Python name when the calling
+//!   thread is a Python thread holding the GIL ([`python`]), else the kernel's; looked up only
+//!   in those three lifecycle wrappers, never per message.
+//!
 //! Rules it keeps so the program behaves as without it: return values and `errno` pass
-//! through; no thread, no signal handler, no lock, no allocation; sends never block and never
+//! through; no thread, no signal handler, no lock, no allocation in its own code (reading a
+//! Python name calls CPython, which may allocate, only under the conditions [`python`] states);
+//! sends never block and never
 //! raise SIGPIPE (a full channel drops the record and counts it); each descriptor is checked
 //! to still be termwatch's before use; a forked child updates its pid (every record carries
 //! it). The real libzmq is found lazily at the first call: `dlsym(RTLD_NEXT)` for a program
@@ -24,6 +30,7 @@
 //! with glibc.
 #![no_std]
 
+mod python;
 // Shared with termwatch's reader, which uses the parts the probe does not.
 #[allow(dead_code)]
 mod wire;
@@ -31,7 +38,7 @@ mod wire;
 use core::ffi::{c_char, c_int, c_long, c_short, c_void};
 use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-use wire::{Call, IN_FLIGHT, Kind, TermFunction, slot};
+use wire::{Call, IN_FLIGHT, Kind, NameSource, TermFunction, slot};
 
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
@@ -259,7 +266,8 @@ unsafe extern "C" fn init() {
     let mut rec = Rec::new(Kind::Hello);
     // SAFETY: getppid has no preconditions.
     rec.int(i64::from(unsafe { getppid() }));
-    rec.thread_name();
+    // Loaded before the program runs: no Python thread yet.
+    rec.kernel_thread_name();
     let mut exe = [0u8; wire::MAX_TEXT];
     // SAFETY: exe is a buffer of exe.len() bytes.
     let n = unsafe {
@@ -359,12 +367,26 @@ impl Rec {
         }
     }
 
-    /// The calling thread's name (comm).
+    /// The calling thread's name: its Python name when it is a Python thread holding the GIL
+    /// (see [`python`]), else the kernel's.
     fn thread_name(&mut self) {
+        let mut name = [0u8; wire::MAX_TEXT];
+        match python::thread_name(&mut name) {
+            Some(len) => {
+                self.text(NameSource::Python.name().as_bytes());
+                self.text(&name[..len]);
+            }
+            None => self.kernel_thread_name(),
+        }
+    }
+
+    /// The calling thread's kernel name (comm).
+    fn kernel_thread_name(&mut self) {
         let mut name = [0u8; 17];
         // SAFETY: PR_GET_NAME writes at most 16 bytes.
         unsafe { prctl(PR_GET_NAME, name.as_mut_ptr()) };
         let len = name.iter().position(|&b| b == 0).unwrap_or(16);
+        self.text(NameSource::Kernel.name().as_bytes());
         self.text(&name[..len]);
     }
 

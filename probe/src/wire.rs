@@ -6,7 +6,8 @@
 //! Channel: a `SOCK_SEQPACKET` socket; one record per packet, one line of tab-separated fields:
 //! `KIND PID TID MONOTONIC_NS FIELDS...`. Text fields (thread names, endpoints, paths) never
 //! contain a tab or a newline (the probe replaces them, and bytes outside printable ASCII, by
-//! `?`), and are cut at [`MAX_TEXT`] bytes.
+//! `?`), and are cut at [`MAX_TEXT`] bytes. A thread is named by two fields, `SOURCE NAME`:
+//! where the name comes from ([`NameSource`]) and the name.
 //!
 //! Slot table: a memfd of [`HEADER`] + `slots` × [`SLOT`] bytes. Each slot belongs to one open
 //! socket of one process (`serial` ≠ 0) and holds its last call and message counters, written
@@ -126,7 +127,8 @@ wire_enum!(
 wire_enum!(
     /// What a channel record says. Fields after the common `KIND PID TID NS`:
     Kind: u8 {
-        /// `PPID THREAD EXE`: the probe was loaded into a process.
+        /// `PPID SOURCE THREAD EXE`: the probe was loaded into a process (THREAD: the loading
+        /// thread, SOURCE THREAD as every thread name, see [`NameSource`]).
         Hello = 1 => "hello",
         /// `PPID`: the process was forked from PPID (which had the probe).
         Fork = 2 => "fork",
@@ -136,11 +138,11 @@ wire_enum!(
         ContextSet = 4 => "ctxset",
         /// `CTX RC`: zmq_ctx_shutdown.
         Shutdown = 5 => "shutdown",
-        /// `CTX FUNCTION THREAD`: a term function was entered.
+        /// `CTX FUNCTION SOURCE THREAD`: a term function was entered.
         Term = 6 => "term",
         /// `CTX RC ERRNO`: it returned.
         Termed = 7 => "termed",
-        /// `CTX SOCKET SERIAL TYPE LINGER THREAD`: zmq_socket returned a socket.
+        /// `CTX SOCKET SERIAL TYPE LINGER SOURCE THREAD`: zmq_socket returned a socket.
         Socket = 8 => "socket",
         /// `SOCKET SERIAL RC ERRNO ENDPOINT` (the resolved one when it worked).
         Bind = 9 => "bind",
@@ -152,8 +154,8 @@ wire_enum!(
         Disconnect = 12 => "disconnect",
         /// `SOCKET SERIAL LINGER`: ZMQ_LINGER was set (the value read back).
         Linger = 13 => "linger",
-        /// `SOCKET SERIAL RC LINGER SENT RECEIVED THREAD`: zmq_close (linger and message counts
-        /// read just before).
+        /// `SOCKET SERIAL RC LINGER SENT RECEIVED SOURCE THREAD`: zmq_close (linger and message
+        /// counts read just before).
         Close = 14 => "close",
         /// `SOCKET SERIAL RC EVENTS ENDPOINT`: zmq_socket_monitor.
         Monitor = 15 => "monitor",
@@ -171,5 +173,15 @@ wire_enum!(
         CtxDestroy = 2 => "zmq_ctx_destroy",
         /// zmq_term (the old name).
         Term = 3 => "zmq_term",
+    }
+);
+
+wire_enum!(
+    /// Where a thread name in a record comes from.
+    NameSource: u8 {
+        /// The kernel's name of the thread (`comm`, `PR_GET_NAME`).
+        Kernel = 1 => "comm",
+        /// Python's: `threading`'s name of the thread, read while it held the GIL.
+        Python = 2 => "python",
     }
 );

@@ -4,7 +4,7 @@ use std::str::{FromStr, Split};
 
 use thiserror::Error;
 
-use super::wire::{Kind, TermFunction};
+use super::wire::{Kind, NameSource, TermFunction};
 
 /// Who and when, common to every record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,6 +15,26 @@ pub struct Header {
     pub tid: i32,
     /// CLOCK_MONOTONIC, ns.
     pub ns: u64,
+}
+
+/// A thread's name as a record gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ThreadName {
+    /// The kernel's (`comm`): all a C program's threads have, and what a Python thread has
+    /// when it did not hold the GIL.
+    Kernel(String),
+    /// Python's `threading` name (`MainThread`, `Thread-2 (run_forever)`), read while the
+    /// thread held the GIL.
+    Python(String),
+}
+
+impl ThreadName {
+    /// The name itself.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ThreadName::Kernel(name) | ThreadName::Python(name) => name,
+        }
+    }
 }
 
 /// Binding side of an endpoint call.
@@ -39,7 +59,7 @@ pub enum Event {
         /// Parent process.
         ppid: i32,
         /// Name of the loading thread.
-        thread: String,
+        thread: ThreadName,
         /// The executable.
         exe: String,
     },
@@ -78,7 +98,7 @@ pub enum Event {
         /// Which function.
         function: TermFunction,
         /// Name of the calling thread.
-        thread: String,
+        thread: ThreadName,
     },
     /// A term function returned.
     Termed {
@@ -102,7 +122,7 @@ pub enum Event {
         /// ZMQ_LINGER read back.
         linger: Option<i32>,
         /// Name of the creating thread.
-        thread: String,
+        thread: ThreadName,
     },
     /// zmq_bind / connect / unbind / disconnect.
     Endpoint {
@@ -143,7 +163,7 @@ pub enum Event {
         /// Messages received.
         received: u64,
         /// Name of the closing thread.
-        thread: String,
+        thread: ThreadName,
     },
     /// zmq_socket_monitor.
     Monitor {
@@ -248,6 +268,17 @@ impl<'a> Fields<'a> {
     fn string(&mut self) -> Result<String, RecordError> {
         self.text().map(str::to_owned)
     }
+
+    /// A thread name: its source, then the name.
+    fn thread(&mut self) -> Result<ThreadName, RecordError> {
+        let text = self.text()?;
+        let source = NameSource::from_name(text).ok_or_else(|| self.invalid(text))?;
+        let name = self.string()?;
+        Ok(match source {
+            NameSource::Kernel => ThreadName::Kernel(name),
+            NameSource::Python => ThreadName::Python(name),
+        })
+    }
 }
 
 impl FromStr for Record {
@@ -281,7 +312,7 @@ impl FromStr for Record {
         let event = match kind {
             Kind::Hello => Event::Hello {
                 ppid: f.parse()?,
-                thread: f.string()?,
+                thread: f.thread()?,
                 exe: f.string()?,
             },
             Kind::Fork => Event::Fork { ppid: f.parse()? },
@@ -303,7 +334,7 @@ impl FromStr for Record {
                 Event::Term {
                     ctx,
                     function,
-                    thread: f.string()?,
+                    thread: f.thread()?,
                 }
             }
             Kind::Termed => Event::Termed {
@@ -317,7 +348,7 @@ impl FromStr for Record {
                 serial: f.parse()?,
                 kind: f.parse()?,
                 linger: f.option()?,
-                thread: f.string()?,
+                thread: f.thread()?,
             },
             Kind::Bind => endpoint(EndpointAction::Bind, &mut f)?,
             Kind::Connect => endpoint(EndpointAction::Connect, &mut f)?,
@@ -335,7 +366,7 @@ impl FromStr for Record {
                 linger: f.option()?,
                 sent: f.parse()?,
                 received: f.parse()?,
-                thread: f.string()?,
+                thread: f.thread()?,
             },
             Kind::Monitor => Event::Monitor {
                 socket: f.hex()?,
@@ -359,7 +390,7 @@ mod tests {
 
     #[test]
     fn parses_every_kind_the_probe_writes() {
-        let socket: Record = "socket\t10\t11\t12\t0x5a\t0x7b\t3\t2\t0\tThread-2\n"
+        let socket: Record = "socket\t10\t11\t12\t0x5a\t0x7b\t3\t2\t0\tpython\tThread-2 (run)\n"
             .parse()
             .unwrap();
         assert_eq!(
@@ -378,7 +409,7 @@ mod tests {
                 serial: 3,
                 kind: 2,
                 linger: Some(0),
-                thread: "Thread-2".into()
+                thread: ThreadName::Python("Thread-2 (run)".into())
             }
         );
         let bind: Record = "connect\t1\t1\t5\t0x7b\t3\t0\t0\ttcp://127.0.0.1:4000"
@@ -389,28 +420,31 @@ mod tests {
             Event::Endpoint { action: EndpointAction::Connect, ref endpoint, .. }
                 if endpoint == "tcp://127.0.0.1:4000"
         ));
-        let term: Record = "term\t1\t1\t5\t0x5a\tzmq_ctx_destroy\tpython"
+        let term: Record = "term\t1\t1\t5\t0x5a\tzmq_ctx_destroy\tcomm\tpython3"
             .parse()
             .unwrap();
-        assert!(matches!(
+        assert_eq!(
             term.event,
             Event::Term {
+                ctx: 0x5a,
                 function: TermFunction::CtxDestroy,
-                ..
+                thread: ThreadName::Kernel("python3".into()),
             }
-        ));
-        let close: Record = "close\t1\t1\t5\t0x7b\t3\t0\t-9223372036854775808\t4\t0\tpython"
-            .parse()
-            .unwrap();
+        );
+        let close: Record =
+            "close\t1\t1\t5\t0x7b\t3\t0\t-9223372036854775808\t4\t0\tpython\tMainThread"
+                .parse()
+                .unwrap();
         assert!(matches!(
             close.event,
             Event::Close {
                 linger: None,
                 sent: 4,
+                ref thread,
                 ..
-            }
+            } if thread.as_str() == "MainThread"
         ));
-        let hello: Record = "hello\t1\t1\t5\t0\tpython\t/usr/bin/python3"
+        let hello: Record = "hello\t1\t1\t5\t0\tcomm\tpython3\t/usr/bin/python3"
             .parse()
             .unwrap();
         assert!(matches!(hello.event, Event::Hello { ref exe, .. } if exe == "/usr/bin/python3"));
@@ -452,7 +486,7 @@ mod tests {
             }
         );
         assert_eq!(
-            "term\t1\t1\t5\t0x5a\tzmq_other\tpython"
+            "term\t1\t1\t5\t0x5a\tzmq_other\tcomm\tpython"
                 .parse::<Record>()
                 .unwrap_err(),
             RecordError::Invalid {
@@ -460,6 +494,17 @@ mod tests {
                 index: 5,
                 text: "zmq_other".into()
             }
+        );
+        assert_eq!(
+            "term\t1\t1\t5\t0x5a\tzmq_term\tpy\tMainThread"
+                .parse::<Record>()
+                .unwrap_err(),
+            RecordError::Invalid {
+                kind: "term",
+                index: 6,
+                text: "py".into()
+            },
+            "a thread name says where it comes from"
         );
         assert_eq!(
             "lost\t1\t1\t5\t7\t8".parse::<Record>().unwrap_err(),

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::record::EndpointAction;
+use super::record::{EndpointAction, ThreadName};
 use super::slots::LastCall;
 use super::state::{Origin, ProbeState, ProcessState, SocketState, ThreadRef};
 
@@ -42,7 +42,8 @@ pub struct LiveProcess {
 pub struct ProcessView {
     /// Live processes by pid; absent = exited.
     pub live: BTreeMap<i32, LiveProcess>,
-    /// Thread names by (pid, tid), preferred over comm.
+    /// Thread names by (pid, tid), preferred over kernel names (not over Python names the
+    /// probe recorded).
     pub names: BTreeMap<(i32, i32), String>,
 }
 
@@ -308,13 +309,14 @@ impl ProbeReport {
     /// The report at `now_ns` (CLOCK_MONOTONIC) for the program whose process is `root`.
     pub fn new(state: &ProbeState, view: &ProcessView, root: i32, now_ns: u64) -> ProbeReport {
         let ago = |ns: u64| Duration::from_nanos(now_ns.saturating_sub(ns));
+        // A Python name the probe recorded names the thread as it was then; a stack tool's
+        // name (py-spy's, for a thread still running) beats the kernel's.
         let thread = |pid: i32, t: &ThreadRef| ThreadDesc {
             tid: t.tid,
-            name: view
-                .names
-                .get(&(pid, t.tid))
-                .cloned()
-                .unwrap_or_else(|| t.name.clone()),
+            name: match &t.name {
+                ThreadName::Python(name) => name.clone(),
+                ThreadName::Kernel(name) => view.names.get(&(pid, t.tid)).unwrap_or(name).clone(),
+            },
             main: t.tid == pid,
             status: match view.live.get(&pid) {
                 None => ThreadStatus::ProcessExited,
@@ -611,8 +613,8 @@ mod tests {
             sent: 0,
             received: 3,
         }]);
-        let mut view = view_with(&[100]);
-        view.name_thread(100, 100, "MainThread");
+        // No stack tool: the main thread's name comes from its own earlier records.
+        let view = view_with(&[100]);
         let report = ProbeReport::new(&state, &view, 100, 2_000_005_000);
         assert!(report.term_waiting());
         let text = report.to_string();
@@ -620,7 +622,8 @@ mod tests {
             text,
             "process 100 (/usr/bin/python3.11): term() (zmq_ctx_destroy) on context 0xaa from \
              the main thread `MainThread` (tid 100) has waited 2.0 s; still open:\n  - SUB socket \
-             created by thread `python` (tid 101, ended), connected to tcp://127.0.0.1:41234, \
+             created by thread `Thread-1 (run_forever)` (tid 101, ended), connected to \
+             tcp://127.0.0.1:41234, \
              linger 0, last call zmq_getsockopt(EVENTS) 1.9 s ago; 0 sent, 3 received\n"
         );
         let json = serde_json::to_value(&report).unwrap();
@@ -638,8 +641,8 @@ mod tests {
             .copied()
             .filter(|l| !l.starts_with("close"))
             .collect();
-        lines.push("close\t100\t100\t4000\t0xb2\t2\t0\t-1\t5\t0\tpython");
-        lines.push("close\t100\t101\t4500\t0xb1\t1\t0\t0\t0\t3\tpython");
+        lines.push("close\t100\t100\t4000\t0xb2\t2\t0\t-1\t5\t0\tpython\tMainThread");
+        lines.push("close\t100\t101\t4500\t0xb1\t1\t0\t0\t0\t3\tpython\tThread-1 (run_forever)");
         let mut state = state_of(&lines);
         state.processes.get_mut(&100).unwrap().sockets[1].last = None;
         let report = ProbeReport::new(&state, &view_with(&[100, 101]), 100, 1_000_000_000);
@@ -689,9 +692,30 @@ mod tests {
     }
 
     #[test]
+    fn a_recorded_python_name_beats_a_stack_tools_which_beats_the_kernels() {
+        let state = state_of(&[
+            "socket\t100\t101\t3000\t0xaa\t0xb1\t1\t2\t0\tpython\tsubscriber",
+            "socket\t100\t102\t3100\t0xaa\t0xb2\t2\t2\t0\tcomm\tpython3",
+            "socket\t100\t103\t3200\t0xaa\t0xb3\t3\t2\t0\tcomm\tworker",
+            "term\t100\t100\t5000\t0xaa\tzmq_ctx_term\tcomm\tpython3",
+        ]);
+        let mut view = view_with(&[100, 101, 102, 103]);
+        view.name_thread(100, 101, "renamed since");
+        view.name_thread(100, 102, "Thread-3 (poll)");
+        let report = ProbeReport::new(&state, &view, 100, 10_000);
+        let term = &report.processes[0].terms[0];
+        let names: Vec<&str> = term.holding.iter().map(|s| &*s.created_by.name).collect();
+        assert_eq!(names, ["subscriber", "Thread-3 (poll)", "worker"]);
+        assert_eq!(
+            term.thread.name, "python3",
+            "a main thread never named by Python keeps its kernel name"
+        );
+    }
+
+    #[test]
     fn says_what_it_could_not_see() {
         let state = state_of(&[
-            "hello\t7\t7\t1\t1\tmain\t/usr/local/bin/app",
+            "hello\t7\t7\t1\t1\tcomm\tmain\t/usr/local/bin/app",
             "lost\t7\t7\t2\t4",
         ]);
         let mut view = ProcessView::default();
@@ -730,7 +754,7 @@ mod tests {
 
     #[test]
     fn this_test_binary_links_libzmq_statically() {
-        let state = state_of(&["hello\t1\t1\t1\t0\tmain\tx"]);
+        let state = state_of(&["hello\t1\t1\t1\t0\tcomm\tmain\tx"]);
         let me = std::process::id() as i32;
         let view = ProcessView::read(&state, me);
         assert_eq!(view.live[&me].libzmq, Some(Linkage::Static));

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::record::{EndpointAction, Event, Record};
+use super::record::{EndpointAction, Event, Record, ThreadName};
 use super::slots::{LastCall, SlotEntry};
 use super::wire::TermFunction;
 use crate::scenario::raw::SocketType;
@@ -15,8 +15,9 @@ use crate::scenario::raw::SocketType;
 pub struct ThreadRef {
     /// Kernel thread id.
     pub tid: i32,
-    /// Its name (comm) at the time.
-    pub name: String,
+    /// Its name at the time: Python's when known (see [`ProcessState::thread`]), else the
+    /// kernel's.
+    pub name: ThreadName,
 }
 
 /// A libzmq socket type.
@@ -157,6 +158,8 @@ pub struct ProcessState {
     pub contexts: Vec<ContextState>,
     /// Sockets, in creation order.
     pub sockets: Vec<SocketState>,
+    /// The main thread's Python name, from the latest record that gave it.
+    pub main_thread_name: Option<String>,
 }
 
 impl ProcessState {
@@ -167,7 +170,27 @@ impl ProcessState {
             origin,
             contexts: Vec::new(),
             sockets: Vec::new(),
+            main_thread_name: None,
         }
+    }
+
+    /// Thread `tid` named `name` by a record. The main thread (tid = pid, which no other thread
+    /// of the process can ever have) keeps the Python name an earlier record gave it where a
+    /// later one has only the kernel's: a Python main thread that released the GIL (as pyzmq
+    /// does around `zmq_ctx_destroy`) is still `MainThread`.
+    fn thread(&mut self, tid: i32, name: ThreadName) -> ThreadRef {
+        let name = match name {
+            ThreadName::Python(python) if tid == self.pid => {
+                self.main_thread_name = Some(python.clone());
+                ThreadName::Python(python)
+            }
+            ThreadName::Kernel(_) if tid == self.pid => match &self.main_thread_name {
+                Some(python) => ThreadName::Python(python.clone()),
+                None => name,
+            },
+            name => name,
+        };
+        ThreadRef { tid, name }
     }
 
     /// Whether any libzmq call reached the probe.
@@ -231,10 +254,6 @@ impl ProbeState {
     /// Applies one record.
     pub fn apply(&mut self, record: Record) {
         let Record { header, event } = record;
-        let thread = |name: String| ThreadRef {
-            tid: header.tid,
-            name,
-        };
         match event {
             Event::Hello { ppid, exe, .. } => {
                 self.processes.insert(
@@ -279,6 +298,7 @@ impl ProbeState {
                 function,
                 thread: name,
             } => {
+                let thread = process.thread(header.tid, name);
                 let context = process.context(ctx, header.ns);
                 let running = context
                     .terms
@@ -288,7 +308,7 @@ impl ProbeState {
                     Some(outer) => outer.nested += 1,
                     None => context.terms.push(TermCall {
                         function,
-                        thread: thread(name),
+                        thread,
                         entered_ns: header.ns,
                         returned: None,
                         nested: 0,
@@ -318,12 +338,13 @@ impl ProbeState {
                 thread: name,
             } => {
                 process.context(ctx, header.ns);
+                let created_by = process.thread(header.tid, name);
                 process.sockets.push(SocketState {
                     serial,
                     addr: socket,
                     ctx,
                     kind: SocketKind::from_raw(kind),
-                    created_by: thread(name),
+                    created_by,
                     created_ns: header.ns,
                     endpoints: Vec::new(),
                     linger,
@@ -386,9 +407,10 @@ impl ProbeState {
                 received,
                 thread: name,
             } => {
+                let thread = process.thread(header.tid, name);
                 if let Some(state) = process.socket(socket, serial).filter(|_| rc == 0) {
                     state.closed = Some(Closed {
-                        thread: thread(name),
+                        thread,
                         ns: header.ns,
                         linger,
                     });
@@ -445,17 +467,18 @@ pub(crate) mod tests {
 
     /// The asynchronous subscriber bug as the probe reports it: the SUB socket made on the
     /// loop thread (tid 101) stays open while the main thread's zmq_ctx_destroy (which calls
-    /// zmq_ctx_term) waits.
+    /// zmq_ctx_term) waits. Sockets are made and closed holding the GIL (Python names); pyzmq
+    /// releases it around term (kernel names).
     pub(crate) const ASYNC_BUG: &[&str] = &[
-        "hello\t100\t100\t1000\t1\tpython\t/usr/bin/python3.11",
+        "hello\t100\t100\t1000\t1\tcomm\tpython3\t/usr/bin/python3.11",
         "ctx\t100\t100\t2000\t0xaa",
-        "socket\t100\t101\t3000\t0xaa\t0xb1\t1\t2\t0\tpython",
+        "socket\t100\t101\t3000\t0xaa\t0xb1\t1\t2\t0\tpython\tThread-1 (run_forever)",
         "connect\t100\t101\t3100\t0xb1\t1\t0\t0\ttcp://127.0.0.1:41234",
-        "socket\t100\t100\t3200\t0xaa\t0xb2\t2\t1\t-1\tpython",
+        "socket\t100\t100\t3200\t0xaa\t0xb2\t2\t1\t-1\tpython\tMainThread",
         "bind\t100\t100\t3300\t0xb2\t2\t0\t0\ttcp://127.0.0.1:41234",
-        "close\t100\t100\t4000\t0xb2\t2\t0\t0\t5\t0\tpython",
-        "term\t100\t100\t5000\t0xaa\tzmq_ctx_destroy\tpython",
-        "term\t100\t100\t5001\t0xaa\tzmq_ctx_term\tpython",
+        "close\t100\t100\t4000\t0xb2\t2\t0\t0\t5\t0\tpython\tMainThread",
+        "term\t100\t100\t5000\t0xaa\tzmq_ctx_destroy\tcomm\tpython3",
+        "term\t100\t100\t5001\t0xaa\tzmq_ctx_term\tcomm\tpython3",
     ];
 
     #[test]
@@ -483,7 +506,7 @@ pub(crate) mod tests {
             sub.created_by,
             ThreadRef {
                 tid: 101,
-                name: "python".into()
+                name: ThreadName::Python("Thread-1 (run_forever)".into())
             }
         );
         assert_eq!(sub.endpoints[0].endpoint, "tcp://127.0.0.1:41234");
@@ -498,7 +521,7 @@ pub(crate) mod tests {
     fn nested_term_returns_once_and_a_later_context_at_the_same_address_is_new() {
         let mut lines = ASYNC_BUG.to_vec();
         lines.extend([
-            "close\t100\t101\t6000\t0xb1\t1\t0\t0\t0\t0\tpython",
+            "close\t100\t101\t6000\t0xb1\t1\t0\t0\t0\t0\tcomm\tpython3",
             "termed\t100\t100\t6100\t0xaa\t0\t0",
             "termed\t100\t100\t6101\t0xaa\t0\t0",
             "ctx\t100\t100\t7000\t0xaa",
@@ -511,12 +534,44 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_main_thread_keeps_its_python_name_where_it_released_the_gil_and_others_do_not() {
+        let state = state_of(ASYNC_BUG);
+        let process = &state.processes[&100];
+        assert_eq!(
+            process.contexts[0].terms[0].thread,
+            ThreadRef {
+                tid: 100,
+                name: ThreadName::Python("MainThread".into())
+            },
+            "the term record itself has the kernel name"
+        );
+        let mut lines = ASYNC_BUG.to_vec();
+        lines.push("close\t100\t101\t6000\t0xb1\t1\t0\t0\t0\t0\tcomm\tpython3");
+        let state = state_of(&lines);
+        assert_eq!(
+            state.processes[&100].sockets[0]
+                .closed
+                .as_ref()
+                .unwrap()
+                .thread
+                .name,
+            ThreadName::Kernel("python3".into()),
+            "another thread's id may have been reused: its Python name is not carried over"
+        );
+        let state = state_of(&["term\t7\t7\t1\t0xaa\tzmq_ctx_term\tcomm\tapp"]);
+        assert_eq!(
+            state.processes[&7].contexts[0].terms[0].thread.name,
+            ThreadName::Kernel("app".into())
+        );
+    }
+
+    #[test]
     fn pointer_reuse_is_told_apart_by_serial_and_unbind_removes_the_endpoint() {
         let state = state_of(&[
             "ctx\t7\t7\t1\t0xaa",
-            "socket\t7\t7\t2\t0xaa\t0xb1\t1\t8\t-1\tmain",
-            "socket\t7\t8\t3\t0xaa\t0xb1\t2\t7\t-1\tworker",
-            "close\t7\t7\t4\t0xb1\t1\t0\t-1\t0\t0\tmain",
+            "socket\t7\t7\t2\t0xaa\t0xb1\t1\t8\t-1\tcomm\tmain",
+            "socket\t7\t8\t3\t0xaa\t0xb1\t2\t7\t-1\tcomm\tworker",
+            "close\t7\t7\t4\t0xb1\t1\t0\t-1\t0\t0\tcomm\tmain",
             "bind\t7\t8\t5\t0xb1\t2\t0\t0\tipc:///tmp/x",
             "unbind\t7\t8\t6\t0xb1\t2\t0\t0\tipc:///tmp/x",
             "bind\t7\t8\t7\t0xb1\t2\t-1\t98\ttcp://127.0.0.1:1",

@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use termwatch::probe::record::ThreadName;
 use termwatch::probe::{ProbeReport, ProbeSetup, ProbeState};
 
 use crate::support::{python, workspace_path};
@@ -44,12 +45,18 @@ impl Drop for Group {
 }
 
 fn run_example(python: &Path, script: &str, args: &[&str]) -> Run {
-    let dir = tempfile::tempdir().unwrap();
-    let probe = ProbeSetup::new(dir.path()).unwrap();
     let mut command = Command::new(python);
     command
         .arg(workspace_path("examples").join(script))
-        .args(args)
+        .args(args);
+    run_program(command)
+}
+
+/// Runs `command` with the probe until it exits, or hangs after saying `terminating`.
+fn run_program(mut command: Command) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = ProbeSetup::new(dir.path()).unwrap();
+    command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -161,8 +168,9 @@ fn async_subscriber_bug_names_the_open_sub_socket_of_the_ended_loop_thread() {
     expect_hang("async_subscriber.py", &["bug"], |endpoint| {
         vec![
             "term() (zmq_ctx_destroy) on context 0x".into(),
-            "from the main thread".into(),
-            "still open:\n  - SUB socket created by thread `".into(),
+            "from the main thread `MainThread`".into(),
+            "still open:\n  - SUB socket created by thread `Thread-".into(),
+            " (run_forever)` (tid ".into(),
             ", ended), connected to ".to_owned() + endpoint,
             "linger 0".into(),
             "last call zmq_getsockopt(".into(),
@@ -174,7 +182,8 @@ fn async_subscriber_bug_names_the_open_sub_socket_of_the_ended_loop_thread() {
 fn async_subscriber_half_fix_still_leaves_the_socket_open() {
     expect_hang("async_subscriber.py", &["half-fix"], |endpoint| {
         vec![
-            "still open:\n  - SUB socket".into(),
+            "still open:\n  - SUB socket created by thread `Thread-".into(),
+            " (run_forever)` ".into(),
             format!("ended), connected to {endpoint}"),
         ]
     });
@@ -189,7 +198,7 @@ fn async_subscriber_fix_is_clean() {
 fn blocking_receiver_that_keeps_its_socket_is_named_with_its_eterm() {
     expect_hang("blocking_receiver.py", &["keeps"], |endpoint| {
         vec![
-            "still open:\n  - SUB socket created by thread `".into(),
+            "still open:\n  - SUB socket created by thread `receiver` (tid ".into(),
             format!("ended), connected to {endpoint}"),
             "last call zmq_msg_recv failed with ETERM".into(),
         ]
@@ -205,7 +214,7 @@ fn blocking_receiver_that_closes_is_clean() {
 fn publisher_lingering_for_a_dead_subscriber_is_named() {
     expect_hang("linger_publisher.py", &["infinite"], |endpoint| {
         vec![
-            "waiting for:\n  - PUB socket created by the main thread".into(),
+            "waiting for:\n  - PUB socket created by the main thread `MainThread`".into(),
             format!("connected to {endpoint}, linger -1 (infinite)"),
             "term waits until its unsent messages are delivered".into(),
         ]
@@ -215,6 +224,130 @@ fn publisher_lingering_for_a_dead_subscriber_is_named() {
 #[test]
 fn publisher_with_zero_linger_is_clean() {
     expect_clean("linger_publisher.py", &["zero"]);
+}
+
+/// The socket a named Python thread made and left open is reported with that name (pyzmq
+/// holds the GIL in `zmq_socket` and `zmq_close`); the main thread, which releases the GIL
+/// around `zmq_ctx_destroy`, keeps the Python name its earlier calls gave it.
+#[test]
+fn a_socket_left_open_by_a_python_thread_is_reported_with_its_python_name() {
+    let Some(python) = python("probe thread name test") else {
+        return;
+    };
+    let script = r#"
+import threading, zmq
+ctx = zmq.Context()
+ctx.socket(zmq.PUSH).close()
+kept = []
+def subscribe():
+    sub = ctx.socket(zmq.SUB)
+    sub.connect("tcp://127.0.0.1:9")
+    kept.append(sub)
+thread = threading.Thread(target=subscribe, name="subscriber-thread")
+thread.start()
+thread.join()
+print("terminating", flush=True)
+ctx.term()
+print("terminated", flush=True)
+"#;
+    for _ in 0..repeats() {
+        let mut command = Command::new(&python);
+        command.args(["-c", script]);
+        let run = run_program(command);
+        let report = run
+            .hang
+            .unwrap_or_else(|| panic!("did not hang: {:?}", run.lines));
+        let text = report.to_string();
+        for piece in [
+            "from the main thread `MainThread` (tid ",
+            "still open:\n  - SUB socket created by thread `subscriber-thread` (tid ",
+            ", ended), connected to tcp://127.0.0.1:9, ",
+        ] {
+            assert!(text.contains(piece), "`{piece}` missing from:\n{text}");
+        }
+        let process = &run.state.processes[&run.pid];
+        let names: Vec<&ThreadName> = process
+            .sockets
+            .iter()
+            .flat_map(|s| [Some(&s.created_by), s.closed.as_ref().map(|c| &c.thread)])
+            .flatten()
+            .map(|t| &t.name)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                &ThreadName::Python("MainThread".into()),
+                &ThreadName::Python("MainThread".into()),
+                &ThreadName::Python("subscriber-thread".into()),
+            ]
+        );
+    }
+}
+
+/// Reading Python names changes nothing in the program: no reference kept, no exception left
+/// behind (also where `_name` is not a string, or missing), the exception being handled kept.
+/// A thread `threading` does not know, or one whose name cannot be read, has its kernel name
+/// (the main thread would keep its earlier Python name, so these run on other threads); a
+/// renamed thread has its new name.
+#[test]
+fn python_names_leave_the_program_as_it_was() {
+    let Some(python) = python("probe thread name test") else {
+        return;
+    };
+    let script = r#"
+import sys, threading, _thread, zmq
+ctx = zmq.Context()
+me = threading.current_thread()
+def counts():
+    return [sys.getrefcount(o) for o in (me, me._name, threading._active, threading)]
+before = counts()
+for _ in range(20):
+    ctx.socket(zmq.PUSH).close()
+assert counts() == before, (before, counts())
+def unreadable():
+    me = threading.current_thread()
+    me._name = 42
+    ctx.socket(zmq.PUSH).close()
+    del me._name
+    ctx.socket(zmq.PUSH).close()
+    me._name = "worker"
+    finished.append("unreadable")
+finished = []
+worker = threading.Thread(target=unreadable)
+worker.start()
+worker.join()
+done = threading.Event()
+def unknown():
+    try:
+        ctx.socket(zmq.PUSH).close()
+        finished.append("unknown")
+    finally:
+        done.set()
+_thread.start_new_thread(unknown, ())
+done.wait()
+assert finished == ["unreadable", "unknown"], finished
+me.name = "renamed"
+try:
+    raise ValueError("handled")
+except ValueError as e:
+    ctx.socket(zmq.PUSH).close()
+    assert sys.exc_info()[1] is e
+ctx.term()
+print("terminated", flush=True)
+"#;
+    let mut command = Command::new(&python);
+    command.args(["-c", script]);
+    let run = run_program(command);
+    assert!(run.hang.is_none(), "hung: {:?}", run.lines);
+    assert_eq!(run.lines, ["terminated"], "the script failed");
+    let sockets = &run.state.processes[&run.pid].sockets;
+    let name = |i: usize| &sockets[sockets.len() - 4 + i].created_by.name;
+    let kernel = |name: &ThreadName| matches!(name, ThreadName::Kernel(_));
+    assert!(kernel(name(0)), "`_name` not a string: {:?}", name(0));
+    assert!(kernel(name(1)), "no `_name`: {:?}", name(1));
+    assert!(kernel(name(2)), "unknown to threading: {:?}", name(2));
+    assert_eq!(name(3), &ThreadName::Python("renamed".into()));
+    assert_eq!(run.state.lost, 0);
 }
 
 /// Errors pass through unchanged, a forked child reports as its own process, and the probe

@@ -34,16 +34,45 @@ fn run_written(file: &Path, text: &str) -> Value {
 }
 
 /// Every program scenario that expects a hang, with the pyzmq method its report must find the
-/// main thread in (around zmq_ctx_term) and the socket the probe must list as open or waited for.
+/// main thread in (around zmq_ctx_term) and the socket the probe must list as open or waited
+/// for, with its creating thread's Python name.
 const HANGS: &[(&str, &str, &str)] = &[
-    ("programs/async-subscriber-bug", "Context.term", "SUB"),
-    ("programs/async-subscriber-half-fix", "Context.term", "SUB"),
-    ("programs/blocking-receiver-keeps", "Context.term", "SUB"),
-    ("programs/exit-term-bug", "Context.term", "SUB"),
-    ("programs/linger-publisher-infinite", "Context.term", "PUB"),
+    (
+        "programs/async-subscriber-bug",
+        "Context.term",
+        "SUB socket created by thread `Thread-1 (run_forever)` (tid ",
+    ),
+    (
+        "programs/async-subscriber-half-fix",
+        "Context.term",
+        "SUB socket created by thread `Thread-1 (run_forever)` (tid ",
+    ),
+    (
+        "programs/blocking-receiver-keeps",
+        "Context.term",
+        "SUB socket created by thread `receiver` (tid ",
+    ),
+    (
+        "programs/exit-term-bug",
+        "Context.term",
+        "SUB socket created by the main thread `MainThread` (tid ",
+    ),
+    (
+        "programs/linger-publisher-infinite",
+        "Context.term",
+        "PUB socket created by the main thread `MainThread` (tid ",
+    ),
     // destroy closes the sockets it tracks, then terms: the report names the outer method.
-    ("programs/shadow-context-bug", "Context.destroy", "SUB"),
-    ("programs/shared-instance-bug", "Context.term", "SUB"),
+    (
+        "programs/shadow-context-bug",
+        "Context.destroy",
+        "SUB socket created by the main thread `MainThread` (tid ",
+    ),
+    (
+        "programs/shared-instance-bug",
+        "Context.term",
+        "SUB socket created by the main thread `MainThread` (tid ",
+    ),
 ];
 
 #[test]
@@ -95,15 +124,20 @@ fn the_pyzmq_examples_give_their_verdicts_and_hangs_name_the_call_and_the_socket
             "{}: {summary}",
             s["name"]
         );
-        // The probe: term's wait, and each socket it waits for with type, creator and endpoint.
+        // The probe: term's wait (from the main thread, named by Python), and each socket it
+        // waits for with type, creator and endpoint.
         assert!(
             summary.contains("still open") || summary.contains("waiting for"),
             "{}: {summary}",
             s["name"]
         );
         assert!(
-            summary.contains(&format!("  - {socket} socket created by "))
-                && summary.contains("tcp://127.0.0.1:"),
+            summary.contains("from the main thread `MainThread` (tid "),
+            "{}: {summary}",
+            s["name"]
+        );
+        assert!(
+            summary.contains(&format!("  - {socket}")) && summary.contains("tcp://127.0.0.1:"),
             "{}: {summary}",
             s["name"]
         );
