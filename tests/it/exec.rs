@@ -315,18 +315,11 @@ fn a_daemon_that_left_unseen_dies_with_termwatch(args: impl Fn(&str) -> Vec<Stri
     );
     assert_ne!(marker, outer);
     // `<pid>.<start time>` in base 36: the watcher's own.
-    let pid_digits = {
-        let (mut n, mut digits) = (watcher as u32, Vec::new());
-        while n > 0 || digits.is_empty() {
-            digits.push(char::from_digit(n % 36, 36).unwrap());
-            n /= 36;
-        }
-        digits.iter().rev().collect::<String>()
-    };
-    assert!(
-        marker.starts_with(&format!("{RUN_VARIABLE}={pid_digits}.")),
-        "{marker} names the watcher {watcher}"
-    );
+    let named = marker
+        .strip_prefix(&format!("{RUN_VARIABLE}="))
+        .and_then(|owner| owner.split_once('.'))
+        .and_then(|(pid, _)| i32::from_str_radix(pid, 36).ok());
+    assert_eq!(named, Some(watcher), "{marker} names the watcher {watcher}");
     assert_eq!(marker_of(&janitor.environ), None, "the janitor is no run's");
     // SAFETY: kill(2) of the watcher, a process this test's termwatch started (or termwatch).
     unsafe { libc::kill(watcher, libc::SIGSTOP) };
