@@ -3,7 +3,10 @@
 //! file (their per-repeat ratios: the Wilcoxon signed-rank interval, [`compare_paired`]).
 
 use super::results::{ResultFile, SampleSet};
-use super::stats::{RatioEstimate, Verdict, change_estimate, median, paired_change_estimate};
+use super::stats::{
+    RatioEstimate, RepeatsHint, Verdict, change_estimate, median, paired_change_estimate,
+    repeats_hint,
+};
 use super::workload::Engine;
 use serde::Serialize;
 
@@ -26,6 +29,8 @@ pub struct ComparisonRow {
     pub estimate: Option<RatioEstimate>,
     /// The conclusion.
     pub verdict: Verdict,
+    /// Paired and inconclusive: how many repeats would likely settle it.
+    pub repeats_hint: Option<RepeatsHint>,
 }
 
 /// The whole comparison.
@@ -84,6 +89,7 @@ pub fn compare(old: &SampleSet, new: &SampleSet, threshold: f64) -> Comparison {
             new_lossy_samples,
             estimate,
             verdict,
+            repeats_hint: None,
         });
     }
     let only_new = new
@@ -196,6 +202,9 @@ pub fn compare_paired(
             new_lossy_samples,
             estimate,
             verdict,
+            repeats_hint: (verdict == Verdict::Inconclusive)
+                .then(|| repeats_hint(&pairs, threshold))
+                .flatten(),
         });
     }
     for side_b in file.workloads.iter().filter(|w| &w.workload.engine == b) {
@@ -266,6 +275,7 @@ mod paired_tests {
     use super::*;
     use crate::bench::measure::Sample;
     use crate::bench::results::{LoadAverage, Machine, Settings, WorkloadResult};
+    use crate::bench::stats::RepeatsNeeded;
     use crate::bench::workload::{Fan, ProxyEngine, Transport, Workload};
 
     fn sample(rate: Option<f64>) -> Sample {
@@ -348,6 +358,10 @@ mod paired_tests {
         let row = &comparison.rows[0];
         assert_eq!(row.id, "tcp/16B/1x1");
         assert_eq!(row.verdict, Verdict::Slower);
+        assert_eq!(
+            row.repeats_hint, None,
+            "only an inconclusive row gets a hint"
+        );
         let estimate = row.estimate.expect("six pairs");
         assert!((estimate.ratio - 0.8).abs() < 1e-9, "{estimate:?}");
         assert_eq!(
@@ -355,6 +369,40 @@ mod paired_tests {
             vec!["inproc/16B/1x1/zmq_proxy".to_string()]
         );
         assert!(comparison.regressed());
+    }
+
+    #[test]
+    fn an_inconclusive_pairing_says_how_many_repeats_would_settle_it() {
+        let a = [1.0e6; 5].map(Some);
+        let b = [1.1e6, 0.9e6, 1.05e6, 0.95e6, 1.0e6].map(Some);
+        let b_engine = Engine::Proxy(ProxyEngine::Forwarder);
+        let comparison = compare_paired(
+            &file(vec![
+                workload(Transport::Tcp, A, &a),
+                workload(Transport::Tcp, b_engine.clone(), &b),
+            ]),
+            &A,
+            &b_engine,
+            0.05,
+        )
+        .expect("comparable");
+        let row = &comparison.rows[0];
+        assert_eq!(row.verdict, Verdict::Inconclusive);
+        let hint = row.repeats_hint.expect("a hint");
+        assert_eq!(hint.pairs, 5);
+        assert!(
+            matches!(hint.needed, RepeatsNeeded::About(n) if n > 5),
+            "{hint:?}"
+        );
+        let table = crate::bench::render::comparison_table(&comparison);
+        assert!(
+            table.contains("tcp/16B/1x1: inconclusive with 5 repeats"),
+            "{table}"
+        );
+        assert!(
+            table.contains("repeats narrow the interval to ±2.5%"),
+            "{table}"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! or two engines).
 
 use super::compare::{Comparison, ComparisonRow};
-use super::stats::{CONFIDENCE, Verdict};
+use super::stats::{CONFIDENCE, MAX_HINTED_REPEATS, RepeatsNeeded, Verdict};
 use std::fmt::Write as _;
 
 /// `3.34M`, `505k`, `16.1k`, `950`: three significant digits.
@@ -99,6 +99,12 @@ fn notes(comparison: &Comparison) -> Vec<String> {
             percent(shift)
         ));
     }
+    lines.extend(
+        comparison
+            .rows
+            .iter()
+            .filter_map(|row| repeats_note(row, comparison.threshold)),
+    );
     let [old, new] = &comparison.sides;
     if !comparison.only_old.is_empty() {
         lines.push(format!("only in {old}: {}", comparison.only_old.join(", ")));
@@ -107,6 +113,36 @@ fn notes(comparison: &Comparison) -> Vec<String> {
         lines.push(format!("only in {new}: {}", comparison.only_new.join(", ")));
     }
     lines
+}
+
+/// What an inconclusive paired row says about measuring again.
+fn repeats_note(row: &ComparisonRow, threshold: f64) -> Option<String> {
+    let hint = row.repeats_hint?;
+    let pct = |share: f64| {
+        let text = format!("{:.1}", share * 100.0);
+        format!("{}%", text.trim_end_matches(".0"))
+    };
+    let (band, half, double) = (pct(threshold), pct(threshold / 2.0), pct(threshold * 2.0));
+    let measured = format!(
+        "{}: inconclusive with {} repeats of spread {:.3} (standard deviation of ln B/A)",
+        row.id, hint.pairs, hint.spread
+    );
+    Some(match hint.needed {
+        RepeatsNeeded::About(n) => format!(
+            "{measured}; about {n} repeats narrow the interval to ±{half}, enough to call \
+             `no change` when nothing changed and `slower` or `faster` for a change of \
+             {double} or more, usually"
+        ),
+        RepeatsNeeded::AsMany => format!(
+            "{measured}; at that spread these repeats should narrow the interval to ±{half}: \
+             the change sits near the ±{band} edge, or one repeat far from the others widened \
+             the interval; measure again with more repeats"
+        ),
+        RepeatsNeeded::MoreThanMax => format!(
+            "{measured}; over {MAX_HINTED_REPEATS} repeats would be needed to narrow the \
+             interval to ±{half}: measure on a quieter machine, or with longer samples"
+        ),
+    })
 }
 
 /// A plain-text table with aligned columns.

@@ -124,6 +124,22 @@ fn signed_rank_interval(n: usize) -> Option<(usize, f64)> {
     })
 }
 
+/// The per-pair log ratios `ln(b/a)`.
+fn log_ratios(pairs: &[(f64, f64)]) -> Vec<f64> {
+    pairs.iter().map(|(a, b)| b.ln() - a.ln()).collect()
+}
+
+/// Every Walsh average `(d_i + d_j) / 2, i ≤ j` of `logs`, in ascending order.
+fn sorted_walsh_averages(logs: &[f64]) -> Vec<f64> {
+    let mut walsh: Vec<f64> = logs
+        .iter()
+        .enumerate()
+        .flat_map(|(i, x)| logs[i..].iter().map(move |y| (x + y) / 2.0))
+        .collect();
+    walsh.sort_by(f64::total_cmp);
+    walsh
+}
+
 /// B relative to A from paired rates (`pairs[i]` = A's and B's rate in repeat `i`); `None` when
 /// there are too few pairs for an interval or a rate is not positive.
 pub fn paired_change_estimate(pairs: &[(f64, f64)]) -> Option<RatioEstimate> {
@@ -134,18 +150,90 @@ pub fn paired_change_estimate(pairs: &[(f64, f64)]) -> Option<RatioEstimate> {
         return None;
     }
     let (rank, confidence) = signed_rank_interval(pairs.len())?;
-    let logs: Vec<f64> = pairs.iter().map(|(a, b)| b.ln() - a.ln()).collect();
-    let mut walsh: Vec<f64> = logs
-        .iter()
-        .enumerate()
-        .flat_map(|(i, x)| logs[i..].iter().map(move |y| (x + y) / 2.0))
-        .collect();
-    walsh.sort_by(f64::total_cmp);
+    let walsh = sorted_walsh_averages(&log_ratios(pairs));
     Some(RatioEstimate {
         ratio: median(&walsh)?.exp(),
         low: walsh[rank - 1].exp(),
         high: walsh[walsh.len() - rank].exp(),
         confidence,
+    })
+}
+
+/// How many repeats an inconclusive paired comparison would need, read from the spread of the
+/// pairs it had: enough for an interval of half the threshold each side. Then a change of zero
+/// is `no change` and a change of twice the threshold is `slower` or `faster`, each about 19
+/// times in 20 (if the noise is near normal: the estimate's standard error is a quarter of the
+/// threshold); a change near the threshold's edge needs more.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RepeatsHint {
+    /// The pairs the comparison had.
+    pub pairs: usize,
+    /// The standard deviation of their log ratios `ln(b/a)`.
+    pub spread: f64,
+    /// What more pairs would do.
+    pub needed: RepeatsNeeded,
+}
+
+/// The answer of a [`RepeatsHint`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RepeatsNeeded {
+    /// About this many pairs.
+    About(usize),
+    /// The pairs at hand suffice at this spread: the change sits near the threshold's edge, or
+    /// one pair far from the others widened the interval.
+    AsMany,
+    /// More than [`MAX_HINTED_REPEATS`]: the machine is too noisy for this threshold.
+    MoreThanMax,
+}
+
+/// The most repeats a hint suggests.
+pub const MAX_HINTED_REPEATS: usize = 1000;
+
+/// Two-sided 95% quantile of Student's t with `df` degrees of freedom (Cornish–Fisher to the
+/// second order: within 2% of the exact value from 4 degrees of freedom on).
+fn t_975(df: usize) -> f64 {
+    let z = Z_95;
+    let df = df as f64;
+    let g1 = (z.powi(3) + z) / 4.0;
+    let g2 = (5.0 * z.powi(5) + 16.0 * z.powi(3) + 3.0 * z) / 96.0;
+    z + g1 / df + g2 / (df * df)
+}
+
+/// The fewest pairs `n` (at least 5, the fewest with an interval; at most
+/// [`MAX_HINTED_REPEATS`]) at which the paired interval's expected half width,
+/// `t(n−1) · √(π/3) · spread / √n` (the Hodges–Lehmann estimate's efficiency against the mean,
+/// with a small-sample t factor), is below `ln(1 + threshold) / 2`.
+fn repeats_for(spread: f64, threshold: f64) -> Option<usize> {
+    let target = (1.0 + threshold).ln() / 2.0;
+    let half_width =
+        |n: usize| t_975(n - 1) * (std::f64::consts::PI / 3.0).sqrt() * spread / (n as f64).sqrt();
+    (5..=MAX_HINTED_REPEATS).find(|&n| half_width(n) < target)
+}
+
+/// The hint for paired rates (see [`repeats_for`]); `None` with fewer than two pairs or an
+/// unusable rate.
+pub fn repeats_hint(pairs: &[(f64, f64)], threshold: f64) -> Option<RepeatsHint> {
+    if pairs.len() < 2
+        || pairs
+            .iter()
+            .any(|(a, b)| !(*a > 0.0 && a.is_finite() && *b > 0.0 && b.is_finite()))
+    {
+        return None;
+    }
+    let logs = log_ratios(pairs);
+    let n = logs.len() as f64;
+    let mean = logs.iter().sum::<f64>() / n;
+    let spread = (logs.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    let needed = match repeats_for(spread, threshold) {
+        Some(n) if n <= pairs.len() => RepeatsNeeded::AsMany,
+        Some(n) => RepeatsNeeded::About(n),
+        None => RepeatsNeeded::MoreThanMax,
+    };
+    Some(RepeatsHint {
+        pairs: pairs.len(),
+        spread,
+        needed,
     })
 }
 
@@ -287,6 +375,62 @@ mod tests {
         let b: Vec<f64> = pairs.iter().map(|p| p.1).collect();
         let unpaired = change_estimate(&a, &b).expect("five a side");
         assert_eq!(Verdict::of(Some(&unpaired), 0.05), Verdict::Inconclusive);
+    }
+
+    #[test]
+    fn the_t_quantile_is_within_two_percent_of_the_tables() {
+        for (df, exact) in [(4, 2.776), (10, 2.228), (30, 2.042), (1000, 1.962)] {
+            assert!((t_975(df) / exact - 1.0).abs() < 0.02, "df = {df}");
+        }
+    }
+
+    /// Normal deviates from a fixed xorshift stream (Box–Muller), so the check is repeatable.
+    fn normal_stream(mut state: u64) -> impl FnMut() -> f64 {
+        let mut uniform = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        };
+        move || (-2.0 * uniform().ln()).sqrt() * (std::f64::consts::TAU * uniform()).cos()
+    }
+
+    #[test]
+    fn the_hinted_repeats_settle_no_change_and_a_double_threshold_change() {
+        let (spread, threshold) = (0.10, 0.05);
+        let n = repeats_for(spread, threshold).expect("a spread of 0.1 needs fewer than 1000");
+        assert!((40..120).contains(&n), "{n}");
+        let mut normal = normal_stream(0x9e37_79b9_7f4a_7c15);
+        let trials = 300;
+        for (change, expected) in [(1.0, Verdict::NoChange), (0.90, Verdict::Slower)] {
+            let hits = (0..trials)
+                .filter(|_| {
+                    let pairs: Vec<(f64, f64)> = (0..n)
+                        .map(|_| (1e6, 1e6 * (f64::ln(change) + spread * normal()).exp()))
+                        .collect();
+                    Verdict::of(paired_change_estimate(&pairs).as_ref(), threshold) == expected
+                })
+                .count();
+            assert!(hits * 100 >= trials * 90, "{expected}: {hits} of {trials}");
+        }
+        assert_eq!(repeats_for(0.01, threshold), Some(5));
+        assert_eq!(repeats_for(2.0, threshold), None);
+    }
+
+    #[test]
+    fn a_hint_says_when_the_repeats_at_hand_should_have_sufficed() {
+        let pairs = |logs: &[f64]| -> Vec<(f64, f64)> {
+            logs.iter().map(|d| (100.0, 100.0 * d.exp())).collect()
+        };
+        let tight = repeats_hint(&pairs(&[0.04, 0.05, 0.045, 0.055, 0.05]), 0.05).expect("hint");
+        assert_eq!(tight.needed, RepeatsNeeded::AsMany);
+        let wide = repeats_hint(&pairs(&[0.1, -0.1, 0.05, -0.05, 0.0]), 0.05).expect("hint");
+        assert!(
+            matches!(wide.needed, RepeatsNeeded::About(n) if n > 5),
+            "{wide:?}"
+        );
+        assert!((wide.spread - 0.0790569).abs() < 1e-6, "{wide:?}");
+        assert_eq!(repeats_hint(&[(1.0, 1.0)], 0.05), None);
     }
 
     #[test]
