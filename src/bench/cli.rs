@@ -52,7 +52,8 @@ pub struct BenchArgs {
     pub messages: Option<u64>,
     /// Samples per workload, interleaved across engines (10 a side is what `compare OLD NEW`
     /// needs to tell a 20% slowdown from noise on a loaded 2-core machine; `compare --engines
-    /// A,B` needs 5 of 2–3 s each on a quiet one, or about 20 short ones on a busy one).
+    /// A,B` needs 10 of 1–1.5 s each on a quiet one, or about 20 short ones on a busy one, and
+    /// says how many more an inconclusive result calls for).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub repeat: u64,
     /// Write every sample, the medians and the ratios to this JSON file.
