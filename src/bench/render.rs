@@ -36,9 +36,9 @@ fn optional_rate(rate: Option<f64>) -> String {
     rate.map_or_else(|| "-".to_string(), human_rate)
 }
 
-/// `95%`, `93.8%`.
-fn confidence_label(confidence: f64) -> String {
-    let percent = format!("{:.1}", confidence * 100.0);
+/// A share as a percentage without a trailing `.0`: `95%`, `93.8%`, `2.5%`.
+fn share_label(share: f64) -> String {
+    let percent = format!("{:.1}", share * 100.0);
     format!("{}%", percent.trim_end_matches(".0"))
 }
 
@@ -55,7 +55,7 @@ fn cells(row: &ComparisonRow) -> [String; 6] {
                     "[{}, {}] at {}",
                     percent(estimate.low),
                     percent(estimate.high),
-                    confidence_label(estimate.confidence)
+                    share_label(estimate.confidence)
                 )
             },
         ),
@@ -81,7 +81,7 @@ fn headers(comparison: &Comparison) -> [String; 6] {
         format!("{} median {}", comparison.sides[0], comparison.unit),
         format!("{} median {}", comparison.sides[1], comparison.unit),
         "change".to_string(),
-        format!("{} interval", confidence_label(CONFIDENCE)),
+        format!("{} interval", share_label(CONFIDENCE)),
         format!("verdict (±{:.1}%)", comparison.threshold * 100.0),
     ]
 }
@@ -118,11 +118,11 @@ fn notes(comparison: &Comparison) -> Vec<String> {
 /// What an inconclusive paired row says about measuring again.
 fn repeats_note(row: &ComparisonRow, threshold: f64) -> Option<String> {
     let hint = row.repeats_hint?;
-    let pct = |share: f64| {
-        let text = format!("{:.1}", share * 100.0);
-        format!("{}%", text.trim_end_matches(".0"))
-    };
-    let (band, half, double) = (pct(threshold), pct(threshold / 2.0), pct(threshold * 2.0));
+    let (band, half, double) = (
+        share_label(threshold),
+        share_label(threshold / 2.0),
+        share_label(threshold * 2.0),
+    );
     let measured = format!(
         "{}: inconclusive with {} repeats of spread {:.3} (standard deviation of ln B/A)",
         row.id, hint.pairs, hint.spread

@@ -124,9 +124,13 @@ fn signed_rank_interval(n: usize) -> Option<(usize, f64)> {
     })
 }
 
-/// The per-pair log ratios `ln(b/a)`.
-fn log_ratios(pairs: &[(f64, f64)]) -> Vec<f64> {
-    pairs.iter().map(|(a, b)| b.ln() - a.ln()).collect()
+/// The per-pair log ratios `ln(b/a)`; `None` when a rate is not positive and finite.
+fn log_ratios(pairs: &[(f64, f64)]) -> Option<Vec<f64>> {
+    let usable = |rate: f64| rate > 0.0 && rate.is_finite();
+    pairs
+        .iter()
+        .map(|&(a, b)| (usable(a) && usable(b)).then(|| b.ln() - a.ln()))
+        .collect()
 }
 
 /// Every Walsh average `(d_i + d_j) / 2, i ≤ j` of `logs`, in ascending order.
@@ -143,14 +147,9 @@ fn sorted_walsh_averages(logs: &[f64]) -> Vec<f64> {
 /// B relative to A from paired rates (`pairs[i]` = A's and B's rate in repeat `i`); `None` when
 /// there are too few pairs for an interval or a rate is not positive.
 pub fn paired_change_estimate(pairs: &[(f64, f64)]) -> Option<RatioEstimate> {
-    if pairs
-        .iter()
-        .any(|(a, b)| !(*a > 0.0 && a.is_finite() && *b > 0.0 && b.is_finite()))
-    {
-        return None;
-    }
+    let logs = log_ratios(pairs)?;
     let (rank, confidence) = signed_rank_interval(pairs.len())?;
-    let walsh = sorted_walsh_averages(&log_ratios(pairs));
+    let walsh = sorted_walsh_averages(&logs);
     Some(RatioEstimate {
         ratio: median(&walsh)?.exp(),
         low: walsh[rank - 1].exp(),
@@ -214,14 +213,7 @@ fn repeats_for(spread: f64, threshold: f64) -> Option<usize> {
 /// The hint for paired rates (see [`repeats_for`]); `None` with fewer than two pairs or an
 /// unusable rate.
 pub fn repeats_hint(pairs: &[(f64, f64)], threshold: f64) -> Option<RepeatsHint> {
-    if pairs.len() < 2
-        || pairs
-            .iter()
-            .any(|(a, b)| !(*a > 0.0 && a.is_finite() && *b > 0.0 && b.is_finite()))
-    {
-        return None;
-    }
-    let logs = log_ratios(pairs);
+    let logs = log_ratios(pairs).filter(|logs| logs.len() >= 2)?;
     let n = logs.len() as f64;
     let mean = logs.iter().sum::<f64>() / n;
     let spread = (logs.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
