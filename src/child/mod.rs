@@ -8,6 +8,9 @@
 //! ```
 //! A step that can block forever is first checked by [`proof`]: when it can never finish, the
 //! watchdog declares the hang at once (marked proven) instead of at the deadline.
+//! The watchdog's decision and a step's end are taken under the registry's one lock
+//! ([`registry::StepEnd`]): a step that returns after its hang was declared reports nothing
+//! more, so the child sends exactly one of Hang and Finished.
 //! The child never terms or closes anything on its way out: it ends with `_exit`, so a context
 //! the scenario never termed is not a hang.
 
@@ -31,7 +34,7 @@ use nodes::Note;
 use programs::Programs;
 use proof::EarlyVerdicts;
 use protocol::{ChildMessage, Emitter};
-use registry::{Proof, Registry};
+use registry::{Proof, Registry, StepEnd};
 use topology::Topology;
 
 use crate::lifecycle;
@@ -90,13 +93,18 @@ fn phase<T>(
     lifecycle!(EventKind::StepStarted, label = label);
     let started: Instant = registry.begin(label, step, timeout);
     let (result, note) = body();
-    if let Some(proof) = registry.take_proof() {
-        fail(format!(
+    match registry.end() {
+        StepEnd::Returned(None) => {}
+        StepEnd::Returned(Some(proof)) => fail(format!(
             "harness error: step `{label}` was proven to hang, yet it finished: the proof was wrong ({})",
             proof.words()
-        ));
+        )),
+        StepEnd::Hung => loop {
+            // The watchdog declared this step hung just before it returned: its report is the
+            // verdict, and it ends the process. Any report from here would contradict it.
+            std::thread::park();
+        },
     }
-    registry.end();
     let duration_us: u64 = started.elapsed().as_micros().try_into().unwrap_or(u64::MAX);
     lifecycle!(
         EventKind::StepFinished,

@@ -331,9 +331,34 @@ pub struct RegistryState {
     pub active: Option<ActiveStep>,
     /// Where the traffic phase is.
     pub traffic: TrafficStage,
+    /// Whether the watchdog has declared the running phase or step hung: from then on it can
+    /// no longer end (see [`Registry::end`]).
+    hang_declared: bool,
+}
+
+/// How a phase or step ended, decided under the lock the watchdog decides its hang under, so
+/// that exactly one of the two reports a verdict.
+#[derive(Debug)]
+pub enum StepEnd {
+    /// It returned before the watchdog judged it overdue; with its proof, if it had one.
+    Returned(Option<Proof>),
+    /// The watchdog had already declared it hung: its report is on the way and the process
+    /// ends with it, so the step's thread must report nothing more.
+    Hung,
 }
 
 impl RegistryState {
+    /// The watchdog's decision: when `is_due` judges the running phase or step overdue, marks
+    /// it hung, so that it can no longer end, and returns it.
+    pub fn declare_hang_if(
+        &mut self,
+        is_due: impl FnOnce(&ActiveStep, &Self) -> bool,
+    ) -> Option<ActiveStep> {
+        let active = self.active.as_ref().filter(|a| is_due(a, self))?.clone();
+        self.hang_declared = true;
+        Some(active)
+    }
+
     /// Whether a node's loop has ended, or will end at once: its owner says so, or `term`
     /// returned on its context (so every socket there, the loop's included, is closed). Either
     /// way its thread is returning or gone.
@@ -657,11 +682,6 @@ impl Registry {
         }
     }
 
-    /// The proof of the running step, if it had one (taken: the step is over).
-    pub fn take_proof(&self) -> Option<Proof> {
-        self.lock().active.as_mut().and_then(|a| a.proof.take())
-    }
-
     /// Records where the traffic phase is.
     pub fn traffic_stage(&self, stage: TrafficStage) {
         self.lock().traffic = stage;
@@ -680,9 +700,14 @@ impl Registry {
         started
     }
 
-    /// Stops the watchdog's clock.
-    pub fn end(&self) {
-        self.lock().active = None;
+    /// Stops the watchdog's clock, unless the watchdog has already declared the phase or step
+    /// hung.
+    pub fn end(&self) -> StepEnd {
+        let mut state = self.lock();
+        if state.hang_declared {
+            return StepEnd::Hung;
+        }
+        StepEnd::Returned(state.active.take().and_then(|a| a.proof))
     }
 }
 
@@ -798,5 +823,65 @@ mod tests {
         // 'é' is two bytes: 7 of them are 14 bytes, an 8th would make 16.
         assert_eq!(thread_name("éééééééé"), "ééééééé");
         assert!(thread_name("ñandú-ñandú-ñandú").len() <= 15);
+    }
+
+    #[test]
+    fn a_step_that_returns_before_the_watchdog_judges_it_ends_and_cannot_be_declared_hung() {
+        let registry = Registry::default();
+        registry.begin("sleep", Some(0), Duration::ZERO);
+        assert!(matches!(registry.end(), StepEnd::Returned(None)));
+        assert!(registry.lock().declare_hang_if(|_, _| true).is_none());
+    }
+
+    #[test]
+    fn a_step_declared_hung_can_no_longer_end() {
+        let registry = Registry::default();
+        registry.begin("sleep", Some(0), Duration::ZERO);
+        let hung = registry
+            .lock()
+            .declare_hang_if(|a, _| a.timeout == Duration::ZERO);
+        assert_eq!(hung.map(|a| a.label), Some("sleep".to_owned()));
+        assert!(matches!(registry.end(), StepEnd::Hung));
+        assert!(matches!(registry.end(), StepEnd::Hung));
+    }
+
+    #[test]
+    fn the_watchdog_leaves_a_step_that_is_not_due_alone() {
+        let registry = Registry::default();
+        registry.begin("sleep", Some(0), Duration::from_secs(60));
+        assert!(registry.lock().declare_hang_if(|_, _| false).is_none());
+        assert!(matches!(registry.end(), StepEnd::Returned(None)));
+    }
+
+    #[test]
+    fn a_step_that_returns_while_the_watchdog_is_declaring_its_hang_waits_for_the_decision() {
+        // The interleaving that once lost a verdict: the watchdog holds the lock and declares
+        // the hang while the step's thread returns and asks to end the step.
+        let registry = std::sync::Arc::new(Registry::default());
+        registry.begin("sleep", Some(0), Duration::ZERO);
+        let mut state = registry.lock();
+        let ender = {
+            let registry = std::sync::Arc::clone(&registry);
+            std::thread::spawn(move || registry.end())
+        };
+        // Whether or not the thread has reached the lock yet, it must see the decision.
+        std::thread::yield_now();
+        assert!(state.declare_hang_if(|_, _| true).is_some());
+        drop(state);
+        assert!(matches!(ender.join().ok(), Some(StepEnd::Hung)));
+    }
+
+    #[test]
+    fn a_proof_is_handed_back_when_the_step_returns_anyway() {
+        let registry = Registry::default();
+        registry.begin("close", Some(1), Duration::from_secs(60));
+        registry.prove(Proof {
+            reasons: vec!["no peer".to_owned()],
+            settle: Vec::new(),
+        });
+        match registry.end() {
+            StepEnd::Returned(Some(proof)) => assert_eq!(proof.words(), "no peer"),
+            other => panic!("expected the proof back, got {other:?}"),
+        }
     }
 }

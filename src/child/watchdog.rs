@@ -9,7 +9,7 @@ use super::diagnose::hang_diagnostics;
 use super::programs::Programs;
 use super::proof::EarlyVerdicts;
 use super::protocol::{ChildMessage, Emitter};
-use super::registry::{ActiveStep, Proof, Registry, ThreadOf};
+use super::registry::{Proof, Registry, ThreadOf};
 use crate::lifecycle;
 use crate::scenario::Scenario;
 use crate::trace::layer::caused_by;
@@ -39,16 +39,12 @@ pub fn start(
             let _ = started.send(());
             loop {
                 std::thread::sleep(TICK);
-                let state = registry.lock();
-                let proven = |a: &ActiveStep| {
-                    early == EarlyVerdicts::On
-                        && a.proof.as_ref().is_some_and(|p| p.settled(&state))
-                };
-                let Some(active) = state
-                    .active
-                    .clone()
-                    .filter(|a| a.started.elapsed() > a.timeout || proven(a))
-                else {
+                let mut state = registry.lock();
+                let Some(active) = state.declare_hang_if(|a, state| {
+                    a.started.elapsed() > a.timeout
+                        || (early == EarlyVerdicts::On
+                            && a.proof.as_ref().is_some_and(|p| p.settled(state)))
+                }) else {
                     continue;
                 };
                 let elapsed = active.started.elapsed();
