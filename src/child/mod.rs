@@ -10,7 +10,8 @@
 //! watchdog declares the hang at once (marked proven) instead of at the deadline.
 //! The watchdog's decision and a step's end are taken under the registry's one lock
 //! ([`registry::StepEnd`]): a step that returns after its hang was declared reports nothing
-//! more, so the child sends exactly one of Hang and Finished.
+//! more. Whoever ends the process claims the [`FinalReport`] first, so the child sends exactly
+//! one of Hang, Finished and Failed.
 //! The child never terms or closes anything on its way out: it ends with `_exit`, so a context
 //! the scenario never termed is not a hang.
 
@@ -28,6 +29,7 @@ mod watchdog;
 mod zmq_ctx;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use nodes::Note;
@@ -49,9 +51,49 @@ pub const FAILED_EXIT: i32 = 4;
 
 /// Reports a failure of the harness or the environment and ends the process.
 pub fn fail(message: String) -> ! {
-    Emitter.send(&ChildMessage::Failed { message });
-    // SAFETY: ends the process without running destructors (see the module docs).
-    unsafe { libc::_exit(FAILED_EXIT) }
+    FinalReport::claim().send(&ChildMessage::Failed { message }, FAILED_EXIT)
+}
+
+/// The right to send the child's one final report (Hang, Finished or Failed) and end the
+/// process. The first thread to claim it holds it; a later claimant parks until the process
+/// ends, since a second final report would contradict the first (the parent reads only one).
+pub struct FinalReport(());
+
+/// Whether the final report was claimed; one per process.
+static FINAL_REPORT: Claim = Claim::new();
+
+/// A flag that only its first claimant wins.
+struct Claim(AtomicBool);
+
+impl Claim {
+    const fn new() -> Self {
+        Self(AtomicBool::new(false))
+    }
+
+    /// `true` for the first call only.
+    fn win(&self) -> bool {
+        !self.0.swap(true, Ordering::SeqCst)
+    }
+}
+
+impl FinalReport {
+    /// Claims the final report, or parks for good when another thread has it.
+    pub fn claim() -> Self {
+        if FINAL_REPORT.win() {
+            return Self(());
+        }
+        loop {
+            std::thread::park();
+        }
+    }
+
+    /// Sends the report and ends the process with `code`.
+    pub fn send(self, message: &ChildMessage, code: i32) -> ! {
+        Emitter.send(message);
+        // SAFETY: ends the process without running destructors, which could block on exactly
+        // the sockets that hang (see the module docs).
+        unsafe { libc::_exit(code) }
+    }
 }
 
 fn install_panic_hook() {
@@ -199,16 +241,16 @@ pub fn run(args: ChildArgs) -> ! {
     let program_reports = programs.finish();
     topology.join_ended_threads(&registry);
     layer::enter_phase(Phase::End);
+    let report = FinalReport::claim();
     registry.trace_final_state();
     let state = registry.lock();
-    Emitter.send(&ChildMessage::Finished {
+    let finished = ChildMessage::Finished {
         open_sockets: diagnose::open_sockets(&scenario, &state),
         nodes: diagnose::node_reports(&state),
         programs: program_reports,
-    });
+    };
     drop(state);
-    // SAFETY: see the module docs: nothing is closed or termed on the way out.
-    unsafe { libc::_exit(0) }
+    report.send(&finished, 0)
 }
 
 /// Carries out one step on the main thread; returns a note on what it found. A `proof` that
@@ -303,5 +345,18 @@ fn run_step(
             }
             None => "context already termed".to_owned(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Claim;
+
+    #[test]
+    fn only_the_first_claimant_wins_the_final_report() {
+        let claim = Claim::new();
+        assert!(claim.win());
+        assert!(!claim.win());
+        assert!(!claim.win());
     }
 }

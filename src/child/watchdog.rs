@@ -5,10 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::FinalReport;
 use super::diagnose::hang_diagnostics;
 use super::programs::Programs;
 use super::proof::EarlyVerdicts;
-use super::protocol::{ChildMessage, Emitter};
+use super::protocol::ChildMessage;
 use super::registry::{Proof, Registry, ThreadOf};
 use crate::lifecycle;
 use crate::scenario::Scenario;
@@ -47,6 +48,8 @@ pub fn start(
                 }) else {
                     continue;
                 };
+                // Parks for good when another thread is already ending the process.
+                let report = FinalReport::claim();
                 let elapsed = active.started.elapsed();
                 let elapsed_us: u64 = elapsed.as_micros().try_into().unwrap_or(u64::MAX);
                 let in_hung_step = caused_by(Phase::of(active.step, &active.label));
@@ -65,16 +68,14 @@ pub fn start(
                 diagnostics.programs = reports;
                 let _end = caused_by(Phase::End);
                 registry.trace_final_state();
-                Emitter.send(&ChildMessage::Hang {
+                let hang = ChildMessage::Hang {
                     label: active.label,
                     step: active.step,
                     elapsed_us,
                     diagnostics,
                     proof: active.proof.as_ref().map(Proof::words),
-                });
-                // SAFETY: ends the process without running destructors, which could block on
-                // exactly the sockets that hang.
-                unsafe { libc::_exit(HANG_EXIT) };
+                };
+                report.send(&hang, HANG_EXIT);
             }
         });
     if let Err(e) = spawned {
