@@ -333,6 +333,25 @@ mod paired_tests {
 
     const A: Engine = Engine::Proxy(ProxyEngine::ZmqProxy);
 
+    /// `b_engine` against [`A`] on one transport, from their rates repeat by repeat.
+    fn compare_two(
+        transport: Transport,
+        a: &[Option<f64>],
+        b_engine: &Engine,
+        b: &[Option<f64>],
+    ) -> Comparison {
+        compare_paired(
+            &file(vec![
+                workload(transport, A, a),
+                workload(transport, b_engine.clone(), b),
+            ]),
+            &A,
+            b_engine,
+            0.05,
+        )
+        .expect("comparable")
+    }
+
     #[test]
     fn paired_samples_of_the_same_repeat_judge_b_against_a() {
         // Repeats drift by 3x together; B is always 0.8 x A.
@@ -376,16 +395,7 @@ mod paired_tests {
         let a = [1.0e6; 5].map(Some);
         let b = [1.1e6, 0.9e6, 1.05e6, 0.95e6, 1.0e6].map(Some);
         let b_engine = Engine::Proxy(ProxyEngine::Forwarder);
-        let comparison = compare_paired(
-            &file(vec![
-                workload(Transport::Tcp, A, &a),
-                workload(Transport::Tcp, b_engine.clone(), &b),
-            ]),
-            &A,
-            &b_engine,
-            0.05,
-        )
-        .expect("comparable");
+        let comparison = compare_two(Transport::Tcp, &a, &b_engine, &b);
         let row = &comparison.rows[0];
         assert_eq!(row.verdict, Verdict::Inconclusive);
         let hint = row.repeats_hint.expect("a hint");
@@ -411,30 +421,12 @@ mod paired_tests {
         let rates = [Some(1.0e6); 6];
         let mut lossy_a = rates;
         lossy_a[2] = None;
-        let comparison = compare_paired(
-            &file(vec![
-                workload(Transport::Ipc, A, &lossy_a),
-                workload(Transport::Ipc, b_engine.clone(), &rates),
-            ]),
-            &A,
-            &b_engine,
-            0.05,
-        )
-        .expect("comparable");
+        let comparison = compare_two(Transport::Ipc, &lossy_a, &b_engine, &rates);
         assert_eq!(comparison.rows[0].old_samples, 5);
         assert_eq!(comparison.rows[0].verdict, Verdict::NoChange);
         let mut lossy_b = rates;
         lossy_b[0] = None;
-        let comparison = compare_paired(
-            &file(vec![
-                workload(Transport::Ipc, A, &rates),
-                workload(Transport::Ipc, b_engine.clone(), &lossy_b),
-            ]),
-            &A,
-            &b_engine,
-            0.05,
-        )
-        .expect("comparable");
+        let comparison = compare_two(Transport::Ipc, &rates, &b_engine, &lossy_b);
         assert_eq!(comparison.rows[0].verdict, Verdict::Lost);
     }
 

@@ -76,15 +76,20 @@ impl Claim {
     }
 }
 
+/// Parks this thread until the process ends: another thread is sending the final report.
+fn park_for_good() -> ! {
+    loop {
+        std::thread::park();
+    }
+}
+
 impl FinalReport {
     /// Claims the final report, or parks for good when another thread has it.
     pub fn claim() -> Self {
         if FINAL_REPORT.win() {
             return Self(());
         }
-        loop {
-            std::thread::park();
-        }
+        park_for_good()
     }
 
     /// Sends the report and ends the process with `code`.
@@ -141,11 +146,9 @@ fn phase<T>(
             "harness error: step `{label}` was proven to hang, yet it finished: the proof was wrong ({})",
             proof.words()
         )),
-        StepEnd::Hung => loop {
-            // The watchdog declared this step hung just before it returned: its report is the
-            // verdict, and it ends the process. Any report from here would contradict it.
-            std::thread::park();
-        },
+        // The watchdog declared this step hung just before it returned: its report is the
+        // verdict, and it ends the process. Any report from here would contradict it.
+        StepEnd::Hung => park_for_good(),
     }
     let duration_us: u64 = started.elapsed().as_micros().try_into().unwrap_or(u64::MAX);
     lifecycle!(
